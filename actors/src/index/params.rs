@@ -1,0 +1,264 @@
+//! The parameters an index is created with, and the checks on them and on the items and
+//! queries sent to it. All checks run before anything is changed, so a refused request
+//! leaves the index exactly as it was.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::distance::{normalize, Metric};
+use crate::error::IndexError;
+
+/// Longest index name, in characters (API.md).
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest item id, in bytes (API.md).
+pub const MAX_ID_BYTES: usize = 256;
+pub const MAX_DIM: usize = 4096;
+/// `hnsw_rs` exits the process above 255; we stay well below.
+pub const MAX_M: usize = 128;
+pub const MAX_EF: usize = 10_000;
+pub const MAX_K: usize = 1000;
+
+/// What an index is: fixed at creation, saved in its file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexParams {
+    pub name: String,
+    pub dim: usize,
+    pub distance: Metric,
+    pub m: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+}
+
+/// One item of an `add` batch, as the client sent it.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub id: String,
+    pub vector: Vec<f32>,
+    pub metadata: Map<String, Value>,
+}
+
+/// `name`: 1–128 chars of `[A-Za-z0-9._-]`, not starting with `.`.
+pub fn check_name(name: &str) -> Result<(), IndexError> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !ok_chars || name.starts_with('.') {
+        return Err(IndexError::invalid(
+            "invalid_name",
+            format!(
+                "name {:?} is invalid: use 1-{MAX_NAME_LEN} characters of [A-Za-z0-9._-], not starting with '.'",
+                truncate(name, 160)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl IndexParams {
+    pub fn check(&self) -> Result<(), IndexError> {
+        check_name(&self.name)?;
+        if self.dim == 0 || self.dim > MAX_DIM {
+            return Err(IndexError::invalid(
+                "invalid_dim",
+                format!("dim {} is out of range 1-{MAX_DIM}", self.dim),
+            ));
+        }
+        if self.m < 2 || self.m > MAX_M {
+            return Err(IndexError::invalid(
+                "invalid_m",
+                format!("m {} is out of range 2-{MAX_M}", self.m),
+            ));
+        }
+        if self.ef_construction == 0 || self.ef_construction > MAX_EF {
+            return Err(IndexError::invalid(
+                "invalid_ef_construction",
+                format!("ef_construction {} is out of range 1-{MAX_EF}", self.ef_construction),
+            ));
+        }
+        if self.ef_search == 0 || self.ef_search > MAX_EF {
+            return Err(IndexError::invalid(
+                "invalid_ef_search",
+                format!("ef_search {} is out of range 1-{MAX_EF}", self.ef_search),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a vector for this index and returns it as stored (unit length under cosine).
+    /// `what` says where it came from, for the message ("items[3].vector", "vector").
+    pub fn check_vector(&self, mut vector: Vec<f32>, what: &str) -> Result<Vec<f32>, IndexError> {
+        if vector.len() != self.dim {
+            return Err(IndexError::invalid(
+                "wrong_dimension",
+                format!("{what} has {} values, index {:?} has dim {}", vector.len(), self.name, self.dim),
+            ));
+        }
+        if let Some(pos) = vector.iter().position(|x| !x.is_finite()) {
+            return Err(IndexError::invalid(
+                "invalid_vector",
+                format!("{what}[{pos}] is not a finite number"),
+            ));
+        }
+        if self.distance == Metric::Cosine && !normalize(&mut vector) {
+            return Err(IndexError::invalid(
+                "zero_vector",
+                format!("{what} has zero length, which has no direction under cosine distance"),
+            ));
+        }
+        Ok(vector)
+    }
+
+    /// Checks a whole `add` batch, all of it before anything is stored. Returns the items
+    /// with their vectors as stored.
+    pub fn check_items(&self, items: Vec<NewItem>) -> Result<Vec<NewItem>, IndexError> {
+        if items.is_empty() {
+            return Err(IndexError::invalid("empty_batch", "items is empty: send at least one item"));
+        }
+        let mut seen = std::collections::HashMap::with_capacity(items.len());
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            if item.id.is_empty() || item.id.len() > MAX_ID_BYTES {
+                return Err(IndexError::invalid(
+                    "invalid_id",
+                    format!(
+                        "items[{i}].id must be 1-{MAX_ID_BYTES} bytes, got {} bytes",
+                        item.id.len()
+                    ),
+                ));
+            }
+            if let Some(first) = seen.insert(item.id.clone(), i) {
+                return Err(IndexError::invalid(
+                    "duplicate_id",
+                    format!("items[{i}].id {:?} repeats items[{first}].id in the same batch", item.id),
+                ));
+            }
+            let vector = self.check_vector(item.vector, &format!("items[{i}].vector"))?;
+            out.push(NewItem { vector, ..item });
+        }
+        Ok(out)
+    }
+
+    /// Checks a search's `k` and `ef` and returns the `ef` to use.
+    pub fn check_search(&self, k: usize, ef: Option<usize>) -> Result<usize, IndexError> {
+        if k == 0 || k > MAX_K {
+            return Err(IndexError::invalid("invalid_k", format!("k {k} is out of range 1-{MAX_K}")));
+        }
+        match ef {
+            Some(ef) if ef < k || ef > MAX_EF => Err(IndexError::invalid(
+                "invalid_ef",
+                format!("ef {ef} is out of range k-{MAX_EF} (k is {k})"),
+            )),
+            Some(ef) => Ok(ef),
+            None => Ok(k.max(self.ef_search)),
+        }
+    }
+}
+
+/// At most `max` characters of `text`, for echoing client input in messages.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut s: String = text.chars().take(max).collect();
+        s.push('…');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(distance: Metric) -> IndexParams {
+        IndexParams {
+            name: "t".into(),
+            dim: 3,
+            distance,
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+        }
+    }
+
+    fn item(id: &str, vector: Vec<f32>) -> NewItem {
+        NewItem {
+            id: id.into(),
+            vector,
+            metadata: Map::new(),
+        }
+    }
+
+    fn code(err: IndexError) -> (&'static str, String) {
+        match err {
+            IndexError::Invalid { code, message } => (code, message),
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names() {
+        for ok in ["a", "A-b_c.d", "x".repeat(128).as_str(), "0.9"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".hidden", "a/b", "a b", "é", "x".repeat(129).as_str(), "a%2F"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn params_ranges() {
+        let mut p = params(Metric::L2);
+        assert!(p.check().is_ok());
+        p.dim = 0;
+        assert_eq!(code(p.check().unwrap_err()).0, "invalid_dim");
+        p.dim = 4097;
+        assert!(p.check().is_err());
+        p.dim = 4096;
+        p.m = 300;
+        assert_eq!(code(p.check().unwrap_err()).0, "invalid_m");
+    }
+
+    #[test]
+    fn batch_errors_name_the_item() {
+        let p = params(Metric::Cosine);
+        let cases: Vec<(Vec<NewItem>, &str, &str)> = vec![
+            (vec![], "empty_batch", "items"),
+            (vec![item("a", vec![1., 0., 0.]), item("", vec![1., 0., 0.])], "invalid_id", "items[1]"),
+            (vec![item(&"x".repeat(257), vec![1., 0., 0.])], "invalid_id", "items[0]"),
+            (vec![item("a", vec![1., 0., 0.]), item("b", vec![1., 0.])], "wrong_dimension", "items[1].vector"),
+            (vec![item("a", vec![1., f32::NAN, 0.])], "invalid_vector", "items[0].vector[1]"),
+            (vec![item("a", vec![1., f32::INFINITY, 0.])], "invalid_vector", "items[0].vector[1]"),
+            (vec![item("a", vec![1., 0., 0.]), item("b", vec![0., 0., 0.])], "zero_vector", "items[1]"),
+            (vec![item("a", vec![1., 0., 0.]), item("a", vec![0., 1., 0.])], "duplicate_id", "items[1]"),
+        ];
+        for (items, want_code, want_text) in cases {
+            let (got, message) = code(p.check_items(items).unwrap_err());
+            assert_eq!(got, want_code, "{message}");
+            assert!(message.contains(want_text), "{message} should name {want_text}");
+        }
+    }
+
+    #[test]
+    fn zero_vector_is_fine_outside_cosine() {
+        assert!(params(Metric::L2).check_items(vec![item("z", vec![0., 0., 0.])]).is_ok());
+        assert!(params(Metric::Ip).check_items(vec![item("z", vec![0., 0., 0.])]).is_ok());
+    }
+
+    #[test]
+    fn cosine_vectors_are_normalized() {
+        let out = params(Metric::Cosine).check_items(vec![item("a", vec![3., 4., 0.])]).unwrap();
+        assert!((out[0].vector[0] - 0.6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn search_ranges() {
+        let p = params(Metric::L2);
+        assert_eq!(p.check_search(10, None).unwrap(), 64);
+        assert_eq!(p.check_search(100, None).unwrap(), 100);
+        assert_eq!(p.check_search(10, Some(10)).unwrap(), 10);
+        assert!(p.check_search(0, None).is_err());
+        assert!(p.check_search(1001, None).is_err());
+        assert!(p.check_search(10, Some(9)).is_err());
+        assert!(p.check_search(10, Some(10_001)).is_err());
+    }
+}

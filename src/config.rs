@@ -1,0 +1,347 @@
+//! Configuration of both binaries: built-in defaults, then `vectord.toml`, then `VECTORD_*`
+//! environment variables, then command-line `--set section.key=value` flags (later wins).
+//!
+//! Every setting goes through one parser (`Config::set`), whatever its source, so a bad value
+//! is reported the same way everywhere: with the key that holds it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A setting that could not be applied; the message names the key and the value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("setting {key} = {value:?}: {message}")]
+    BadValue {
+        key: String,
+        value: String,
+        message: String,
+    },
+    #[error("unknown setting {key}")]
+    UnknownKey { key: String },
+}
+
+/// `[vectord]`: the vector-search service.
+#[derive(Debug, Clone)]
+pub struct VectordConfig {
+    /// Address the HTTP API listens on.
+    pub bind: String,
+    /// Base URL of storaged; empty means ephemeral mode (nothing is persisted).
+    pub storaged_url: String,
+    /// Start storaged inside this process (on `[storaged].bind`), so that one command
+    /// gives a persistent service. Turn off when storaged runs on its own.
+    pub embedded_storaged: bool,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Defaults for `POST /vectors/index` when the request leaves them out.
+    pub default_m: usize,
+    pub default_ef_construction: usize,
+    pub default_ef_search: usize,
+    /// Debounce of saves: a save starts after this much quiet on an index...
+    pub save_quiet_ms: u64,
+    /// ...or at the latest this long after the first unsaved change.
+    pub save_max_delay_ms: u64,
+    /// Longest wait for one index to load at start-up.
+    pub rehydrate_timeout_s: u64,
+    /// Timeout of one storaged request.
+    pub storage_timeout_s: u64,
+    /// Share of tombstoned points that triggers a background rebuild of an index.
+    pub compact_ratio: f64,
+    /// Searches that may run at once (0 = number of cores); others queue.
+    pub search_threads: usize,
+    /// HTTP worker threads (0 = number of cores).
+    pub workers: usize,
+}
+
+/// `[storaged]`: the object-storage service.
+#[derive(Debug, Clone)]
+pub struct StoragedConfig {
+    /// Address the storage API listens on.
+    pub bind: String,
+    /// Directory that holds the objects.
+    pub root: PathBuf,
+    /// Largest object a PUT accepts.
+    pub max_object_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub vectord: VectordConfig,
+    pub storaged: StoragedConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            vectord: VectordConfig {
+                bind: "127.0.0.1:3215".into(),
+                storaged_url: "http://127.0.0.1:3211".into(),
+                embedded_storaged: true,
+                max_body_bytes: 64 << 20,
+                default_m: 16,
+                default_ef_construction: 200,
+                default_ef_search: 64,
+                save_quiet_ms: 200,
+                save_max_delay_ms: 2000,
+                rehydrate_timeout_s: 120,
+                storage_timeout_s: 30,
+                compact_ratio: 0.25,
+                search_threads: 0,
+                workers: 0,
+            },
+            storaged: StoragedConfig {
+                bind: "127.0.0.1:3211".into(),
+                root: PathBuf::from("./data"),
+                max_object_bytes: 4 << 30,
+            },
+        }
+    }
+}
+
+/// Every key, as `section.key`, with its environment variable. Used for `--help`-style
+/// listings and to walk the environment.
+pub const KEYS: &[(&str, &str)] = &[
+    ("vectord.bind", "VECTORD_BIND"),
+    ("vectord.storaged_url", "VECTORD_STORAGED_URL"),
+    ("vectord.embedded_storaged", "VECTORD_EMBEDDED_STORAGED"),
+    ("vectord.max_body_bytes", "VECTORD_MAX_BODY_BYTES"),
+    ("vectord.default_m", "VECTORD_DEFAULT_M"),
+    (
+        "vectord.default_ef_construction",
+        "VECTORD_DEFAULT_EF_CONSTRUCTION",
+    ),
+    ("vectord.default_ef_search", "VECTORD_DEFAULT_EF_SEARCH"),
+    ("vectord.save_quiet_ms", "VECTORD_SAVE_QUIET_MS"),
+    ("vectord.save_max_delay_ms", "VECTORD_SAVE_MAX_DELAY_MS"),
+    ("vectord.rehydrate_timeout_s", "VECTORD_REHYDRATE_TIMEOUT_S"),
+    ("vectord.storage_timeout_s", "VECTORD_STORAGE_TIMEOUT_S"),
+    ("vectord.compact_ratio", "VECTORD_COMPACT_RATIO"),
+    ("vectord.search_threads", "VECTORD_SEARCH_THREADS"),
+    ("vectord.workers", "VECTORD_WORKERS"),
+    ("storaged.bind", "VECTORD_STORAGED_BIND"),
+    ("storaged.root", "VECTORD_STORAGED_ROOT"),
+    ("storaged.max_object_bytes", "VECTORD_STORAGED_MAX_OBJECT_BYTES"),
+];
+
+impl Config {
+    /// Defaults, then the file (if given and present, or `vectord.toml` in the working
+    /// directory), then the environment, then `overrides` (`section.key=value`).
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        match file {
+            Some(path) => cfg.apply_file(path)?,
+            None => {
+                let default = Path::new("vectord.toml");
+                if default.exists() {
+                    cfg.apply_file(default)?;
+                }
+            }
+        }
+        for (key, env) in KEYS {
+            if let Ok(value) = std::env::var(env) {
+                cfg.set(key, &value)?;
+            }
+        }
+        for item in overrides {
+            let (key, value) = item.split_once('=').ok_or_else(|| ConfigError::BadValue {
+                key: item.clone(),
+                value: String::new(),
+                message: "expected section.key=value".into(),
+            })?;
+            cfg.set(key.trim(), value.trim())?;
+        }
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let file_err = |message: String| ConfigError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+        for (section, body) in &table {
+            let Some(body) = body.as_table() else {
+                return Err(ConfigError::UnknownKey {
+                    key: section.clone(),
+                });
+            };
+            for (key, value) in body {
+                let text = match value {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                self.set(&format!("{section}.{key}"), &text)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets one `section.key` from its text form; the error names the key.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let v = &mut self.vectord;
+        let s = &mut self.storaged;
+        match key {
+            "vectord.bind" => v.bind = parse_addr(key, value)?,
+            "vectord.storaged_url" => v.storaged_url = parse_url(key, value)?,
+            "vectord.embedded_storaged" => v.embedded_storaged = parse(key, value)?,
+            "vectord.max_body_bytes" => v.max_body_bytes = parse_range(key, value, 1024, 1 << 40)?,
+            "vectord.default_m" => v.default_m = parse_range(key, value, 2, 128)?,
+            "vectord.default_ef_construction" => {
+                v.default_ef_construction = parse_range(key, value, 1, 10_000)?
+            }
+            "vectord.default_ef_search" => v.default_ef_search = parse_range(key, value, 1, 10_000)?,
+            "vectord.save_quiet_ms" => v.save_quiet_ms = parse_range(key, value, 0, 3_600_000)?,
+            "vectord.save_max_delay_ms" => {
+                v.save_max_delay_ms = parse_range(key, value, 0, 3_600_000)?
+            }
+            "vectord.rehydrate_timeout_s" => {
+                v.rehydrate_timeout_s = parse_range(key, value, 1, 86_400)?
+            }
+            "vectord.storage_timeout_s" => v.storage_timeout_s = parse_range(key, value, 1, 3_600)?,
+            "vectord.compact_ratio" => {
+                let r: f64 = parse(key, value)?;
+                if !(r > 0.0 && r <= 1.0) {
+                    return Err(bad(key, value, "must be in (0, 1]"));
+                }
+                v.compact_ratio = r;
+            }
+            "vectord.search_threads" => v.search_threads = parse_range(key, value, 0, 1024)?,
+            "vectord.workers" => v.workers = parse_range(key, value, 0, 1024)?,
+            "storaged.bind" => s.bind = parse_addr(key, value)?,
+            "storaged.root" => {
+                if value.is_empty() {
+                    return Err(bad(key, value, "must not be empty"));
+                }
+                s.root = PathBuf::from(value)
+            }
+            "storaged.max_object_bytes" => {
+                s.max_object_bytes = parse_range(key, value, 1024, 1 << 40)?
+            }
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    key: key.to_string(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that need several settings at once.
+    fn check(&self) -> Result<(), ConfigError> {
+        let v = &self.vectord;
+        if v.save_max_delay_ms < v.save_quiet_ms {
+            return Err(bad(
+                "vectord.save_max_delay_ms",
+                &v.save_max_delay_ms.to_string(),
+                "must be at least vectord.save_quiet_ms",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl VectordConfig {
+    pub fn save_quiet(&self) -> Duration {
+        Duration::from_millis(self.save_quiet_ms)
+    }
+    pub fn save_max_delay(&self) -> Duration {
+        Duration::from_millis(self.save_max_delay_ms)
+    }
+}
+
+/// Number of cores, used where a setting says 0.
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+fn bad(key: &str, value: &str, message: &str) -> ConfigError {
+    ConfigError::BadValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|e| bad(key, value, &e.to_string()))
+}
+
+fn parse_range<T>(key: &str, value: &str, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    T::Err: std::fmt::Display,
+{
+    let n: T = parse(key, value)?;
+    if n < min || n > max {
+        return Err(bad(key, value, &format!("must be between {min} and {max}")));
+    }
+    Ok(n)
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<String, ConfigError> {
+    value
+        .parse::<std::net::SocketAddr>()
+        .map_err(|e| bad(key, value, &format!("expected host:port ({e})")))?;
+    Ok(value.to_string())
+}
+
+fn parse_url(key: &str, value: &str) -> Result<String, ConfigError> {
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    if !(value.starts_with("http://") || value.starts_with("https://")) {
+        return Err(bad(key, value, "expected http://host:port or empty"));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut cfg = Config::default();
+        let err = cfg.set("vectord.default_m", "1000").unwrap_err().to_string();
+        assert!(err.contains("vectord.default_m"), "{err}");
+        let err = cfg.set("vectord.bind", "nowhere").unwrap_err().to_string();
+        assert!(err.contains("vectord.bind"), "{err}");
+        let err = cfg.set("vectord.nope", "1").unwrap_err().to_string();
+        assert!(err.contains("vectord.nope"), "{err}");
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.toml");
+        std::fs::write(
+            &path,
+            "[vectord]\nbind = \"127.0.0.1:9999\"\ndefault_m = 8\n[storaged]\nroot = \"/tmp/x\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&path), &["vectord.default_m=12".into()]).unwrap();
+        assert_eq!(cfg.vectord.bind, "127.0.0.1:9999");
+        assert_eq!(cfg.vectord.default_m, 12);
+        assert_eq!(cfg.storaged.root, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn bad_file_value_names_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.toml");
+        std::fs::write(&path, "[vectord]\nsave_quiet_ms = \"soon\"\n").unwrap();
+        let err = Config::load(Some(&path), &[]).unwrap_err().to_string();
+        assert!(err.contains("vectord.save_quiet_ms"), "{err}");
+    }
+}
