@@ -121,7 +121,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("vectord.workers", "VECTORD_WORKERS"),
     ("storaged.bind", "VECTORD_STORAGED_BIND"),
     ("storaged.root", "VECTORD_STORAGED_ROOT"),
-    ("storaged.max_object_bytes", "VECTORD_STORAGED_MAX_OBJECT_BYTES"),
+    (
+        "storaged.max_object_bytes",
+        "VECTORD_STORAGED_MAX_OBJECT_BYTES",
+    ),
 ];
 
 impl Config {
@@ -161,7 +164,9 @@ impl Config {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
         for (section, body) in &table {
             let Some(body) = body.as_table() else {
                 return Err(ConfigError::UnknownKey {
@@ -192,7 +197,9 @@ impl Config {
             "vectord.default_ef_construction" => {
                 v.default_ef_construction = parse_range(key, value, 1, 10_000)?
             }
-            "vectord.default_ef_search" => v.default_ef_search = parse_range(key, value, 1, 10_000)?,
+            "vectord.default_ef_search" => {
+                v.default_ef_search = parse_range(key, value, 1, 10_000)?
+            }
             "vectord.save_quiet_ms" => v.save_quiet_ms = parse_range(key, value, 0, 3_600_000)?,
             "vectord.save_max_delay_ms" => {
                 v.save_max_delay_ms = parse_range(key, value, 0, 3_600_000)?
@@ -313,7 +320,10 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let mut cfg = Config::default();
-        let err = cfg.set("vectord.default_m", "1000").unwrap_err().to_string();
+        let err = cfg
+            .set("vectord.default_m", "1000")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("vectord.default_m"), "{err}");
         let err = cfg.set("vectord.bind", "nowhere").unwrap_err().to_string();
         assert!(err.contains("vectord.bind"), "{err}");

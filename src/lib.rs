@@ -3,4 +3,5 @@
 //! `vectord-actors` crate (`actors/`), which knows nothing about HTTP.
 
 pub mod config;
+pub mod http;
 pub mod storaged;

@@ -1,1 +1,261 @@
-fn main(){}
+//! The vectord binary: loads the configuration, starts storaged in-process when asked to,
+//! loads persisted indexes, serves the HTTP API, and on SIGINT/SIGTERM stops taking
+//! requests, saves everything pending and exits 0.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{middleware, web, App, HttpServer};
+use clap::Parser;
+use vectord::config::{cores, Config};
+use vectord::http::{self, AppState, IndexDefaults};
+use vectord_actors::messages::FlushAll;
+use vectord_actors::persister::{self, Persister};
+use vectord_actors::registry::Registry;
+use vectord_actors::storeclient::StoreClient;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vectord",
+    version,
+    about = "Vector search over HTTP: named HNSW indexes, persisted to storaged"
+)]
+struct Args {
+    /// Configuration file (default: ./vectord.toml when present).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Override one setting; repeatable. Example: --set vectord.default_ef_search=128
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    set: Vec<String>,
+    /// Shorthand for --set vectord.bind=ADDR
+    #[arg(long, value_name = "HOST:PORT")]
+    bind: Option<String>,
+    /// Shorthand for --set vectord.storaged_url=URL ("" for ephemeral mode)
+    #[arg(long, value_name = "URL")]
+    storaged_url: Option<String>,
+    /// Shorthand for --set vectord.storaged_url= : keep nothing on disk.
+    #[arg(long)]
+    ephemeral: bool,
+    /// Shorthand for --set storaged.root=DIR (the embedded storaged's directory)
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Shorthand for --set storaged.bind=ADDR (the embedded storaged's address)
+    #[arg(long, value_name = "HOST:PORT")]
+    storaged_bind: Option<String>,
+    /// Shorthand for --set vectord.embedded_storaged=false: use a storaged run separately.
+    #[arg(long)]
+    no_embedded_storaged: bool,
+}
+
+impl Args {
+    /// The shorthands as `--set` overrides, after the explicit ones so that they win.
+    fn overrides(&self) -> Vec<String> {
+        let mut sets = self.set.clone();
+        let mut push = |key: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                sets.push(format!("{key}={v}"));
+            }
+        };
+        push("vectord.bind", &self.bind);
+        push("vectord.storaged_url", &self.storaged_url);
+        push("storaged.root", &self.data_dir);
+        push("storaged.bind", &self.storaged_bind);
+        if self.ephemeral {
+            sets.push("vectord.storaged_url=".into());
+        }
+        if self.no_embedded_storaged {
+            sets.push("vectord.embedded_storaged=false".into());
+        }
+        sets
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cfg = match Config::load(args.config.as_deref(), &args.overrides()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("vectord: bad configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::from_env(
+        env_logger::Env::default()
+            .default_filter_or("info,hnsw_rs=warn,anndists=warn,actix_server=warn"),
+    )
+    .init();
+    match actix_web::rt::System::new().block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("vectord: {e}");
+            eprintln!("vectord: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cfg: Config) -> std::io::Result<()> {
+    let v = cfg.vectord.clone();
+    let persistent = !v.storaged_url.is_empty();
+
+    // storaged in this process, so one command gives a persistent service. It handles no
+    // signals itself: it must outlive the final flush below.
+    let embedded = if persistent && v.embedded_storaged {
+        std::fs::create_dir_all(&cfg.storaged.root).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("storaged.root {}: {e}", cfg.storaged.root.display()),
+            )
+        })?;
+        let expected = format!("http://{}", cfg.storaged.bind);
+        if v.storaged_url != expected {
+            log::warn!(
+                "vectord.storaged_url is {} but the embedded storaged listens on {expected}",
+                v.storaged_url
+            );
+        }
+        let server = vectord::storaged::server_without_signals(&cfg.storaged)?;
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Some(handle)
+    } else {
+        None
+    };
+
+    let store = StoreClient::new(&v.storaged_url, Duration::from_secs(v.storage_timeout_s));
+    let persister = persistent
+        .then(|| Persister::new(store.clone(), v.save_quiet(), v.save_max_delay()).start());
+    if !persistent {
+        log::warn!("vectord: ephemeral mode (vectord.storaged_url is empty): indexes are kept in memory only");
+    }
+    // Index actors get a thread of their own; they only sequence work (the heavy parts run
+    // on the blocking pool), so one thread serves all of them.
+    let actor_arbiter = Arbiter::new();
+    let registry = Arc::new(Registry::new(
+        persister.clone(),
+        actor_arbiter.handle(),
+        v.compact_ratio,
+    ));
+    let ready = Arc::new(AtomicBool::new(!persistent));
+    let search_threads = if v.search_threads == 0 {
+        cores()
+    } else {
+        v.search_threads
+    };
+    let state = web::Data::new(AppState {
+        registry: registry.clone(),
+        persister: persister.clone(),
+        ready: ready.clone(),
+        search_permits: Arc::new(tokio::sync::Semaphore::new(search_threads)),
+        max_body_bytes: v.max_body_bytes,
+        defaults: IndexDefaults {
+            m: v.default_m,
+            ef_construction: v.default_ef_construction,
+            ef_search: v.default_ef_search,
+        },
+        metrics: Arc::new(http::metrics::Metrics::default()),
+    });
+
+    let workers = if v.workers == 0 { cores() } else { v.workers };
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .wrap(middleware::from_fn(http::service_api::log_request))
+            .configure(http::configure)
+            .default_service(web::to(http::not_found))
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    // Signals are ours (below): actix's own handling would stop the whole actor system
+    // before the final save.
+    .disable_signals()
+    .bind(&v.bind)
+    .map_err(|e| std::io::Error::new(e.kind(), format!("vectord.bind {}: {e}", v.bind)))?
+    .run();
+    log::info!(
+        "vectord: listening on {} ({}), {workers} workers, {search_threads} concurrent searches",
+        v.bind,
+        if persistent {
+            format!("persisting to {}", v.storaged_url)
+        } else {
+            "ephemeral".into()
+        }
+    );
+
+    if persistent {
+        let timeout = Duration::from_secs(v.rehydrate_timeout_s);
+        actix_rt::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut wait = Duration::from_millis(100);
+            loop {
+                match persister::rehydrate(&store, &registry, timeout, cores()).await {
+                    Ok(report) => {
+                        log::info!(
+                            "vectord: ready, {} indexes loaded, {} failed, {} ms",
+                            report.loaded,
+                            report.failed,
+                            started.elapsed().as_millis()
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "vectord: cannot list indexes in storaged yet, retrying in {} ms: {e}",
+                            wait.as_millis()
+                        );
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            ready.store(true, Ordering::Release);
+        });
+    }
+
+    let server_handle = server.handle();
+    actix_rt::spawn(async move {
+        let signal = shutdown_signal().await;
+        log::info!("vectord: {signal} received, no longer taking requests");
+        server_handle.stop(true).await;
+    });
+    // Returns once a signal stopped the server and in-flight requests finished.
+    server.await?;
+    if let Some(p) = &persister {
+        log::info!("vectord: shutting down, saving pending changes");
+        match tokio::time::timeout(Duration::from_secs(60), p.send(FlushAll)).await {
+            Ok(Ok(Ok(()))) => log::info!("vectord: everything saved"),
+            Ok(Ok(Err(e))) => log::error!("vectord: some changes could not be saved: {e}"),
+            Ok(Err(e)) => log::error!("vectord: persister unavailable at shutdown: {e}"),
+            Err(_) => log::error!(
+                "vectord: saving at shutdown timed out after 60 s; unsaved changes are lost"
+            ),
+        }
+    }
+    if let Some(handle) = embedded {
+        handle.stop(true).await;
+    }
+    actor_arbiter.stop();
+    log::info!("vectord: stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("vectord: cannot listen for signals; stop it with kill -9");
+        return futures::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

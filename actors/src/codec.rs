@@ -89,7 +89,8 @@ pub fn encode(mut envelope: Envelope, dump: Option<&GraphDump>) -> Result<Vec<u8
         }
     });
     let json = serde_json::to_vec(&envelope).map_err(|e| format!("encoding the envelope: {e}"))?;
-    let len = u32::try_from(json.len()).map_err(|_| format!("envelope of {} bytes is too big", json.len()))?;
+    let len = u32::try_from(json.len())
+        .map_err(|_| format!("envelope of {} bytes is too big", json.len()))?;
     let graph_len = dump.map_or(0, |d| d.graph_file.len() + d.data_file.len());
     let mut out = Vec::with_capacity(8 + json.len() + graph_len);
     out.extend_from_slice(MAGIC);
@@ -106,20 +107,29 @@ pub fn encode(mut envelope: Envelope, dump: Option<&GraphDump>) -> Result<Vec<u8
 /// announces one and every check passed.
 pub fn decode(bytes: &[u8]) -> Result<(Envelope, Option<GraphDump>), DecodeError> {
     if bytes.len() < 4 {
-        return Err(DecodeError::Truncated(format!("{} bytes, no room for the magic", bytes.len())));
+        return Err(DecodeError::Truncated(format!(
+            "{} bytes, no room for the magic",
+            bytes.len()
+        )));
     }
     if &bytes[0..4] != MAGIC {
         return Err(DecodeError::BadMagic);
     }
     if bytes.len() < 8 {
-        return Err(DecodeError::Truncated(format!("{} bytes, no room for the envelope length", bytes.len())));
+        return Err(DecodeError::Truncated(format!(
+            "{} bytes, no room for the envelope length",
+            bytes.len()
+        )));
     }
     let len = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
     if len > MAX_ENVELOPE || 8 + len > bytes.len() {
-        return Err(DecodeError::EnvelopePastEnd { len, total: bytes.len() });
+        return Err(DecodeError::EnvelopePastEnd {
+            len,
+            total: bytes.len(),
+        });
     }
-    let envelope: Envelope =
-        serde_json::from_slice(&bytes[8..8 + len]).map_err(|e| DecodeError::BadJson(e.to_string()))?;
+    let envelope: Envelope = serde_json::from_slice(&bytes[8..8 + len])
+        .map_err(|e| DecodeError::BadJson(e.to_string()))?;
     if envelope.format != FORMAT_NAME || envelope.version != VERSION {
         return Err(DecodeError::UnknownVersion {
             format: envelope.format,
@@ -136,7 +146,10 @@ pub fn decode(bytes: &[u8]) -> Result<(Envelope, Option<GraphDump>), DecodeError
         }
         return Ok((envelope, None));
     };
-    let expected = info.graph_file_len.checked_add(info.data_file_len).unwrap_or(u64::MAX);
+    let expected = info
+        .graph_file_len
+        .checked_add(info.data_file_len)
+        .unwrap_or(u64::MAX);
     if rest.len() as u64 != expected {
         return Err(DecodeError::GraphLength {
             expected,
@@ -206,24 +219,45 @@ mod tests {
     #[test]
     fn each_defect_has_its_own_error() {
         let good = sample();
-        assert_eq!(decode(b"LHV").unwrap_err(), DecodeError::Truncated("3 bytes, no room for the magic".into()));
+        assert_eq!(
+            decode(b"LHV").unwrap_err(),
+            DecodeError::Truncated("3 bytes, no room for the magic".into())
+        );
         assert_eq!(decode(b"XXXX\0\0\0\0").unwrap_err(), DecodeError::BadMagic);
-        assert!(matches!(decode(&good[..6]).unwrap_err(), DecodeError::Truncated(_)));
+        assert!(matches!(
+            decode(&good[..6]).unwrap_err(),
+            DecodeError::Truncated(_)
+        ));
         let mut past = good.clone();
         past[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(decode(&past).unwrap_err(), DecodeError::EnvelopePastEnd { .. }));
+        assert!(matches!(
+            decode(&past).unwrap_err(),
+            DecodeError::EnvelopePastEnd { .. }
+        ));
         let mut json = b"LHV1".to_vec();
         json.extend_from_slice(&3u32.to_be_bytes());
         json.extend_from_slice(b"{x}");
-        assert!(matches!(decode(&json).unwrap_err(), DecodeError::BadJson(_)));
+        assert!(matches!(
+            decode(&json).unwrap_err(),
+            DecodeError::BadJson(_)
+        ));
         let mut flipped = good.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
-        assert!(matches!(decode(&flipped).unwrap_err(), DecodeError::ChecksumMismatch { .. }));
-        assert!(matches!(decode(&good[..good.len() - 1]).unwrap_err(), DecodeError::GraphLength { .. }));
+        assert!(matches!(
+            decode(&flipped).unwrap_err(),
+            DecodeError::ChecksumMismatch { .. }
+        ));
+        assert!(matches!(
+            decode(&good[..good.len() - 1]).unwrap_err(),
+            DecodeError::GraphLength { .. }
+        ));
         let mut env = envelope();
         env.version = 99;
-        assert!(matches!(decode(&encode(env, None).unwrap()).unwrap_err(), DecodeError::UnknownVersion { .. }));
+        assert!(matches!(
+            decode(&encode(env, None).unwrap()).unwrap_err(),
+            DecodeError::UnknownVersion { .. }
+        ));
     }
 
     #[test]
@@ -246,7 +280,9 @@ mod tests {
             let len = n % 300;
             let mut b: Vec<u8> = (0..len)
                 .map(|_| {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     (s >> 56) as u8
                 })
                 .collect();

@@ -168,7 +168,9 @@ mod tests {
             .map(|_| {
                 (0..dim)
                     .map(|_| {
-                        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        s = s
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
                     })
                     .collect()
@@ -182,11 +184,20 @@ mod tests {
             for pair in vectors(dim as u64, 20, dim).chunks(2) {
                 let (a, b) = (&pair[0], &pair[1]);
                 let d = naive_dot(a, b);
-                assert!((dot(a, b) as f64 - d).abs() < 1e-4 * (1.0 + d.abs()), "dim {dim}");
-                let l2: f64 = a.iter().zip(b).map(|(x, y)| ((*x - *y) as f64).powi(2)).sum();
+                assert!(
+                    (dot(a, b) as f64 - d).abs() < 1e-4 * (1.0 + d.abs()),
+                    "dim {dim}"
+                );
+                let l2: f64 = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| ((*x - *y) as f64).powi(2))
+                    .sum();
                 assert!((l2_squared(a, b) as f64 - l2).abs() < 1e-4 * (1.0 + l2));
                 assert!((Metric::L2.reported(a, b) as f64 - l2.sqrt()).abs() < 1e-4 * (1.0 + l2));
-                assert!((Metric::Ip.reported(a, b) as f64 - (1.0 - d)).abs() < 1e-4 * (1.0 + d.abs()));
+                assert!(
+                    (Metric::Ip.reported(a, b) as f64 - (1.0 - d)).abs() < 1e-4 * (1.0 + d.abs())
+                );
             }
         }
     }
@@ -220,11 +231,17 @@ mod tests {
     fn ip_remapping_keeps_order() {
         let q = vec![1.0f32, 2.0, 3.0];
         let mut cands = vectors(3, 100, 3);
-        cands.iter_mut().for_each(|v| v.iter_mut().for_each(|x| *x *= 5.0));
+        cands
+            .iter_mut()
+            .for_each(|v| v.iter_mut().for_each(|x| *x *= 5.0));
         let mut by_graph = cands.clone();
         by_graph.sort_by(|a, b| IpDistance.eval(&q, a).total_cmp(&IpDistance.eval(&q, b)));
         let mut by_api = cands;
-        by_api.sort_by(|a, b| Metric::Ip.reported(&q, a).total_cmp(&Metric::Ip.reported(&q, b)));
+        by_api.sort_by(|a, b| {
+            Metric::Ip
+                .reported(&q, a)
+                .total_cmp(&Metric::Ip.reported(&q, b))
+        });
         assert_eq!(by_graph, by_api);
     }
 

@@ -8,3 +8,8 @@ pub mod codec;
 pub mod distance;
 pub mod error;
 pub mod index;
+pub mod index_actor;
+pub mod messages;
+pub mod persister;
+pub mod registry;
+pub mod storeclient;

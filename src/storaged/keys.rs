@@ -49,7 +49,9 @@ pub enum KeyError {
     NotUtf8 { key: String, segment: String },
     #[error("key {key:?} is longer than {MAX_KEY_BYTES} bytes")]
     TooLong { key: String },
-    #[error("key {key:?}: segment {segment:?} is longer than {MAX_SEGMENT_BYTES} bytes once stored")]
+    #[error(
+        "key {key:?}: segment {segment:?} is longer than {MAX_SEGMENT_BYTES} bytes once stored"
+    )]
     SegmentTooLong { key: String, segment: String },
 }
 
@@ -211,8 +213,8 @@ mod tests {
     #[test]
     fn refuses_bad_keys() {
         for raw in [
-            "", "a//b", "/a", "a/", "./x", "a/../b", "..", ".", "%2E%2E", "a/%2e", "a%zz",
-            "a%2", "a%", "%FF",
+            "", "a//b", "/a", "a/", "./x", "a/../b", "..", ".", "%2E%2E", "a/%2e", "a%zz", "a%2",
+            "a%", "%FF",
         ] {
             assert!(Key::from_wire(raw).is_err(), "{raw:?} accepted");
         }
@@ -230,7 +232,14 @@ mod tests {
 
     #[test]
     fn paths_round_trip_and_stay_single_parts() {
-        for raw in ["a%2Fb/c", "a%00b", "x%23123", "sp%20ace/%C3%A9", "100%25", "%3F%23%26"] {
+        for raw in [
+            "a%2Fb/c",
+            "a%00b",
+            "x%23123",
+            "sp%20ace/%C3%A9",
+            "100%25",
+            "%3F%23%26",
+        ] {
             let key = Key::from_wire(raw).unwrap();
             let path = key.to_path();
             assert_eq!(path.parts().count(), key.segments().len(), "{raw}");
@@ -242,7 +251,10 @@ mod tests {
     #[test]
     fn display_escapes_only_slashes_in_segments() {
         assert_eq!(Key::from_wire("a%2Fb/c").unwrap().display(), "a%2Fb/c");
-        assert_eq!(Key::from_wire("a%20b/100%25").unwrap().display(), "a b/100%");
+        assert_eq!(
+            Key::from_wire("a%20b/100%25").unwrap().display(),
+            "a b/100%"
+        );
     }
 
     #[test]

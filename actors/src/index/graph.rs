@@ -57,7 +57,13 @@ impl Graph {
     pub fn new(metric: Metric, m: usize, ef_construction: usize, expected_points: usize) -> Graph {
         let cap = expected_points.max(1024);
         match metric {
-            Metric::Cosine => Graph::Cosine(Hnsw::new(m, cap, MAX_LAYERS, ef_construction, CosineDistance)),
+            Metric::Cosine => Graph::Cosine(Hnsw::new(
+                m,
+                cap,
+                MAX_LAYERS,
+                ef_construction,
+                CosineDistance,
+            )),
             Metric::L2 => Graph::L2(Hnsw::new(m, cap, MAX_LAYERS, ef_construction, L2Distance)),
             Metric::Ip => Graph::Ip(Hnsw::new(m, cap, MAX_LAYERS, ef_construction, IpDistance)),
         }
@@ -127,10 +133,11 @@ impl Graph {
         if self.is_empty() {
             return Err("an empty graph has no dump".into());
         }
-        let dir = tempfile::tempdir().map_err(|e| format!("creating a temporary directory: {e}"))?;
-        let dumped = catch_unwind(AssertUnwindSafe(|| {
-            with_hnsw!(self, h => h.file_dump(dir.path(), DUMP_BASENAME))
-        }))
+        let dir =
+            tempfile::tempdir().map_err(|e| format!("creating a temporary directory: {e}"))?;
+        let dumped = catch_unwind(AssertUnwindSafe(
+            || with_hnsw!(self, h => h.file_dump(dir.path(), DUMP_BASENAME)),
+        ))
         .map_err(|_| "hnsw_rs panicked while dumping".to_string())?
         .map_err(|e| format!("hnsw_rs dump failed: {e}"))?;
         // `hnsw_rs` picks another base name when the files exist already (always after a
@@ -148,9 +155,16 @@ impl Graph {
     /// Restores a graph from a dump. The dump must have passed the codec's length and
     /// checksum checks: `hnsw_rs` exits the process on some truncated inputs.
     pub fn load(metric: Metric, dump: &GraphDump) -> Result<Graph, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("creating a temporary directory: {e}"))?;
-        write_file(&dir.path().join(format!("{DUMP_BASENAME}.hnsw.graph")), &dump.graph_file)?;
-        write_file(&dir.path().join(format!("{DUMP_BASENAME}.hnsw.data")), &dump.data_file)?;
+        let dir =
+            tempfile::tempdir().map_err(|e| format!("creating a temporary directory: {e}"))?;
+        write_file(
+            &dir.path().join(format!("{DUMP_BASENAME}.hnsw.graph")),
+            &dump.graph_file,
+        )?;
+        write_file(
+            &dir.path().join(format!("{DUMP_BASENAME}.hnsw.data")),
+            &dump.data_file,
+        )?;
         let dir_path = dir.path();
         let loaded = catch_unwind(AssertUnwindSafe(|| -> Result<Graph, String> {
             Ok(match metric {
@@ -195,9 +209,13 @@ impl Graph {
 /// the loader copies every vector into the graph, so the borrow guards nothing the graph
 /// uses; leaking the loader (a few hundred bytes per load) gives a `Hnsw<'static, ..>`
 /// without `unsafe`, and the temporary files can go right away.
-fn load_hnsw<D: Distance<f32> + Default + Send + Sync>(dir: &Path) -> Result<Hnsw<'static, f32, D>, String> {
+fn load_hnsw<D: Distance<f32> + Default + Send + Sync>(
+    dir: &Path,
+) -> Result<Hnsw<'static, f32, D>, String> {
     let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, DUMP_BASENAME)));
-    let mut graph = io.load_hnsw::<f32, D>().map_err(|e| format!("hnsw_rs reload failed: {e}"))?;
+    let mut graph = io
+        .load_hnsw::<f32, D>()
+        .map_err(|e| format!("hnsw_rs reload failed: {e}"))?;
     // The loader turns this on; a freshly built graph has it off.
     graph.set_extend_candidates(false);
     Ok(graph)

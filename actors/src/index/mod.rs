@@ -182,7 +182,13 @@ impl Index {
 
     /// The `k` live items nearest to `query` (checked, and normalized under cosine) that
     /// match every pair of `filter`, nearest first, ties by id.
-    pub fn search(&self, query: &[f32], k: usize, ef: usize, filter: Option<&Map<String, Value>>) -> Vec<Hit> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&Map<String, Value>>,
+    ) -> Vec<Hit> {
         let s = self.read();
         let dim = self.params.dim;
         let live_count = s.by_id.len();
@@ -201,7 +207,13 @@ impl Index {
                 }
                 let mut mask = vec![false; s.live.len()];
                 allowed.iter().for_each(|&p| mask[p] = true);
-                s.graph_search(query, k, ef, allowed.len(), Some(&|p: usize| mask.get(p).copied().unwrap_or(false)))
+                s.graph_search(
+                    query,
+                    k,
+                    ef,
+                    allowed.len(),
+                    Some(&|p: usize| mask.get(p).copied().unwrap_or(false)),
+                )
             }
             None if live_count <= BRUTE_FORCE_MAX => {
                 let all = (0..s.live.len()).filter(|&p| s.live[p]);
@@ -210,7 +222,13 @@ impl Index {
             None if s.tombstones == 0 => s.graph_search(query, k, ef, live_count, None),
             None => {
                 let live = &s.live;
-                s.graph_search(query, k, ef, live_count, Some(&|p: usize| live.get(p).copied().unwrap_or(false)))
+                s.graph_search(
+                    query,
+                    k,
+                    ef,
+                    live_count,
+                    Some(&|p: usize| live.get(p).copied().unwrap_or(false)),
+                )
             }
         };
         match points {
@@ -218,7 +236,8 @@ impl Index {
             // linked in): fall back to an exact scan so `k` live matches still come back.
             found if found.len() < k.min(live_count) && filter.is_some_and(|f| !f.is_empty()) => {
                 let f = filter.cloned().unwrap_or_default();
-                let allowed = (0..s.live.len()).filter(|&p| s.live[p] && matches(&s.metadata[p], &f));
+                let allowed =
+                    (0..s.live.len()).filter(|&p| s.live[p] && matches(&s.metadata[p], &f));
                 s.exact(&self.params, query, k, allowed)
             }
             found => s.hits(&self.params, query, k, found.into_iter(), dim),
@@ -249,7 +268,9 @@ impl Index {
             }
             fresh
         };
-        let points: Vec<(&[f32], usize)> = (0..fresh.live.len()).map(|p| (fresh.vector(p, dim), p)).collect();
+        let points: Vec<(&[f32], usize)> = (0..fresh.live.len())
+            .map(|p| (fresh.vector(p, dim), p))
+            .collect();
         fresh.graph.insert(&points);
         drop(points);
         let mut s = self.write();
@@ -262,7 +283,11 @@ impl Index {
     /// mutation (the graph dump needs a still graph); searches go on meanwhile.
     pub fn snapshot(&self) -> Result<Vec<u8>, String> {
         let s = self.read();
-        let dump = if s.graph.is_empty() { None } else { Some(s.graph.dump()?) };
+        let dump = if s.graph.is_empty() {
+            None
+        } else {
+            Some(s.graph.dump()?)
+        };
         let items = (0..s.live.len())
             .filter(|&p| s.live[p])
             .map(|p| ItemRecord {
@@ -288,7 +313,9 @@ impl Index {
     /// Restores an index from a decoded LHV1 object, checking that envelope and graph agree.
     pub fn restore(envelope: Envelope, graph: Option<GraphDump>) -> Result<Index, String> {
         let params = envelope.params;
-        params.check().map_err(|e| format!("bad index parameters: {e}"))?;
+        params
+            .check()
+            .map_err(|e| format!("bad index parameters: {e}"))?;
         let dim = params.dim;
         let n = envelope.points;
         let graph = match graph {
@@ -297,7 +324,10 @@ impl Index {
             None => return Err(format!("{n} points but no graph")),
         };
         if graph.len() != n {
-            return Err(format!("envelope lists {n} points, graph holds {}", graph.len()));
+            return Err(format!(
+                "envelope lists {n} points, graph holds {}",
+                graph.len()
+            ));
         }
         let mut state = State::empty(Arc::new(Graph::new(params.distance, 2, 1, 0)));
         state.vectors = vec![0.0; n * dim];
@@ -305,7 +335,10 @@ impl Index {
         let mut bad = None;
         graph.for_each_point(|p, v| {
             if p >= n || v.len() != dim || seen[p] {
-                bad.get_or_insert(format!("graph point {p} (dim {}) does not fit {n} points of dim {dim}", v.len()));
+                bad.get_or_insert(format!(
+                    "graph point {p} (dim {}) does not fit {n} points of dim {dim}",
+                    v.len()
+                ));
                 return;
             }
             seen[p] = true;
@@ -320,7 +353,10 @@ impl Index {
         for item in envelope.items {
             let p = item.point;
             if p >= n || state.live[p] || !seen[p] {
-                return Err(format!("item {:?} has a bad or repeated point {p}", item.id));
+                return Err(format!(
+                    "item {:?} has a bad or repeated point {p}",
+                    item.id
+                ));
             }
             if state.by_id.insert(item.id.clone(), p).is_some() {
                 return Err(format!("item id {:?} appears twice", item.id));
@@ -394,7 +430,10 @@ impl State {
         let mut ef = ef.max(k);
         loop {
             let found = self.graph.search(query, k, ef, allowed);
-            let known = found.into_iter().map(|(p, _)| p).filter(|&p| p < self.live.len() && self.live[p]);
+            let known = found
+                .into_iter()
+                .map(|(p, _)| p)
+                .filter(|&p| p < self.live.len() && self.live[p]);
             let found: Vec<usize> = known.collect();
             if found.len() >= want || ef >= total {
                 return found;
@@ -404,17 +443,34 @@ impl State {
     }
 
     /// Exact search over the given points.
-    fn exact(&self, params: &IndexParams, query: &[f32], k: usize, points: impl Iterator<Item = usize>) -> Vec<Hit> {
+    fn exact(
+        &self,
+        params: &IndexParams,
+        query: &[f32],
+        k: usize,
+        points: impl Iterator<Item = usize>,
+    ) -> Vec<Hit> {
         self.hits(params, query, k, points, params.dim)
     }
 
     /// Scores points with the reported distance, keeps the best `k`, sorted by distance
     /// then id.
-    fn hits(&self, params: &IndexParams, query: &[f32], k: usize, points: impl Iterator<Item = usize>, dim: usize) -> Vec<Hit> {
+    fn hits(
+        &self,
+        params: &IndexParams,
+        query: &[f32],
+        k: usize,
+        points: impl Iterator<Item = usize>,
+        dim: usize,
+    ) -> Vec<Hit> {
         let metric: Metric = params.distance;
-        let mut scored: Vec<(f32, usize)> = points.map(|p| (metric.reported(query, self.vector(p, dim)), p)).collect();
-        let by_distance_then_id =
-            |a: &(f32, usize), b: &(f32, usize)| a.0.total_cmp(&b.0).then_with(|| self.ids[a.1].cmp(&self.ids[b.1]));
+        let mut scored: Vec<(f32, usize)> = points
+            .map(|p| (metric.reported(query, self.vector(p, dim)), p))
+            .collect();
+        let by_distance_then_id = |a: &(f32, usize), b: &(f32, usize)| {
+            a.0.total_cmp(&b.0)
+                .then_with(|| self.ids[a.1].cmp(&self.ids[b.1]))
+        };
         if scored.len() > k {
             scored.select_nth_unstable_by(k - 1, by_distance_then_id);
             scored.truncate(k);
@@ -433,7 +489,9 @@ impl State {
 
 /// True when `metadata` holds every key of `filter` with exactly that value.
 pub fn matches(metadata: &Map<String, Value>, filter: &Map<String, Value>) -> bool {
-    filter.iter().all(|(key, want)| metadata.get(key) == Some(want))
+    filter
+        .iter()
+        .all(|(key, want)| metadata.get(key) == Some(want))
 }
 
 #[cfg(test)]

@@ -72,7 +72,10 @@ impl IndexParams {
         if self.ef_construction == 0 || self.ef_construction > MAX_EF {
             return Err(IndexError::invalid(
                 "invalid_ef_construction",
-                format!("ef_construction {} is out of range 1-{MAX_EF}", self.ef_construction),
+                format!(
+                    "ef_construction {} is out of range 1-{MAX_EF}",
+                    self.ef_construction
+                ),
             ));
         }
         if self.ef_search == 0 || self.ef_search > MAX_EF {
@@ -90,7 +93,12 @@ impl IndexParams {
         if vector.len() != self.dim {
             return Err(IndexError::invalid(
                 "wrong_dimension",
-                format!("{what} has {} values, index {:?} has dim {}", vector.len(), self.name, self.dim),
+                format!(
+                    "{what} has {} values, index {:?} has dim {}",
+                    vector.len(),
+                    self.name,
+                    self.dim
+                ),
             ));
         }
         if let Some(pos) = vector.iter().position(|x| !x.is_finite()) {
@@ -112,7 +120,10 @@ impl IndexParams {
     /// with their vectors as stored.
     pub fn check_items(&self, items: Vec<NewItem>) -> Result<Vec<NewItem>, IndexError> {
         if items.is_empty() {
-            return Err(IndexError::invalid("empty_batch", "items is empty: send at least one item"));
+            return Err(IndexError::invalid(
+                "empty_batch",
+                "items is empty: send at least one item",
+            ));
         }
         let mut seen = std::collections::HashMap::with_capacity(items.len());
         let mut out = Vec::with_capacity(items.len());
@@ -129,7 +140,10 @@ impl IndexParams {
             if let Some(first) = seen.insert(item.id.clone(), i) {
                 return Err(IndexError::invalid(
                     "duplicate_id",
-                    format!("items[{i}].id {:?} repeats items[{first}].id in the same batch", item.id),
+                    format!(
+                        "items[{i}].id {:?} repeats items[{first}].id in the same batch",
+                        item.id
+                    ),
                 ));
             }
             let vector = self.check_vector(item.vector, &format!("items[{i}].vector"))?;
@@ -141,7 +155,10 @@ impl IndexParams {
     /// Checks a search's `k` and `ef` and returns the `ef` to use.
     pub fn check_search(&self, k: usize, ef: Option<usize>) -> Result<usize, IndexError> {
         if k == 0 || k > MAX_K {
-            return Err(IndexError::invalid("invalid_k", format!("k {k} is out of range 1-{MAX_K}")));
+            return Err(IndexError::invalid(
+                "invalid_k",
+                format!("k {k} is out of range 1-{MAX_K}"),
+            ));
         }
         match ef {
             Some(ef) if ef < k || ef > MAX_EF => Err(IndexError::invalid(
@@ -200,7 +217,15 @@ mod tests {
         for ok in ["a", "A-b_c.d", "x".repeat(128).as_str(), "0.9"] {
             assert!(check_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".hidden", "a/b", "a b", "é", "x".repeat(129).as_str(), "a%2F"] {
+        for bad in [
+            "",
+            ".hidden",
+            "a/b",
+            "a b",
+            "é",
+            "x".repeat(129).as_str(),
+            "a%2F",
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
     }
@@ -223,30 +248,67 @@ mod tests {
         let p = params(Metric::Cosine);
         let cases: Vec<(Vec<NewItem>, &str, &str)> = vec![
             (vec![], "empty_batch", "items"),
-            (vec![item("a", vec![1., 0., 0.]), item("", vec![1., 0., 0.])], "invalid_id", "items[1]"),
-            (vec![item(&"x".repeat(257), vec![1., 0., 0.])], "invalid_id", "items[0]"),
-            (vec![item("a", vec![1., 0., 0.]), item("b", vec![1., 0.])], "wrong_dimension", "items[1].vector"),
-            (vec![item("a", vec![1., f32::NAN, 0.])], "invalid_vector", "items[0].vector[1]"),
-            (vec![item("a", vec![1., f32::INFINITY, 0.])], "invalid_vector", "items[0].vector[1]"),
-            (vec![item("a", vec![1., 0., 0.]), item("b", vec![0., 0., 0.])], "zero_vector", "items[1]"),
-            (vec![item("a", vec![1., 0., 0.]), item("a", vec![0., 1., 0.])], "duplicate_id", "items[1]"),
+            (
+                vec![item("a", vec![1., 0., 0.]), item("", vec![1., 0., 0.])],
+                "invalid_id",
+                "items[1]",
+            ),
+            (
+                vec![item(&"x".repeat(257), vec![1., 0., 0.])],
+                "invalid_id",
+                "items[0]",
+            ),
+            (
+                vec![item("a", vec![1., 0., 0.]), item("b", vec![1., 0.])],
+                "wrong_dimension",
+                "items[1].vector",
+            ),
+            (
+                vec![item("a", vec![1., f32::NAN, 0.])],
+                "invalid_vector",
+                "items[0].vector[1]",
+            ),
+            (
+                vec![item("a", vec![1., f32::INFINITY, 0.])],
+                "invalid_vector",
+                "items[0].vector[1]",
+            ),
+            (
+                vec![item("a", vec![1., 0., 0.]), item("b", vec![0., 0., 0.])],
+                "zero_vector",
+                "items[1]",
+            ),
+            (
+                vec![item("a", vec![1., 0., 0.]), item("a", vec![0., 1., 0.])],
+                "duplicate_id",
+                "items[1]",
+            ),
         ];
         for (items, want_code, want_text) in cases {
             let (got, message) = code(p.check_items(items).unwrap_err());
             assert_eq!(got, want_code, "{message}");
-            assert!(message.contains(want_text), "{message} should name {want_text}");
+            assert!(
+                message.contains(want_text),
+                "{message} should name {want_text}"
+            );
         }
     }
 
     #[test]
     fn zero_vector_is_fine_outside_cosine() {
-        assert!(params(Metric::L2).check_items(vec![item("z", vec![0., 0., 0.])]).is_ok());
-        assert!(params(Metric::Ip).check_items(vec![item("z", vec![0., 0., 0.])]).is_ok());
+        assert!(params(Metric::L2)
+            .check_items(vec![item("z", vec![0., 0., 0.])])
+            .is_ok());
+        assert!(params(Metric::Ip)
+            .check_items(vec![item("z", vec![0., 0., 0.])])
+            .is_ok());
     }
 
     #[test]
     fn cosine_vectors_are_normalized() {
-        let out = params(Metric::Cosine).check_items(vec![item("a", vec![3., 4., 0.])]).unwrap();
+        let out = params(Metric::Cosine)
+            .check_items(vec![item("a", vec![3., 4., 0.])])
+            .unwrap();
         assert!((out[0].vector[0] - 0.6).abs() < 1e-6);
     }
 

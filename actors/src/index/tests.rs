@@ -8,7 +8,9 @@ use serde_json::json;
 fn rng(seed: u64) -> impl FnMut() -> f32 {
     let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(1);
     move || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 }
@@ -44,9 +46,16 @@ fn items(vectors: &[Vec<f32>], prefix: &str, p: &IndexParams) -> Vec<NewItem> {
 
 /// Exact top-k ids by the API's distance.
 fn brute_force(p: &IndexParams, data: &[Vec<f32>], query: &[f32], k: usize) -> Vec<usize> {
-    let stored: Vec<Vec<f32>> = data.iter().map(|v| p.check_vector(v.clone(), "v").unwrap()).collect();
+    let stored: Vec<Vec<f32>> = data
+        .iter()
+        .map(|v| p.check_vector(v.clone(), "v").unwrap())
+        .collect();
     let q = p.check_vector(query.to_vec(), "q").unwrap();
-    let mut all: Vec<(f32, usize)> = stored.iter().enumerate().map(|(i, v)| (p.distance.reported(&q, v), i)).collect();
+    let mut all: Vec<(f32, usize)> = stored
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (p.distance.reported(&q, v), i))
+        .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     all.into_iter().take(k).map(|(_, i)| i).collect()
 }
@@ -91,7 +100,11 @@ fn an_added_vector_is_found_first_at_distance_zero() {
                 assert!(hits.iter().any(|h| h.id == format!("x{i}")));
             } else {
                 assert_eq!(hits[0].id, format!("x{i}"), "{distance:?}");
-                assert!(hits[0].distance.abs() <= 1e-6, "{distance:?} {}", hits[0].distance);
+                assert!(
+                    hits[0].distance.abs() <= 1e-6,
+                    "{distance:?} {}",
+                    hits[0].distance
+                );
             }
         }
     }
@@ -129,7 +142,10 @@ fn replaced_and_deleted_ids_never_come_back_and_k_live_results_do() {
             let i: usize = h.id.parse().unwrap();
             assert!(i % 3 != 0, "deleted id {i} returned");
             if i % 5 == 0 {
-                assert!(h.distance > 100.0, "replaced id {i} returned with its old vector");
+                assert!(
+                    h.distance > 100.0,
+                    "replaced id {i} returned with its old vector"
+                );
             }
         }
         let mut sorted = hits.clone();
@@ -175,7 +191,13 @@ fn compaction_drops_tombstones_and_changes_no_answer() {
     let queries = random_vectors(8, 20, 8);
     let before: Vec<Vec<String>> = queries
         .iter()
-        .map(|q| index.search(q, 10, 256, None).into_iter().map(|h| h.id).collect())
+        .map(|q| {
+            index
+                .search(q, 10, 256, None)
+                .into_iter()
+                .map(|h| h.id)
+                .collect()
+        })
         .collect();
     assert_eq!(index.compact(), 1000);
     let s = index.stats();
@@ -183,7 +205,11 @@ fn compaction_drops_tombstones_and_changes_no_answer() {
     assert!(!index.needs_compaction(0.25));
     let mut same = 0;
     for (q, want) in queries.iter().zip(&before) {
-        let got: Vec<String> = index.search(q, 10, 256, None).into_iter().map(|h| h.id).collect();
+        let got: Vec<String> = index
+            .search(q, 10, 256, None)
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
         same += got.iter().filter(|id| want.contains(id)).count();
     }
     assert!(same as f64 >= 0.95 * 200.0, "{same}/200 results kept");
@@ -201,16 +227,30 @@ fn lhv1_round_trip_restores_the_exact_graph() {
         let bytes = index.snapshot().unwrap();
         let (envelope, dump) = codec::decode(&bytes).unwrap();
         let restored = Index::restore(envelope, dump).unwrap();
-        assert_eq!(restored.neighbour_lists(), index.neighbour_lists(), "{distance:?}");
+        assert_eq!(
+            restored.neighbour_lists(),
+            index.neighbour_lists(),
+            "{distance:?}"
+        );
         assert_eq!(restored.stats().count, 1499);
         assert_eq!(restored.get("id-3"), index.get("id-3"));
         assert!(restored.get("id-7").is_none());
         for q in random_vectors(10, 20, 12) {
             let q = p.check_vector(q, "q").unwrap();
-            assert_eq!(restored.search(&q, 10, 64, None), index.search(&q, 10, 64, None));
+            assert_eq!(
+                restored.search(&q, 10, 64, None),
+                index.search(&q, 10, 64, None)
+            );
         }
         // a restored index takes new items and saves again
-        restored.add(p.check_items(vec![NewItem { id: "new".into(), vector: vec![0.5; 12], metadata: Map::new() }]).unwrap());
+        restored.add(
+            p.check_items(vec![NewItem {
+                id: "new".into(),
+                vector: vec![0.5; 12],
+                metadata: Map::new(),
+            }])
+            .unwrap(),
+        );
         let again = restored.snapshot().unwrap();
         let (envelope, dump) = codec::decode(&again).unwrap();
         assert_eq!(Index::restore(envelope, dump).unwrap().stats().count, 1500);
@@ -225,5 +265,7 @@ fn an_empty_index_round_trips_without_a_graph() {
     assert!(dump.is_none());
     let restored = Index::restore(envelope, None).unwrap();
     assert_eq!(restored.stats().count, 0);
-    assert!(restored.search(&[1.0, 0.0, 0.0, 0.0], 3, 64, None).is_empty());
+    assert!(restored
+        .search(&[1.0, 0.0, 0.0, 0.0], 3, 64, None)
+        .is_empty());
 }

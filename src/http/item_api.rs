@@ -1,0 +1,106 @@
+//! `/vectors/index/{name}/add` and `/vectors/index/{name}/items/{id}`: add (upsert) a batch,
+//! read one item, delete one item.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use vectord_actors::index::NewItem;
+use vectord_actors::messages::{AddItems, DeleteItem};
+
+use super::errors::ApiError;
+use super::{body, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddRequest {
+    items: Vec<AddItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddItem {
+    id: String,
+    vector: Vec<f32>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+async fn add(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let handle = state.index(&name)?;
+    let bytes = body::read(&req, payload, state.max_body_bytes).await?;
+    // Decoding a big batch is CPU work: keep it off the HTTP thread.
+    let request: AddRequest = web::block(move || body::json(&bytes))
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("decoding failed: {e}")))??;
+    let mut items = Vec::with_capacity(request.items.len());
+    for (i, item) in request.items.into_iter().enumerate() {
+        let metadata = match item.metadata {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "invalid_metadata",
+                    format!(
+                        "items[{i}].metadata must be a JSON object, got {}",
+                        kind(&other)
+                    ),
+                ))
+            }
+        };
+        items.push(NewItem {
+            id: item.id,
+            vector: item.vector,
+            metadata,
+        });
+    }
+    let outcome = handle.actor.send(AddItems { items }).await??;
+    Ok(HttpResponse::Ok().json(json!({ "added": outcome.added, "count": outcome.count })))
+}
+
+async fn get_item(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, id) = path.into_inner();
+    let handle = state.index(&name)?;
+    let item = handle.index.get(&id).ok_or_else(|| {
+        ApiError::from(vectord_actors::error::IndexError::ItemNotFound { index: name, id })
+    })?;
+    Ok(HttpResponse::Ok()
+        .json(json!({ "id": item.id, "vector": item.vector, "metadata": item.metadata })))
+}
+
+async fn delete_item(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (name, id) = path.into_inner();
+    let handle = state.index(&name)?;
+    handle.actor.send(DeleteItem { id }).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/vectors/index/{name}/add", web::post().to(add))
+        .route("/vectors/index/{name}/items/{id}", web::get().to(get_item))
+        .route(
+            "/vectors/index/{name}/items/{id}",
+            web::delete().to(delete_item),
+        );
+}

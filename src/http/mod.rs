@@ -1,0 +1,87 @@
+//! The HTTP front of vectord: thin handlers that decode and check a request, route it by
+//! index name to that index's actor (mutations) or to the index itself (reads), and map
+//! the outcome through `errors`. One file per resource, each registering its own routes.
+
+pub mod body;
+pub mod errors;
+pub mod index_api;
+pub mod item_api;
+pub mod metrics;
+pub mod search_api;
+pub mod service_api;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::http::StatusCode;
+use actix_web::web;
+use vectord_actors::persister::Persister;
+use vectord_actors::registry::{IndexHandle, Registry};
+
+use errors::ApiError;
+
+/// Shared by every worker.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub persister: Option<Addr<Persister>>,
+    /// Set once start-up loading is done; index routes answer 503 before.
+    pub ready: Arc<AtomicBool>,
+    /// Bounds searches running at once, so a burst queues instead of spawning hundreds
+    /// of blocking threads.
+    pub search_permits: Arc<tokio::sync::Semaphore>,
+    pub max_body_bytes: usize,
+    pub defaults: IndexDefaults,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// Index parameters used when a create request leaves them out.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexDefaults {
+    pub m: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+}
+
+impl AppState {
+    /// The index of that name, once the service is ready.
+    pub fn index(&self, name: &str) -> Result<IndexHandle, ApiError> {
+        self.check_ready()?;
+        self.registry.get(name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "index_not_found",
+                format!("index {name:?} not found"),
+            )
+        })
+    }
+
+    pub fn check_ready(&self) -> Result<(), ApiError> {
+        if self.ready.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "vectord is still loading its indexes; see GET /ready",
+            ))
+        }
+    }
+}
+
+/// Registers every route, and JSON answers for unknown ones.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    service_api::configure(cfg);
+    index_api::configure(cfg);
+    item_api::configure(cfg);
+    search_api::configure(cfg);
+}
+
+/// For `App::default_service`: unknown paths and methods get the JSON error shape too.
+pub async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
+}

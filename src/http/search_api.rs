@@ -1,0 +1,64 @@
+//! `/vectors/index/{name}/search`: nearest neighbours, optionally filtered by metadata.
+//! Searches run on the blocking pool, at most `search_threads` at once, straight against
+//! the index (not through its actor), so they go on while the index takes writes.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::errors::ApiError;
+use super::{body, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchRequest {
+    vector: Vec<f32>,
+    k: usize,
+    ef: Option<usize>,
+    filter: Option<Map<String, Value>>,
+}
+
+async fn search(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let handle = state.index(&name)?;
+    let bytes = body::read(&req, payload, state.max_body_bytes).await?;
+    let request: SearchRequest = body::json(&bytes)?;
+    let params = handle.index.params();
+    let ef = params.check_search(request.k, request.ef)?;
+    let query = params.check_vector(request.vector, "vector")?;
+    let _permit = state.search_permits.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "vectord is shutting down",
+        )
+    })?;
+    let index = handle.index.clone();
+    let k = request.k;
+    let started = std::time::Instant::now();
+    let hits = web::block(move || index.search(&query, k, ef, request.filter.as_ref()))
+        .await
+        .map_err(|e| {
+            log::error!("index {:?}: search failed: {e}", handle.name);
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("search on index {:?} failed", handle.name),
+            )
+        })?;
+    state.metrics.observe_search(started.elapsed());
+    let results: Vec<Value> = hits
+        .into_iter()
+        .map(|h| json!({ "id": h.id, "distance": h.distance, "metadata": h.metadata }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/vectors/index/{name}/search", web::post().to(search));
+}

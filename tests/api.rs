@@ -1,0 +1,508 @@
+//! The HTTP contract of API.md, endpoint by endpoint and error by error, against the real
+//! vectord binary (ephemeral mode).
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+fn message(body: &Value) -> String {
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {body}"))
+        .to_string()
+}
+
+#[test]
+fn the_whole_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ephemeral(dir.path());
+    let api = server.api();
+
+    // health and readiness
+    let (s, b) = api.get("/health");
+    assert_eq!(s, 200);
+    assert_eq!(b["status"], "ok");
+    assert_eq!(b["indexes"], 0);
+    assert_eq!(b["persistence"], "ephemeral");
+    assert_eq!(api.get("/ready").0, 200);
+
+    // create, with defaults
+    let (s, b) = api.post(
+        "/vectors/index",
+        &json!({"name": "docs", "dim": 3, "distance": "cosine"}),
+    );
+    assert_eq!(s, 201, "{b}");
+    for (k, v) in [
+        ("name", json!("docs")),
+        ("dim", json!(3)),
+        ("distance", json!("cosine")),
+        ("m", json!(16)),
+        ("ef_construction", json!(200)),
+        ("ef_search", json!(64)),
+        ("count", json!(0)),
+    ] {
+        assert_eq!(b[k], v, "{k} in {b}");
+    }
+    let (s, b) = api.post(
+        "/vectors/index",
+        &json!({"name": "docs", "dim": 3, "distance": "cosine"}),
+    );
+    assert_eq!((s, code(&b)), (409, "index_exists"));
+    let (s, b) = api.post("/vectors/index", &json!({"name": "b-l2", "dim": 2, "distance": "l2", "m": 8, "ef_construction": 50, "ef_search": 20}));
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        (
+            b["m"].clone(),
+            b["ef_construction"].clone(),
+            b["ef_search"].clone()
+        ),
+        (json!(8), json!(50), json!(20))
+    );
+    assert_eq!(
+        api.post(
+            "/vectors/index",
+            &json!({"name": "a.ip", "dim": 2, "distance": "ip"})
+        )
+        .0,
+        201
+    );
+
+    // create: every invalid field is a 400 naming it
+    let bad_creates = [
+        (json!({"name": "", "dim": 3, "distance": "l2"}), "name"),
+        (
+            json!({"name": ".hidden", "dim": 3, "distance": "l2"}),
+            "name",
+        ),
+        (json!({"name": "a/b", "dim": 3, "distance": "l2"}), "name"),
+        (
+            json!({"name": "x".repeat(129), "dim": 3, "distance": "l2"}),
+            "name",
+        ),
+        (json!({"name": "ok", "dim": 0, "distance": "l2"}), "dim"),
+        (json!({"name": "ok", "dim": 4097, "distance": "l2"}), "dim"),
+        (json!({"name": "ok", "dim": -1, "distance": "l2"}), "dim"),
+        (
+            json!({"name": "ok", "dim": 3, "distance": "manhattan"}),
+            "distance",
+        ),
+        (
+            json!({"name": "ok", "dim": 3, "distance": "l2", "m": 1000}),
+            "m",
+        ),
+        (
+            json!({"name": "ok", "dim": 3, "distance": "l2", "ef_construction": 0}),
+            "ef_construction",
+        ),
+        (
+            json!({"name": "ok", "dim": 3, "distance": "l2", "ef_search": 0}),
+            "ef_search",
+        ),
+        (
+            json!({"name": "ok", "dim": 3, "distance": "l2", "colour": "red"}),
+            "colour",
+        ),
+        (json!({"name": "ok", "distance": "l2"}), "dim"),
+    ];
+    for (body, field) in bad_creates {
+        let (s, b) = api.post("/vectors/index", &body);
+        assert_eq!(s, 400, "{body} -> {b}");
+        assert!(
+            message(&b).contains(field),
+            "{body}: message {:?} should name {field}",
+            message(&b)
+        );
+    }
+    let (s, b) = api.raw("POST", "/vectors/index", b"{not json");
+    assert_eq!((s, code(&b)), (400, "invalid_json"));
+    let (s, _) = api.raw("POST", "/vectors/index", b"");
+    assert_eq!(s, 400);
+
+    // list, sorted by name; get; 404s
+    let (s, b) = api.get("/vectors/index");
+    assert_eq!(s, 200);
+    let names: Vec<&str> = b["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a.ip", "b-l2", "docs"]);
+    assert_eq!(api.get("/vectors/index/docs").1["dim"], 3);
+    let (s, b) = api.get("/vectors/index/nope");
+    assert_eq!((s, code(&b)), (404, "index_not_found"));
+
+    // add: upsert semantics and counts
+    let items = json!({"items": [
+        {"id": "a", "vector": [1.0, 0.0, 0.0], "metadata": {"lang": "en", "n": 1}},
+        {"id": "b", "vector": [0.0, 2.0, 0.0], "metadata": {"lang": "fr"}},
+        {"id": "c", "vector": [0.0, 0.0, 3.0]},
+    ]});
+    let (s, b) = api.post("/vectors/index/docs/add", &items);
+    assert_eq!((s, b.clone()), (200, json!({"added": 3, "count": 3})));
+    let (s, b) = api.post(
+        "/vectors/index/docs/add",
+        &json!({"items": [{"id": "a", "vector": [1.0, 1.0, 0.0], "metadata": {"lang": "de"}}]}),
+    );
+    assert_eq!((s, b), (200, json!({"added": 1, "count": 3})));
+
+    // get item: cosine vectors come back unit-normalized; metadata defaults to {}
+    let (s, b) = api.get("/vectors/index/docs/items/a");
+    assert_eq!(s, 200);
+    assert_eq!(b["id"], "a");
+    let v: Vec<f64> = b["vector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert!(
+        (v[0] - 0.70710677).abs() < 1e-6 && (v[1] - 0.70710677).abs() < 1e-6 && v[2] == 0.0,
+        "{v:?}"
+    );
+    assert_eq!(b["metadata"], json!({"lang": "de"}));
+    assert_eq!(
+        api.get("/vectors/index/docs/items/c").1["metadata"],
+        json!({})
+    );
+    let (s, b) = api.get("/vectors/index/docs/items/zzz");
+    assert_eq!((s, code(&b)), (404, "item_not_found"));
+    assert_eq!(api.get("/vectors/index/nope/items/a").0, 404);
+
+    // search: nearest first with distance 0, ties by id, metadata returned
+    let (s, b) = api.post(
+        "/vectors/index/docs/search",
+        &json!({"vector": [0.0, 0.0, 5.0], "k": 3}),
+    );
+    assert_eq!(s, 200, "{b}");
+    let results = b["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["id"], "c");
+    assert!(results[0]["distance"].as_f64().unwrap().abs() <= 1e-6);
+    assert_eq!(results[1]["distance"], results[2]["distance"]);
+    assert_eq!(
+        (results[1]["id"].as_str(), results[2]["id"].as_str()),
+        (Some("a"), Some("b"))
+    );
+    assert_eq!(results[1]["metadata"], json!({"lang": "de"}));
+    // filter: every pair must match exactly
+    let (_, b) = api.post(
+        "/vectors/index/docs/search",
+        &json!({"vector": [0.0, 0.0, 5.0], "k": 3, "filter": {"lang": "fr"}}),
+    );
+    assert_eq!(b["results"].as_array().unwrap().len(), 1);
+    assert_eq!(b["results"][0]["id"], "b");
+    let (_, b) = api.post(
+        "/vectors/index/docs/search",
+        &json!({"vector": [0.0, 0.0, 5.0], "k": 3, "filter": {"lang": "de", "n": 1}}),
+    );
+    assert_eq!(b["results"], json!([]));
+
+    // l2 and ip report API.md's distances
+    api.post(
+        "/vectors/index/b-l2/add",
+        &json!({"items": [{"id": "p", "vector": [3.0, 4.0]}, {"id": "z", "vector": [0.0, 0.0]}]}),
+    );
+    let (_, b) = api.post(
+        "/vectors/index/b-l2/search",
+        &json!({"vector": [0.0, 0.0], "k": 2}),
+    );
+    assert_eq!(b["results"][0]["id"], "z");
+    assert!(
+        (b["results"][1]["distance"].as_f64().unwrap() - 5.0).abs() < 1e-5,
+        "{b}"
+    );
+    api.post(
+        "/vectors/index/a.ip/add",
+        &json!({"items": [{"id": "p", "vector": [3.0, 4.0]}, {"id": "q", "vector": [-1.0, 0.0]}]}),
+    );
+    let (_, b) = api.post(
+        "/vectors/index/a.ip/search",
+        &json!({"vector": [1.0, 1.0], "k": 2}),
+    );
+    assert_eq!(b["results"][0]["id"], "p");
+    assert!(
+        (b["results"][0]["distance"].as_f64().unwrap() - (1.0 - 7.0)).abs() < 1e-5,
+        "{b}"
+    );
+    assert!(
+        (b["results"][1]["distance"].as_f64().unwrap() - 2.0).abs() < 1e-5,
+        "{b}"
+    );
+
+    // add: all-or-nothing; the error names the item; nothing stored changes
+    let bad_adds = [
+        (json!({"items": []}), "empty_batch", "items"),
+        (
+            json!({"items": [{"id": "ok", "vector": [1, 0, 0]}, {"id": "", "vector": [1, 0, 0]}]}),
+            "invalid_id",
+            "items[1]",
+        ),
+        (
+            json!({"items": [{"id": "x".repeat(257), "vector": [1, 0, 0]}]}),
+            "invalid_id",
+            "items[0]",
+        ),
+        (
+            json!({"items": [{"id": "ok", "vector": [1, 0, 0]}, {"id": "short", "vector": [1, 0]}]}),
+            "wrong_dimension",
+            "items[1]",
+        ),
+        (
+            json!({"items": [{"id": "ok", "vector": [1, 0, 0]}, {"id": "zero", "vector": [0, 0, 0]}]}),
+            "zero_vector",
+            "items[1]",
+        ),
+        (
+            json!({"items": [{"id": "ok", "vector": [1, 0, 0]}, {"id": "ok", "vector": [0, 1, 0]}]}),
+            "duplicate_id",
+            "items[1]",
+        ),
+        (
+            json!({"items": [{"id": "ok", "vector": [1, 0, 0]}, {"id": "m", "vector": [0, 1, 0], "metadata": [1]}]}),
+            "invalid_metadata",
+            "items[1]",
+        ),
+        (
+            json!({"items": [{"id": "ok", "vector": [1, 0, 0]}, {"id": "big", "vector": [1e39, 0, 0]}]}),
+            "invalid_vector",
+            "items[1]",
+        ),
+        (
+            json!({"items": [{"id": "ok", "vector": [1, 0, 0]}, {"id": "s", "vector": [1, "x", 0]}]}),
+            "invalid_json",
+            "items[1].vector",
+        ),
+        (
+            json!({"items": [{"id": "ok", "vector": [1, 0, 0], "extra": true}]}),
+            "invalid_json",
+            "extra",
+        ),
+        (
+            json!({"items": [{"id": 5, "vector": [1, 0, 0]}]}),
+            "invalid_json",
+            "items[0].id",
+        ),
+        (json!({"itemz": []}), "invalid_json", "itemz"),
+    ];
+    for (body, want_code, want_text) in bad_adds {
+        let (s, b) = api.post("/vectors/index/docs/add", &body);
+        assert_eq!((s, code(&b)), (400, want_code), "{b}");
+        assert!(
+            message(&b).contains(want_text),
+            "{:?} should name {want_text}",
+            message(&b)
+        );
+    }
+    let (_, info) = api.get("/vectors/index/docs");
+    assert_eq!(info["count"], 3, "a refused batch changed nothing");
+    assert_eq!(api.get("/vectors/index/docs/items/ok").0, 404);
+    assert_eq!(api.post("/vectors/index/nope/add", &items).0, 404);
+    let (s, b) = api.raw(
+        "POST",
+        "/vectors/index/docs/add",
+        br#"{"items": [{"id": "n", "vector": [NaN, 0, 0]}]}"#,
+    );
+    assert_eq!((s, code(&b)), (400, "invalid_json"));
+
+    // search errors
+    let bad_searches = [
+        (json!({"vector": [1, 0, 0], "k": 0}), "k"),
+        (json!({"vector": [1, 0, 0], "k": 1001}), "k"),
+        (json!({"vector": [1, 0, 0], "k": 10, "ef": 5}), "ef"),
+        (json!({"vector": [1, 0, 0], "k": 10, "ef": 10001}), "ef"),
+        (json!({"vector": [1, 0], "k": 1}), "vector"),
+        (json!({"vector": [0, 0, 0], "k": 1}), "vector"),
+        (
+            json!({"vector": [1, 0, 0], "k": 1, "filter": [1]}),
+            "filter",
+        ),
+        (json!({"vector": [1, 0, 0], "k": 1, "top": 3}), "top"),
+        (json!({"k": 1}), "vector"),
+    ];
+    for (body, field) in bad_searches {
+        let (s, b) = api.post("/vectors/index/docs/search", &body);
+        assert_eq!(s, 400, "{body} -> {b}");
+        assert!(
+            message(&b).contains(field),
+            "{:?} should name {field}",
+            message(&b)
+        );
+    }
+    assert_eq!(
+        api.post(
+            "/vectors/index/nope/search",
+            &json!({"vector": [1, 0, 0], "k": 1})
+        )
+        .0,
+        404
+    );
+
+    // delete item: gone from get and search, second delete 404
+    assert_eq!(api.delete("/vectors/index/docs/items/c").0, 204);
+    let (s, b) = api.delete("/vectors/index/docs/items/c");
+    assert_eq!((s, code(&b)), (404, "item_not_found"));
+    assert_eq!(api.get("/vectors/index/docs/items/c").0, 404);
+    let (_, b) = api.post(
+        "/vectors/index/docs/search",
+        &json!({"vector": [0.0, 0.0, 5.0], "k": 10}),
+    );
+    let ids: Vec<&str> = b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(api.get("/vectors/index/docs").1["count"], 2);
+
+    // ids with URL-special characters round-trip through the item routes
+    let odd = "a b/c?d#e%f";
+    api.post(
+        "/vectors/index/docs/add",
+        &json!({"items": [{"id": odd, "vector": [1, 2, 3]}]}),
+    );
+    let escaped = "a%20b%2Fc%3Fd%23e%25f";
+    let (s, b) = api.get(&format!("/vectors/index/docs/items/{escaped}"));
+    assert_eq!((s, b["id"].as_str()), (200, Some(odd)), "{b}");
+    assert_eq!(
+        api.delete(&format!("/vectors/index/docs/items/{escaped}"))
+            .0,
+        204
+    );
+
+    // flush in ephemeral mode
+    let (s, b) = api.post("/vectors/index/docs/flush", &json!({}));
+    assert_eq!((s, b), (200, json!({"persisted": false})));
+    assert_eq!(api.post("/vectors/index/nope/flush", &json!({})).0, 404);
+
+    // metrics
+    let text = ureq::get(&format!("{}/metrics", api.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(text.contains("vectord_indexes 3"), "{text}");
+    assert!(
+        text.contains("vectord_index_items{index=\"docs\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("vectord_search_seconds_count"), "{text}");
+
+    // unknown routes answer in the error shape
+    let (s, b) = api.get("/nowhere");
+    assert_eq!((s, code(&b)), (404, "not_found"));
+
+    // delete index
+    assert_eq!(api.delete("/vectors/index/docs").0, 204);
+    let (s, b) = api.delete("/vectors/index/docs");
+    assert_eq!((s, code(&b)), (404, "index_not_found"));
+    assert_eq!(api.get("/vectors/index/docs").0, 404);
+    assert_eq!(api.get("/health").1["indexes"], 2);
+}
+
+#[test]
+fn bodies_over_the_limit_get_413_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = vectord(
+        dir.path(),
+        &[
+            "--ephemeral".into(),
+            "--set".into(),
+            "vectord.max_body_bytes=4096".into(),
+        ],
+        true,
+    );
+    let api = server.api();
+    api.post(
+        "/vectors/index",
+        &json!({"name": "small", "dim": 4, "distance": "l2"}),
+    );
+    let body = add_body("x", &vectors(1, 200, 4));
+    let (s, b) = api.post("/vectors/index/small/add", &body);
+    assert_eq!((s, code(&b)), (413, "body_too_large"));
+    assert_eq!(api.get("/vectors/index/small").1["count"], 0);
+    assert_eq!(
+        api.post(
+            "/vectors/index/small/add",
+            &add_body("x", &vectors(1, 5, 4))
+        )
+        .0,
+        200
+    );
+}
+
+#[test]
+fn create_and_delete_racing_end_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ephemeral(dir.path());
+    let api = server.api();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let api = api.clone();
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    if (i + t) % 2 == 0 {
+                        let (s, _) = api.post(
+                            "/vectors/index",
+                            &json!({"name": "race", "dim": 2, "distance": "l2"}),
+                        );
+                        assert!(s == 201 || s == 409, "create: {s}");
+                    } else {
+                        let (s, _) = api.delete("/vectors/index/race");
+                        assert!(s == 204 || s == 404, "delete: {s}");
+                    }
+                    let (s, _) = api.post(
+                        "/vectors/index/race/add",
+                        &json!({"items": [{"id": format!("{t}-{i}"), "vector": [1, 2]}]}),
+                    );
+                    assert!(s == 200 || s == 404, "add: {s}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Whatever the order was, the views agree with each other.
+    let (s, info) = api.get("/vectors/index/race");
+    let listed = api.get("/vectors/index").1["indexes"]
+        .as_array()
+        .unwrap()
+        .len();
+    let health = api.get("/health").1["indexes"].as_u64().unwrap() as usize;
+    assert_eq!(listed, health);
+    if s == 200 {
+        assert_eq!(listed, 1);
+        let count = info["count"].as_u64().unwrap();
+        let (_, b) = api.post(
+            "/vectors/index/race/search",
+            &json!({"vector": [1, 2], "k": 1000}),
+        );
+        assert_eq!(b["results"].as_array().unwrap().len() as u64, count);
+        assert_eq!(api.delete("/vectors/index/race").0, 204);
+    } else {
+        assert_eq!(listed, 0);
+    }
+    assert_eq!(api.get("/vectors/index/race").0, 404);
+    assert_eq!(
+        api.post(
+            "/vectors/index",
+            &json!({"name": "race", "dim": 2, "distance": "l2"})
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        api.get("/vectors/index/race").1["count"],
+        0,
+        "a new index of the name starts empty"
+    );
+}

@@ -1,0 +1,93 @@
+//! A flood of writes to one index must not stall another: while a 50,000-vector batch goes
+//! into index A, searches on index B and `/health` keep answering quickly.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn a_big_batch_on_one_index_does_not_stall_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ephemeral(dir.path());
+    let api = server.api();
+    let dim = 32;
+    assert_eq!(
+        api.post(
+            "/vectors/index",
+            &json!({"name": "a", "dim": dim, "distance": "l2", "ef_construction": 100})
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        api.post(
+            "/vectors/index",
+            &json!({"name": "b", "dim": dim, "distance": "l2"})
+        )
+        .0,
+        201
+    );
+    let b_vectors = vectors(2, 2000, dim);
+    assert_eq!(
+        api.post("/vectors/index/b/add", &add_body("b", &b_vectors))
+            .0,
+        200
+    );
+
+    let big = add_body("a", &vectors(1, 50_000, dim));
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let api = api.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let (s, b) = api.post("/vectors/index/a/add", &big);
+            done.store(true, Ordering::SeqCst);
+            assert_eq!(s, 200, "{b}");
+            assert_eq!(b["count"], 50_000);
+            started.elapsed()
+        })
+    };
+
+    // Give the batch time to be parsed and start inserting.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut during = 0;
+    let mut slowest = Duration::ZERO;
+    let mut i = 0;
+    while !done.load(Ordering::SeqCst) {
+        let q = &b_vectors[i % b_vectors.len()];
+        let t = Instant::now();
+        let (s, b) = api.post("/vectors/index/b/search", &json!({"vector": q, "k": 5}));
+        let search = t.elapsed();
+        assert_eq!(s, 200);
+        assert_eq!(b["results"][0]["id"], format!("b{}", i % b_vectors.len()));
+        let t = Instant::now();
+        assert_eq!(api.get("/health").0, 200);
+        let health = t.elapsed();
+        slowest = slowest.max(search).max(health);
+        assert!(
+            search < Duration::from_secs(1),
+            "search on b took {search:?} while a was inserting"
+        );
+        assert!(
+            health < Duration::from_secs(1),
+            "/health took {health:?} while a was inserting"
+        );
+        if !done.load(Ordering::SeqCst) {
+            during += 1;
+        }
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = writer.join().unwrap();
+    eprintln!("batch took {took:?}; {during} searches answered meanwhile, slowest {slowest:?}");
+    assert!(
+        during >= 3,
+        "the batch finished too fast ({took:?}) to show anything"
+    );
+}

@@ -1,0 +1,391 @@
+//! Persistence against the real binaries: the seed's G1P acceptance (kill -9, restart, same
+//! state and exact graph), storaged outages, corrupted files, delete racing a save, and the
+//! final flush on SIGTERM.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn results(api: &Api, index: &str, q: &[f32], k: usize) -> Vec<(String, f64)> {
+    let (s, b) = api.post(
+        &format!("/vectors/index/{index}/search"),
+        &json!({"vector": q, "k": k, "ef": 128}),
+    );
+    assert_eq!(s, 200, "{b}");
+    b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["distance"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn g1p_kill9_restart_keeps_everything_and_delete_removes_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    let mut v = persistent(dir.path(), &store.url, &[]);
+    let api = v.api();
+    let dim = 24;
+    let data = vectors(11, 3000, dim);
+    for (name, distance) in [("g-cos", "cosine"), ("g-l2", "l2"), ("g-ip", "ip")] {
+        assert_eq!(
+            api.post(
+                "/vectors/index",
+                &json!({"name": name, "dim": dim, "distance": distance})
+            )
+            .0,
+            201
+        );
+        assert_eq!(
+            api.post(&format!("/vectors/index/{name}/add"), &add_body("v", &data))
+                .0,
+            200
+        );
+        assert_eq!(
+            api.delete(&format!("/vectors/index/{name}/items/v7")).0,
+            204
+        );
+        assert_eq!(
+            api.post(&format!("/vectors/index/{name}/flush"), &json!({}))
+                .1,
+            json!({"persisted": true})
+        );
+    }
+    let queries = vectors(12, 30, dim);
+    let before: Vec<Vec<Vec<(String, f64)>>> = ["g-cos", "g-l2", "g-ip"]
+        .iter()
+        .map(|n| queries.iter().map(|q| results(&api, n, q, 20)).collect())
+        .collect();
+
+    v.kill9();
+    let v = persistent(dir.path(), &store.url, &[]);
+    let api = v.api();
+    assert_eq!(api.get("/health").1["indexes"], 3);
+    for (i, name) in ["g-cos", "g-l2", "g-ip"].iter().enumerate() {
+        assert_eq!(
+            api.get(&format!("/vectors/index/{name}")).1["count"],
+            2999,
+            "{name}"
+        );
+        assert_eq!(api.get(&format!("/vectors/index/{name}/items/v7")).0, 404);
+        // the exact graph: the same neighbour lists, distances and order for every query
+        let after: Vec<Vec<(String, f64)>> =
+            queries.iter().map(|q| results(&api, name, q, 20)).collect();
+        assert_eq!(
+            after, before[i],
+            "{name}: search results changed across the restart"
+        );
+        if *name != "g-ip" {
+            for (j, vector) in data.iter().enumerate().filter(|(j, _)| *j != 7) {
+                let top = results(&api, name, vector, 1);
+                assert_eq!(top[0].0, format!("v{j}"), "{name}");
+                assert!(
+                    top[0].1.abs() <= 1e-5,
+                    "{name}: v{j} at distance {}",
+                    top[0].1
+                );
+            }
+        }
+    }
+
+    let file = root.join("_vectors").join("g-l2.lhv1");
+    assert!(file.exists());
+    assert_eq!(api.delete("/vectors/index/g-l2").0, 204);
+    assert!(!file.exists(), "DELETE must remove _vectors/g-l2.lhv1");
+    for name in ["g-cos", "g-ip"] {
+        assert_eq!(api.delete(&format!("/vectors/index/{name}")).0, 204);
+    }
+    drop(v);
+    let v = persistent(dir.path(), &store.url, &[]);
+    assert_eq!(v.api().get("/health").1["indexes"], 0);
+    assert_eq!(v.api().get("/vectors/index/g-l2").0, 404);
+}
+
+#[test]
+fn storaged_outage_is_survived_and_the_latest_state_saved_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let port = free_port();
+    let mut store = storaged(dir.path(), &root, Some(port));
+    let v = persistent(
+        dir.path(),
+        &store.url,
+        &[
+            "--set",
+            "vectord.save_quiet_ms=50",
+            "--set",
+            "vectord.storage_timeout_s=2",
+        ],
+    );
+    let api = v.api();
+    api.post(
+        "/vectors/index",
+        &json!({"name": "o", "dim": 4, "distance": "l2"}),
+    );
+    assert_eq!(
+        api.post("/vectors/index/o/flush", &json!({})).1,
+        json!({"persisted": true})
+    );
+
+    store.kill9();
+    for i in 0..20 {
+        let (s, _) = api.post(
+            "/vectors/index/o/add",
+            &json!({"items": [{"id": format!("x{i}"), "vector": [i, 1, 2, 3]}]}),
+        );
+        assert_eq!(s, 200, "writes go on while storaged is down");
+    }
+    assert_eq!(api.get("/vectors/index/o").1["count"], 20);
+    let (s, b) = api.post("/vectors/index/o/flush", &json!({}));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (503, Some("storage_unavailable")),
+        "{b}"
+    );
+    let started = Instant::now();
+    while !v.log_text().contains("saving _vectors/o.lhv1 failed")
+        && !v.log_text().contains("index \"o\": saving")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no save failure logged:\n{}",
+            v.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // storaged comes back on the same port: the retry saves without any request
+    let _store = storaged(dir.path(), &root, Some(port));
+    let file = root.join("_vectors").join("o.lhv1");
+    let started = Instant::now();
+    loop {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        if bytes.windows(5).any(|w| w == b"\"x19\"") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "latest state not saved after storaged came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(v);
+    let v = persistent(dir.path(), &_store.url, &[]);
+    assert_eq!(v.api().get("/vectors/index/o").1["count"], 20);
+}
+
+#[test]
+fn a_corrupted_file_is_reported_and_the_good_ones_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    let v = persistent(dir.path(), &store.url, &[]);
+    let api = v.api();
+    for name in ["good1", "bad", "good2"] {
+        api.post(
+            "/vectors/index",
+            &json!({"name": name, "dim": 8, "distance": "cosine"}),
+        );
+        api.post(
+            &format!("/vectors/index/{name}/add"),
+            &add_body("i", &vectors(3, 300, 8)),
+        );
+        assert_eq!(
+            api.post(&format!("/vectors/index/{name}/flush"), &json!({}))
+                .1["persisted"],
+            true
+        );
+    }
+    drop(v);
+    let bad = root.join("_vectors").join("bad.lhv1");
+    let mut bytes = std::fs::read(&bad).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0xff;
+    std::fs::write(&bad, &bytes).unwrap();
+    // and a truncated one, and one that is not LHV1 at all
+    std::fs::write(
+        root.join("_vectors").join("short.lhv1"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(root.join("_vectors").join("junk.lhv1"), b"hello").unwrap();
+
+    let v = persistent(dir.path(), &store.url, &[]);
+    let (_, health) = v.api().get("/health");
+    assert_eq!(health["indexes"], 2, "{health}");
+    let failed: Vec<&str> = health["failed_indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed.len(), 3, "{health}");
+    for name in ["bad", "short", "junk"] {
+        assert!(failed.contains(&name), "{name} not reported: {health}");
+    }
+    let bad_entry = health["failed_indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "bad")
+        .unwrap();
+    assert!(
+        bad_entry["error"].as_str().unwrap().contains("checksum"),
+        "{bad_entry}"
+    );
+    assert_eq!(v.api().get("/vectors/index/good1").1["count"], 300);
+    assert_eq!(v.api().get("/vectors/index/good2").1["count"], 300);
+    assert!(bad.exists(), "a bad file is left in place");
+    assert!(
+        v.log_text().contains("bad.lhv1 not loaded"),
+        "{}",
+        v.log_text()
+    );
+}
+
+#[test]
+fn a_save_in_flight_never_brings_a_deleted_index_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    // no debounce: every write starts a save at once, so deletes land on saves in flight
+    let v = persistent(
+        dir.path(),
+        &store.url,
+        &[
+            "--set",
+            "vectord.save_quiet_ms=0",
+            "--set",
+            "vectord.save_max_delay_ms=0",
+        ],
+    );
+    let api = v.api();
+    let data = vectors(5, 2000, 16);
+    for round in 0..15 {
+        let name = format!("r{}", round % 3);
+        assert_eq!(
+            api.post(
+                "/vectors/index",
+                &json!({"name": name, "dim": 16, "distance": "l2"})
+            )
+            .0,
+            201
+        );
+        assert_eq!(
+            api.post(
+                &format!("/vectors/index/{name}/add"),
+                &add_body("x", &data[..200 * (1 + round % 5)])
+            )
+            .0,
+            200
+        );
+        std::thread::sleep(Duration::from_millis((round * 7 % 40) as u64));
+        assert_eq!(api.delete(&format!("/vectors/index/{name}")).0, 204);
+    }
+    // one survivor, to prove saves still work
+    api.post(
+        "/vectors/index",
+        &json!({"name": "keep", "dim": 16, "distance": "l2"}),
+    );
+    api.post("/vectors/index/keep/add", &add_body("k", &data[..10]));
+    assert_eq!(
+        api.post("/vectors/index/keep/flush", &json!({})).1["persisted"],
+        true
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let listed: Vec<String> = std::fs::read_dir(root.join("_vectors"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(listed, ["keep.lhv1"]);
+    drop(v);
+    let v = persistent(dir.path(), &store.url, &[]);
+    let (_, list) = v.api().get("/vectors/index");
+    let names: Vec<&str> = list["indexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["keep"]);
+}
+
+#[test]
+fn sigterm_saves_pending_changes_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    // a long debounce: nothing would be saved before the signal without the final flush
+    let mut v = persistent(
+        dir.path(),
+        &store.url,
+        &[
+            "--set",
+            "vectord.save_quiet_ms=60000",
+            "--set",
+            "vectord.save_max_delay_ms=60000",
+        ],
+    );
+    let api = v.api();
+    api.post(
+        "/vectors/index",
+        &json!({"name": "t", "dim": 4, "distance": "cosine"}),
+    );
+    api.post("/vectors/index/t/add", &add_body("i", &vectors(9, 500, 4)));
+    let status = v.terminate();
+    assert!(status.success(), "exit status {status:?}\n{}", v.log_text());
+    let v = persistent(dir.path(), &store.url, &[]);
+    let (_, info) = v.api().get("/vectors/index/t");
+    assert_eq!(info["count"], 500, "{info}");
+}
+
+#[test]
+fn the_default_command_is_persistent_with_embedded_storaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let sport = free_port();
+    let data = dir.path().join("data");
+    let args = |sport: u16| -> Vec<String> {
+        vec![
+            "--storaged-bind".into(),
+            format!("127.0.0.1:{sport}"),
+            "--storaged-url".into(),
+            format!("http://127.0.0.1:{sport}"),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ]
+    };
+    let mut v = vectord(dir.path(), &args(sport), true);
+    let api = v.api();
+    assert_eq!(api.get("/health").1["persistence"], "storaged");
+    api.post(
+        "/vectors/index",
+        &json!({"name": "e", "dim": 3, "distance": "l2"}),
+    );
+    api.post(
+        "/vectors/index/e/add",
+        &json!({"items": [{"id": "one", "vector": [1, 2, 3], "metadata": {"k": "v"}}]}),
+    );
+    assert_eq!(
+        api.post("/vectors/index/e/flush", &json!({})).1["persisted"],
+        true
+    );
+    v.kill9();
+    assert!(data.join("_vectors").join("e.lhv1").exists());
+    let v = vectord(dir.path(), &args(sport), true);
+    let (_, item) = v.api().get("/vectors/index/e/items/one");
+    assert_eq!(
+        item,
+        json!({"id": "one", "vector": [1.0, 2.0, 3.0], "metadata": {"k": "v"}})
+    );
+    let _: Value = item;
+}
