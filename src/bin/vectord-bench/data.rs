@@ -1,0 +1,205 @@
+//! Benchmark data: the `.fvecs`/`.ivecs` sets (e.g. `minilm-dev`), and a seeded synthetic
+//! generator whose exact ground truth is computed by brute force and cached on disk.
+
+use std::path::{Path, PathBuf};
+
+use vectord_actors::distance::Metric;
+
+/// Base vectors, queries and the exact top-k ids of each query.
+pub struct Dataset {
+    pub name: String,
+    pub metric: Metric,
+    pub dim: usize,
+    pub base: Vec<Vec<f32>>,
+    pub queries: Vec<Vec<f32>>,
+    /// For each query, the ids (rows of `base`) of its nearest neighbours, nearest first.
+    pub truth: Vec<Vec<usize>>,
+}
+
+/// Reads a TEXMEX file: records of a little-endian i32 dimension then that many 4-byte
+/// values, decoded by `value`.
+fn read_vecs<T>(path: &Path, value: impl Fn([u8; 4]) -> T) -> Result<Vec<Vec<T>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let head: [u8; 4] = bytes
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("{}: truncated record at byte {at}", path.display()))?;
+        let d = i32::from_le_bytes(head);
+        if d <= 0 || d > 1 << 16 {
+            return Err(format!(
+                "{}: bad dimension {d} at byte {at}",
+                path.display()
+            ));
+        }
+        let d = d as usize;
+        let body = bytes
+            .get(at + 4..at + 4 + 4 * d)
+            .ok_or_else(|| format!("{}: truncated record at byte {at}", path.display()))?;
+        out.push(
+            body.chunks_exact(4)
+                .map(|c| value([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        );
+        at += 4 + 4 * d;
+    }
+    Ok(out)
+}
+
+/// `minilm-dev`-style directory: base.fvecs, query.fvecs, groundtruth.cosine.ivecs.
+pub fn load_fvecs_dir(dir: &Path, max_queries: usize) -> Result<Dataset, String> {
+    let base = read_vecs(&dir.join("base.fvecs"), f32::from_le_bytes)?;
+    let mut queries = read_vecs(&dir.join("query.fvecs"), f32::from_le_bytes)?;
+    let mut truth: Vec<Vec<usize>> =
+        read_vecs(&dir.join("groundtruth.cosine.ivecs"), i32::from_le_bytes)?
+            .into_iter()
+            .map(|row| row.into_iter().map(|i| i.max(0) as usize).collect())
+            .collect();
+    queries.truncate(max_queries);
+    truth.truncate(max_queries);
+    let dim = base.first().map_or(0, |v| v.len());
+    let name = dir
+        .file_name()
+        .map_or("fvecs".into(), |n| n.to_string_lossy().to_string());
+    Ok(Dataset {
+        name,
+        metric: Metric::Cosine,
+        dim,
+        base,
+        queries,
+        truth,
+    })
+}
+
+/// Seeded uniform vectors in [-1, 1).
+pub fn random_vectors(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
+    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            (0..dim)
+                .map(|_| {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A synthetic set of `n` clustered `dim`-d vectors under L2 (uniform noise around 100
+/// seeded centres, which is closer to real embeddings than plain uniform data), with its
+/// top-100 ground truth cached in `cache_dir`.
+pub fn synthetic(
+    n: usize,
+    dim: usize,
+    queries: usize,
+    cache_dir: &Path,
+) -> Result<Dataset, String> {
+    let centres = random_vectors(7, 100, dim);
+    let noise = random_vectors(8, n + queries, dim);
+    let point = |i: usize| -> Vec<f32> {
+        let c = &centres[(i * 7919) % centres.len()];
+        c.iter().zip(&noise[i]).map(|(c, e)| c + 0.35 * e).collect()
+    };
+    let base: Vec<Vec<f32>> = (0..n).map(point).collect();
+    let queries: Vec<Vec<f32>> = (n..n + queries).map(point).collect();
+    let cache: PathBuf = cache_dir.join(format!("synthetic-{n}-{dim}-{}.gt", queries.len()));
+    let truth = match read_truth(&cache, queries.len()) {
+        Some(t) => t,
+        None => {
+            eprintln!(
+                "computing exact ground truth for {n} x {} queries (cached in {})",
+                queries.len(),
+                cache.display()
+            );
+            let t = brute_force(&base, &queries, Metric::L2, 100);
+            std::fs::create_dir_all(cache_dir)
+                .map_err(|e| format!("{}: {e}", cache_dir.display()))?;
+            write_truth(&cache, &t).map_err(|e| format!("{}: {e}", cache.display()))?;
+            t
+        }
+    };
+    Ok(Dataset {
+        name: format!("synthetic-{n}"),
+        metric: Metric::L2,
+        dim,
+        base,
+        queries,
+        truth,
+    })
+}
+
+/// Exact top-`k` by the metric's reported distance, on every core.
+pub fn brute_force(
+    base: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    metric: Metric,
+    k: usize,
+) -> Vec<Vec<usize>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = queries.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = queries
+            .chunks(chunk)
+            .map(|qs| {
+                scope.spawn(move || {
+                    qs.iter()
+                        .map(|q| {
+                            let mut d: Vec<(f32, usize)> = base
+                                .iter()
+                                .enumerate()
+                                .map(|(i, v)| (metric.reported(q, v), i))
+                                .collect();
+                            let k = k.min(d.len());
+                            if k > 0 && k < d.len() {
+                                d.select_nth_unstable_by(k - 1, |a, b| {
+                                    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+                                });
+                                d.truncate(k);
+                            }
+                            d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                            d.into_iter().map(|(_, i)| i).collect::<Vec<usize>>()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+fn read_truth(path: &Path, rows: usize) -> Option<Vec<Vec<usize>>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let t: Vec<Vec<usize>> = text
+        .lines()
+        .map(|l| l.split(' ').filter_map(|x| x.parse().ok()).collect())
+        .collect();
+    (t.len() == rows).then_some(t)
+}
+
+fn write_truth(path: &Path, truth: &[Vec<usize>]) -> std::io::Result<()> {
+    let text: Vec<String> = truth
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    std::fs::write(path, text.join("\n"))
+}
+
+/// recall@k of `found` (ids) against the first `k` of `truth`.
+pub fn recall(found: &[usize], truth: &[usize], k: usize) -> f64 {
+    let want = &truth[..k.min(truth.len())];
+    let hits = found.iter().take(k).filter(|id| want.contains(id)).count();
+    hits as f64 / want.len().max(1) as f64
+}

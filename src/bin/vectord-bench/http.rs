@@ -1,0 +1,195 @@
+//! Measurements through a running vectord: ingest with `POST .../add`, searches with one
+//! and two concurrent clients, resident memory.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::data::{recall, Dataset};
+use crate::SearchFigures;
+
+/// A vectord started for the benchmark; killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    agent: ureq::Agent,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The vectord binary next to this one.
+fn vectord_binary() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = me.with_file_name("vectord");
+    path.exists().then_some(path.clone()).ok_or_else(|| {
+        format!(
+            "{} not found: build it with cargo build --release",
+            path.display()
+        )
+    })
+}
+
+impl Server {
+    /// Starts an ephemeral vectord on a free loopback port.
+    pub fn start(scratch: &Path) -> Result<Server, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let empty = scratch.join("bench-empty.toml");
+        std::fs::write(&empty, "").map_err(|e| e.to_string())?;
+        let child = Command::new(vectord_binary()?)
+            .args([
+                "--config",
+                &empty.display().to_string(),
+                "--ephemeral",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting vectord: {e}"))?;
+        let server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(600))
+                .max_idle_connections_per_host(8)
+                .build(),
+        };
+        let started = Instant::now();
+        while server
+            .agent
+            .get(&format!("{}/ready", server.url))
+            .call()
+            .is_err()
+        {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err("vectord did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn post(&self, path: &str, body: &[u8]) -> Result<Value, String> {
+        let resp = self
+            .agent
+            .post(&format!("{}{path}", self.url))
+            .set("Content-Type", "application/json")
+            .send_bytes(body)
+            .map_err(|e| format!("POST {path}: {e}"))?;
+        resp.into_json().map_err(|e| format!("POST {path}: {e}"))
+    }
+
+    pub fn create(&self, name: &str, data: &Dataset) -> Result<(), String> {
+        let body = json!({"name": name, "dim": data.dim, "distance": data.metric.as_str(), "m": 16, "ef_construction": 200});
+        self.post("/vectors/index", body.to_string().as_bytes())
+            .map(|_| ())
+    }
+
+    /// Seconds to add every vector in batches of `batch` (bodies encoded beforehand, so
+    /// only the server's work is timed).
+    pub fn ingest(&self, name: &str, data: &Dataset, batch: usize) -> Result<f64, String> {
+        let bodies: Vec<Vec<u8>> = data
+            .base
+            .chunks(batch)
+            .enumerate()
+            .map(|(b, chunk)| {
+                let items: Vec<Value> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| json!({"id": (b * batch + i).to_string(), "vector": v}))
+                    .collect();
+                json!({ "items": items }).to_string().into_bytes()
+            })
+            .collect();
+        let started = Instant::now();
+        for body in &bodies {
+            self.post(&format!("/vectors/index/{name}/add"), body)?;
+        }
+        Ok(started.elapsed().as_secs_f64())
+    }
+
+    /// Recall, throughput with 1 and 2 clients, latency percentiles at one `ef`.
+    pub fn search(
+        &self,
+        name: &str,
+        data: &Dataset,
+        ef: usize,
+        k: usize,
+    ) -> Result<SearchFigures, String> {
+        let bodies: Vec<Vec<u8>> = data
+            .queries
+            .iter()
+            .map(|q| {
+                json!({"vector": q, "k": k, "ef": ef})
+                    .to_string()
+                    .into_bytes()
+            })
+            .collect();
+        let path = format!("/vectors/index/{name}/search");
+        let run = |bodies: &[Vec<u8>]| -> Result<(Vec<Vec<usize>>, Vec<Duration>), String> {
+            let mut found = Vec::with_capacity(bodies.len());
+            let mut lat = Vec::with_capacity(bodies.len());
+            for body in bodies {
+                let t = Instant::now();
+                let v = self.post(&path, body)?;
+                lat.push(t.elapsed());
+                let ids = v["results"]
+                    .as_array()
+                    .map(|rs| {
+                        rs.iter()
+                            .filter_map(|r| r["id"].as_str()?.parse().ok())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                found.push(ids);
+            }
+            Ok((found, lat))
+        };
+        let started = Instant::now();
+        let (found, mut lat) = run(&bodies)?;
+        let qps1 = bodies.len() as f64 / started.elapsed().as_secs_f64();
+        let half = bodies.len().div_ceil(2);
+        let started = Instant::now();
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| run(&bodies[..half]));
+            let b = s.spawn(|| run(&bodies[half..]));
+            (a.join(), b.join())
+        });
+        let qps2 = bodies.len() as f64 / started.elapsed().as_secs_f64();
+        for r in [a, b] {
+            r.map_err(|_| "search thread panicked".to_string())??;
+        }
+        let r = found
+            .iter()
+            .zip(&data.truth)
+            .map(|(f, t)| recall(f, t, k))
+            .sum::<f64>()
+            / bodies.len().max(1) as f64;
+        Ok(SearchFigures::new(ef, r, qps1, qps2, &mut lat))
+    }
+}
+
+/// Resident memory of a process, in bytes (Linux).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
