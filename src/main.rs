@@ -18,6 +18,13 @@ use vectord_actors::persister::{self, Persister};
 use vectord_actors::registry::Registry;
 use vectord_actors::storeclient::StoreClient;
 
+// hnsw_rs makes one small allocation per graph link; mimalloc packs them without a
+// per-allocation header and returns freed request buffers to the OS more readily, which
+// measured XX % less resident memory per vector than the system allocator (README,
+// Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vectord",

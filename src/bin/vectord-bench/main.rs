@@ -52,6 +52,9 @@ struct Args {
     no_http: bool,
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const K: usize = 10;
 const BATCH: usize = 1000;
 
@@ -116,6 +119,8 @@ struct DatasetReport {
     encode_s: f64,
     file_bytes: usize,
     rss_bytes_per_vector: Option<f64>,
+    /// Growth of the benchmark's own resident size while building the index in-process.
+    in_process_bytes_per_vector: Option<f64>,
     floor_bytes_per_vector: f64,
     raw_search: Vec<SearchFigures>,
     http_search: Vec<SearchFigures>,
@@ -243,13 +248,18 @@ fn bench_one(
         floor_bytes_per_vector: (set.dim * 4 + 2 * p.m * 4) as f64,
         ..Default::default()
     };
+    // Our index first, on a fresh heap, so that its resident size can be read off.
+    eprintln!("index build in batches of {BATCH}...");
+    let rss_before = http::rss_bytes(std::process::id());
+    let (index, build) = raw::build_index(set, &p, BATCH);
+    if let (Some(b), Some(a)) = (rss_before, http::rss_bytes(std::process::id())) {
+        r.in_process_bytes_per_vector = Some(a.saturating_sub(b) as f64 / n as f64);
+    }
+    r.index_build_vectors_per_s = n as f64 / build;
+    r.rebuild_s = build;
     eprintln!("raw hnsw_rs parallel_insert build...");
     let raw_build = raw::raw_graph_build(set, &p);
     r.raw_build_vectors_per_s = n as f64 / raw_build;
-    eprintln!("index build in batches of {BATCH}...");
-    let (index, build) = raw::build_index(set, &p, BATCH);
-    r.index_build_vectors_per_s = n as f64 / build;
-    r.rebuild_s = build;
     for &ef in efs {
         r.raw_search.push(raw::search(&index, set, ef, K));
     }
