@@ -55,6 +55,18 @@ impl Metric {
     }
 }
 
+impl Metric {
+    /// The API distance from the graph's distance for the same pair (see the graph
+    /// distance types below): equal for cosine and l2, the inverse remapping for ip.
+    pub fn from_graph(self, d: f32) -> f32 {
+        match self {
+            Metric::Cosine | Metric::L2 => d,
+            Metric::Ip if d >= 1.0 => d - 1.0,
+            Metric::Ip => 1.0 - 1.0 / d,
+        }
+    }
+}
+
 /// Dot product with eight independent accumulators (vectorizes without `unsafe`).
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -243,6 +255,22 @@ mod tests {
                 .total_cmp(&Metric::Ip.reported(&q, b))
         });
         assert_eq!(by_graph, by_api);
+    }
+
+    #[test]
+    fn graph_distances_map_back_to_api_distances() {
+        for pair in vectors(11, 200, 16).chunks(2) {
+            let (mut a, mut b) = (pair[0].clone(), pair[1].clone());
+            a.iter_mut().for_each(|x| *x *= 3.0);
+            let ip = Metric::Ip.from_graph(IpDistance.eval(&a, &b));
+            assert!((ip - Metric::Ip.reported(&a, &b)).abs() < 1e-4, "{ip}");
+            let l2 = Metric::L2.from_graph(L2Distance.eval(&a, &b));
+            assert!((l2 - Metric::L2.reported(&a, &b)).abs() < 1e-5);
+            normalize(&mut a);
+            normalize(&mut b);
+            let cos = Metric::Cosine.from_graph(CosineDistance.eval(&a, &b));
+            assert!((cos - Metric::Cosine.reported(&a, &b)).abs() < 1e-6);
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use hnsw_rs::api::AnnT;
 use hnsw_rs::hnswio::HnswIo;
-use hnsw_rs::prelude::{Distance, FilterT, Hnsw};
+use hnsw_rs::prelude::{Distance, FilterT, Hnsw, Point};
 
 use crate::distance::{CosineDistance, IpDistance, L2Distance, Metric};
 
@@ -44,6 +44,9 @@ macro_rules! with_hnsw {
         }
     };
 }
+
+/// A point of the graph: its vector (`get_v`) and point number (`get_origin_id`).
+pub type GraphPoint = std::sync::Arc<Point<'static, f32>>;
 
 /// The two files of an `hnsw_rs` dump, read into memory.
 #[derive(Debug)]
@@ -113,18 +116,34 @@ impl Graph {
             .collect()
     }
 
-    /// Every point's number and vector, in no particular order (used after a reload to
-    /// rebuild the index's own vector table).
-    pub fn for_each_point(&self, mut f: impl FnMut(usize, &[f32])) {
-        // hnsw_rs' point iterator panics on an empty graph.
+    /// Number of points stored at each layer. `hnsw_rs` appends every new point at the
+    /// end of its top layer, so these sizes mark where the next insert's points will be.
+    pub fn layer_sizes(&self) -> Vec<usize> {
+        with_hnsw!(self, h => {
+            let pi = h.get_point_indexation();
+            (0..MAX_LAYERS).map(|l| pi.get_layer_nb_point(l)).collect()
+        })
+    }
+
+    /// The points stored after the given layer sizes (all of them for empty `since`),
+    /// with their point numbers. The graph keeps its own copy of every vector; holding
+    /// its points spares the index a second copy.
+    pub fn points_since(&self, since: &[usize]) -> Vec<GraphPoint> {
+        let mut out = Vec::new();
+        // hnsw_rs' iterators panic on an empty graph.
         if self.is_empty() {
-            return;
+            return out;
         }
         with_hnsw!(self, h => {
-            for point in h.get_point_indexation() {
-                f(point.get_origin_id(), point.get_v());
+            let pi = h.get_point_indexation();
+            for l in 0..MAX_LAYERS {
+                let from = since.get(l).copied().unwrap_or(0);
+                if pi.get_layer_nb_point(l) > from {
+                    out.extend(pi.get_layer_iterator(l).skip(from));
+                }
             }
-        })
+        });
+        out
     }
 
     /// Dumps the graph to memory. The caller must make sure no insert runs meanwhile:

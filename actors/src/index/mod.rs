@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::codec::{self, Envelope, ItemRecord};
 use crate::distance::Metric;
-use graph::{Graph, GraphDump};
+use graph::{Graph, GraphDump, GraphPoint};
 pub use params::{IndexParams, NewItem};
 
 /// Below this many candidates a search scans them all: exact, and as fast as the graph.
@@ -37,10 +37,12 @@ struct State {
     ids: Vec<String>,
     /// Metadata of each point; emptied once the point is tombstoned.
     metadata: Vec<Map<String, Value>>,
-    /// False for tombstoned points (deleted or replaced ids), which the graph still holds.
+    /// False for tombstoned points (deleted or replaced ids), which the graph still holds,
+    /// and for points of a batch still being inserted.
     live: Vec<bool>,
-    /// All vectors, `dim` values per point, as stored (unit length under cosine).
-    vectors: Vec<f32>,
+    /// Each point as the graph stores it (vector included); `None` while its batch is
+    /// being inserted. The graph's copy is the only copy of a vector.
+    points: Vec<Option<GraphPoint>>,
     /// Live item id → point.
     by_id: HashMap<String, usize>,
     tombstones: usize,
@@ -107,9 +109,9 @@ impl Index {
         let s = self.read();
         let points = s.live.len();
         let dim = self.params.dim;
-        // Per point: the vector twice (ours and the graph's copy), about 2·m links of
-        // ~40 bytes in `hnsw_rs` at layer 0, and the id and metadata tables.
-        let per_point = 2 * dim * 4 + 2 * self.params.m * 40 + 96;
+        // Per point in `hnsw_rs`: the vector, about 2·m links at layer 0 of ~40 bytes each
+        // (an allocation per link), 16 per-layer lists; plus our id and metadata tables.
+        let per_point = dim * 4 + 2 * self.params.m * 40 + 16 * 24 + 128;
         IndexStats {
             count: s.by_id.len(),
             points,
@@ -119,37 +121,53 @@ impl Index {
     }
 
     /// Adds a checked batch (see `IndexParams::check_items`): new ids are inserted, known
-    /// ids replaced. Must not run concurrently with another mutation.
+    /// ids replaced. The whole batch becomes visible at once, when it is linked into the
+    /// graph; until then searches and reads see the index as it was. Must not run
+    /// concurrently with another mutation.
     pub fn add(&self, items: Vec<NewItem>) -> AddOutcome {
         let added = items.len();
-        let mut vectors = Vec::with_capacity(added);
-        let (graph, first_point, count) = {
+        // Reserve point numbers; the points stay hidden (not live) for now.
+        let (graph, first) = {
             let mut s = self.write();
-            let first_point = s.live.len();
-            s.vectors.reserve(added * self.params.dim);
-            for item in items {
-                if let Some(old) = s.by_id.remove(&item.id) {
-                    s.tombstone(old);
-                }
-                let point = s.live.len();
-                s.vectors.extend_from_slice(&item.vector);
-                s.by_id.insert(item.id.clone(), point);
-                s.ids.push(item.id);
-                s.metadata.push(item.metadata);
-                s.live.push(true);
-                vectors.push(item.vector);
-            }
-            (s.graph.clone(), first_point, s.by_id.len())
+            let first = s.live.len();
+            let n = first + added;
+            s.ids.resize(n, String::new());
+            s.metadata.resize(n, Map::new());
+            s.live.resize(n, false);
+            s.points.resize(n, None);
+            (s.graph.clone(), first)
         };
-        // The slow part runs without the lock: searches go on, and they cannot see the
-        // new points in the graph until they are linked in.
-        let points: Vec<(&[f32], usize)> = vectors
+        // The slow part runs without the lock, so searches go on.
+        let before = graph.layer_sizes();
+        let batch: Vec<(&[f32], usize)> = items
             .iter()
             .enumerate()
-            .map(|(i, v)| (v.as_slice(), first_point + i))
+            .map(|(i, item)| (item.vector.as_slice(), first + i))
             .collect();
-        graph.insert(&points);
-        AddOutcome { added, count }
+        graph.insert(&batch);
+        drop(batch);
+        let new_points = graph.points_since(&before);
+        // Publish the batch in one step.
+        let mut s = self.write();
+        for point in new_points {
+            let p = point.get_origin_id();
+            if let Some(slot) = s.points.get_mut(p) {
+                *slot = Some(point);
+            }
+        }
+        for (i, item) in items.into_iter().enumerate() {
+            let p = first + i;
+            if let Some(old) = s.by_id.insert(item.id.clone(), p) {
+                s.tombstone(old);
+            }
+            s.ids[p] = item.id;
+            s.metadata[p] = item.metadata;
+            s.live[p] = s.points[p].is_some();
+        }
+        AddOutcome {
+            added,
+            count: s.by_id.len(),
+        }
     }
 
     /// Tombstones an item; false when the id is not there.
@@ -169,7 +187,7 @@ impl Index {
         let &point = s.by_id.get(id)?;
         Some(Item {
             id: id.to_string(),
-            vector: s.vector(point, self.params.dim).to_vec(),
+            vector: s.vector(point)?.to_vec(),
             metadata: s.metadata[point].clone(),
         })
     }
@@ -190,89 +208,99 @@ impl Index {
         filter: Option<&Map<String, Value>>,
     ) -> Vec<Hit> {
         let s = self.read();
-        let dim = self.params.dim;
+        let metric = self.params.distance;
         let live_count = s.by_id.len();
         if live_count == 0 {
             return Vec::new();
         }
-        let points: Vec<usize> = match filter.filter(|f| !f.is_empty()) {
-            Some(filter) => {
-                let allowed: Vec<usize> = (0..s.live.len())
-                    .filter(|&p| s.live[p] && matches(&s.metadata[p], filter))
-                    .collect();
-                // A small allowed set is scanned: the graph walk would visit mostly
-                // excluded points (hnsw_rs' filtered search never stops early).
-                if allowed.len() <= BRUTE_FORCE_MAX || allowed.len() * 10 <= live_count {
-                    return s.exact(&self.params, query, k, allowed.into_iter());
-                }
+        let filter = filter.filter(|f| !f.is_empty());
+        let allowed: Option<Vec<usize>> = filter.map(|f| {
+            (0..s.live.len())
+                .filter(|&p| s.live[p] && matches(&s.metadata[p], f))
+                .collect()
+        });
+        let candidates = allowed.as_ref().map_or(live_count, |a| a.len());
+        // A small candidate set is scanned exactly: as fast as the graph, and under a
+        // narrow filter the graph walk would visit mostly excluded points (hnsw_rs'
+        // filtered search never stops early).
+        if candidates <= BRUTE_FORCE_MAX || candidates * 10 <= live_count {
+            return match allowed {
+                Some(a) => s.exact(metric, query, k, a.into_iter()),
+                None => s.exact(metric, query, k, (0..s.live.len()).filter(|&p| s.live[p])),
+            };
+        }
+        let found = match &allowed {
+            Some(a) => {
                 let mut mask = vec![false; s.live.len()];
-                allowed.iter().for_each(|&p| mask[p] = true);
-                s.graph_search(
-                    query,
-                    k,
-                    ef,
-                    allowed.len(),
-                    Some(&|p: usize| mask.get(p).copied().unwrap_or(false)),
-                )
+                a.iter().for_each(|&p| mask[p] = true);
+                let allow = |p: usize| mask.get(p).copied().unwrap_or(false);
+                s.graph_search(metric, query, k, ef, candidates, Some(&allow))
             }
-            None if live_count <= BRUTE_FORCE_MAX => {
-                let all = (0..s.live.len()).filter(|&p| s.live[p]);
-                return s.exact(&self.params, query, k, all);
+            // Every point of the graph is live: no filter needed.
+            None if live_count == s.live.len() => {
+                s.graph_search(metric, query, k, ef, candidates, None)
             }
-            None if s.tombstones == 0 => s.graph_search(query, k, ef, live_count, None),
             None => {
-                let live = &s.live;
-                s.graph_search(
-                    query,
-                    k,
-                    ef,
-                    live_count,
-                    Some(&|p: usize| live.get(p).copied().unwrap_or(false)),
-                )
+                let allow = |p: usize| s.live.get(p).copied().unwrap_or(false);
+                s.graph_search(metric, query, k, ef, candidates, Some(&allow))
             }
         };
-        match points {
-            // The graph could not find enough (heavily filtered, or points still being
-            // linked in): fall back to an exact scan so `k` live matches still come back.
-            found if found.len() < k.min(live_count) && filter.is_some_and(|f| !f.is_empty()) => {
-                let f = filter.cloned().unwrap_or_default();
-                let allowed =
-                    (0..s.live.len()).filter(|&p| s.live[p] && matches(&s.metadata[p], &f));
-                s.exact(&self.params, query, k, allowed)
-            }
-            found => s.hits(&self.params, query, k, found.into_iter(), dim),
+        if found.len() < k.min(candidates) {
+            // The graph could not reach enough matches even searched wide: scan exactly,
+            // so that `k` live matches still come back.
+            return match allowed {
+                Some(a) => s.exact(metric, query, k, a.into_iter()),
+                None => s.exact(metric, query, k, (0..s.live.len()).filter(|&p| s.live[p])),
+            };
         }
+        s.hits(k, found)
     }
 
     /// Rebuilds the graph from the live points only, dropping tombstones; searches keep
     /// using the old graph until the new one is swapped in. Must not run concurrently with
     /// another mutation. Returns the number of tombstones dropped.
     pub fn compact(&self) -> usize {
-        let dim = self.params.dim;
-        let mut fresh = {
+        let (graph, vectors, ids, metadata) = {
             let s = self.read();
-            let mut fresh = State::empty(Arc::new(Graph::new(
+            let live: Vec<usize> = (0..s.live.len()).filter(|&p| s.live[p]).collect();
+            let vectors: Vec<GraphPoint> =
+                live.iter().filter_map(|&p| s.points[p].clone()).collect();
+            let ids: Vec<String> = live.iter().map(|&p| s.ids[p].clone()).collect();
+            let metadata: Vec<Map<String, Value>> =
+                live.iter().map(|&p| s.metadata[p].clone()).collect();
+            let graph = Graph::new(
                 self.params.distance,
                 self.params.m,
                 self.params.ef_construction,
-                s.by_id.len(),
-            )));
-            fresh.vectors.reserve(s.by_id.len() * dim);
-            for p in (0..s.live.len()).filter(|&p| s.live[p]) {
-                let point = fresh.live.len();
-                fresh.vectors.extend_from_slice(s.vector(p, dim));
-                fresh.by_id.insert(s.ids[p].clone(), point);
-                fresh.ids.push(s.ids[p].clone());
-                fresh.metadata.push(s.metadata[p].clone());
-                fresh.live.push(true);
-            }
-            fresh
+                live.len(),
+            );
+            (graph, vectors, ids, metadata)
         };
-        let points: Vec<(&[f32], usize)> = (0..fresh.live.len())
-            .map(|p| (fresh.vector(p, dim), p))
+        let batch: Vec<(&[f32], usize)> = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.get_v(), i))
             .collect();
-        fresh.graph.insert(&points);
-        drop(points);
+        graph.insert(&batch);
+        drop(batch);
+        let mut fresh = State::empty(Arc::new(Graph::new(self.params.distance, 2, 1, 0)));
+        fresh.points = vec![None; ids.len()];
+        for point in graph.points_since(&[]) {
+            let p = point.get_origin_id();
+            if p < fresh.points.len() {
+                fresh.points[p] = Some(point);
+            }
+        }
+        fresh.graph = Arc::new(graph);
+        fresh.live = fresh.points.iter().map(Option::is_some).collect();
+        fresh.by_id = ids
+            .iter()
+            .enumerate()
+            .map(|(p, id)| (id.clone(), p))
+            .collect();
+        fresh.ids = ids;
+        fresh.metadata = metadata;
+        drop(vectors);
         let mut s = self.write();
         let dropped = s.tombstones;
         std::mem::swap(&mut *s, &mut fresh);
@@ -330,29 +358,24 @@ impl Index {
             ));
         }
         let mut state = State::empty(Arc::new(Graph::new(params.distance, 2, 1, 0)));
-        state.vectors = vec![0.0; n * dim];
-        let mut seen = vec![false; n];
-        let mut bad = None;
-        graph.for_each_point(|p, v| {
-            if p >= n || v.len() != dim || seen[p] {
-                bad.get_or_insert(format!(
+        state.points = vec![None; n];
+        for point in graph.points_since(&[]) {
+            let p = point.get_origin_id();
+            let v = point.get_v();
+            if p >= n || v.len() != dim || state.points[p].is_some() {
+                return Err(format!(
                     "graph point {p} (dim {}) does not fit {n} points of dim {dim}",
                     v.len()
                 ));
-                return;
             }
-            seen[p] = true;
-            state.vectors[p * dim..(p + 1) * dim].copy_from_slice(v);
-        });
-        if let Some(bad) = bad {
-            return Err(bad);
+            state.points[p] = Some(point);
         }
         state.ids = vec![String::new(); n];
         state.metadata = vec![Map::new(); n];
         state.live = vec![false; n];
         for item in envelope.items {
             let p = item.point;
-            if p >= n || state.live[p] || !seen[p] {
+            if p >= n || state.live[p] || state.points[p].is_none() {
                 return Err(format!(
                     "item {:?} has a bad or repeated point {p}",
                     item.id
@@ -398,14 +421,15 @@ impl State {
             ids: Vec::new(),
             metadata: Vec::new(),
             live: Vec::new(),
-            vectors: Vec::new(),
+            points: Vec::new(),
             by_id: HashMap::new(),
             tombstones: 0,
         }
     }
 
-    fn vector(&self, point: usize, dim: usize) -> &[f32] {
-        &self.vectors[point * dim..(point + 1) * dim]
+    /// The vector of a point, once its batch is linked in.
+    fn vector(&self, point: usize) -> Option<&[f32]> {
+        self.points.get(point)?.as_ref().map(|p| p.get_v())
     }
 
     fn tombstone(&mut self, point: usize) {
@@ -416,25 +440,27 @@ impl State {
     }
 
     /// Graph search, widening `ef` until `k` allowed points come back or the graph has
-    /// been searched as wide as it is.
+    /// been searched as wide as it is. Returns live points with their API distances.
     fn graph_search(
         &self,
+        metric: Metric,
         query: &[f32],
         k: usize,
         ef: usize,
         allowed_count: usize,
         allowed: Option<&dyn Fn(usize) -> bool>,
-    ) -> Vec<usize> {
+    ) -> Vec<(f32, usize)> {
         let want = k.min(allowed_count);
         let total = self.graph.len().max(1);
         let mut ef = ef.max(k);
         loop {
-            let found = self.graph.search(query, k, ef, allowed);
-            let known = found
+            let found: Vec<(f32, usize)> = self
+                .graph
+                .search(query, k, ef, allowed)
                 .into_iter()
-                .map(|(p, _)| p)
-                .filter(|&p| p < self.live.len() && self.live[p]);
-            let found: Vec<usize> = known.collect();
+                .filter(|&(p, _)| self.live.get(p).copied().unwrap_or(false))
+                .map(|(p, d)| (metric.from_graph(d), p))
+                .collect();
             if found.len() >= want || ef >= total {
                 return found;
             }
@@ -445,28 +471,19 @@ impl State {
     /// Exact search over the given points.
     fn exact(
         &self,
-        params: &IndexParams,
+        metric: Metric,
         query: &[f32],
         k: usize,
         points: impl Iterator<Item = usize>,
     ) -> Vec<Hit> {
-        self.hits(params, query, k, points, params.dim)
+        let scored = points
+            .filter_map(|p| Some((metric.reported(query, self.vector(p)?), p)))
+            .collect();
+        self.hits(k, scored)
     }
 
-    /// Scores points with the reported distance, keeps the best `k`, sorted by distance
-    /// then id.
-    fn hits(
-        &self,
-        params: &IndexParams,
-        query: &[f32],
-        k: usize,
-        points: impl Iterator<Item = usize>,
-        dim: usize,
-    ) -> Vec<Hit> {
-        let metric: Metric = params.distance;
-        let mut scored: Vec<(f32, usize)> = points
-            .map(|p| (metric.reported(query, self.vector(p, dim)), p))
-            .collect();
+    /// Keeps the best `k` of scored points, sorted by distance then id.
+    fn hits(&self, k: usize, mut scored: Vec<(f32, usize)>) -> Vec<Hit> {
         let by_distance_then_id = |a: &(f32, usize), b: &(f32, usize)| {
             a.0.total_cmp(&b.0)
                 .then_with(|| self.ids[a.1].cmp(&self.ids[b.1]))
