@@ -146,10 +146,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Envelope, Option<GraphDump>), DecodeError
         }
         return Ok((envelope, None));
     };
-    let expected = info
-        .graph_file_len
-        .checked_add(info.data_file_len)
-        .unwrap_or(u64::MAX);
+    let expected = info.graph_file_len.saturating_add(info.data_file_len);
     if rest.len() as u64 != expected {
         return Err(DecodeError::GraphLength {
             expected,

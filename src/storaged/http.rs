@@ -6,7 +6,6 @@ use std::sync::Arc;
 use actix_web::body::SizedStream;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::keys::Key;
@@ -86,7 +85,7 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 
 /// The key of a `/storage/<op>/<key...>` request, from the raw (undecoded) path, so that an
 /// escaped `/` stays inside its segment.
-fn key_of(req: &HttpRequest) -> Result<Key, HttpResponse> {
+fn key_of(req: &HttpRequest) -> Result<Key, Box<HttpResponse>> {
     let raw = req.uri().path();
     // The route matched, so the first two segments are `storage` and the operation.
     let tail = raw
@@ -95,7 +94,7 @@ fn key_of(req: &HttpRequest) -> Result<Key, HttpResponse> {
         .unwrap_or("");
     Key::from_wire(tail).map_err(|e| {
         log::warn!("storaged: {} {raw}: {e}", req.method());
-        error(StatusCode::BAD_REQUEST, "bad_key", e.to_string())
+        Box::new(error(StatusCode::BAD_REQUEST, "bad_key", e.to_string()))
     })
 }
 
@@ -129,7 +128,7 @@ fn store_error(op: &str, key: &Key, err: StoreError) -> HttpResponse {
 async fn put(req: HttpRequest, body: web::Payload, state: web::Data<State>) -> HttpResponse {
     let key = match key_of(&req) {
         Ok(k) => k,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let limit = state.max_object_bytes;
     let declared = req
@@ -152,7 +151,7 @@ async fn put(req: HttpRequest, body: web::Payload, state: web::Data<State>) -> H
 async fn get(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     let key = match key_of(&req) {
         Ok(k) => k,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     match state.store.get(&key).await {
         Ok(obj) => {
@@ -171,7 +170,7 @@ async fn get(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
 async fn delete(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     let key = match key_of(&req) {
         Ok(k) => k,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     match state.store.delete(&key).await {
         Ok(()) => {
@@ -182,14 +181,27 @@ async fn delete(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     }
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    #[serde(default)]
-    prefix: String,
+/// The `prefix` parameter of a list request, decoded; an error names what is wrong with it.
+fn prefix_of(query: &str) -> Result<String, String> {
+    let mut prefix = String::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "prefix" {
+            continue;
+        }
+        let spaced = value.replace('+', " ");
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(&spaced).collect();
+        prefix = String::from_utf8(bytes)
+            .map_err(|_| format!("prefix {value:?} is not UTF-8 once decoded"))?;
+    }
+    Ok(prefix)
 }
 
-async fn list(query: web::Query<ListQuery>, state: web::Data<State>) -> HttpResponse {
-    let prefix = query.into_inner().prefix;
+async fn list(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    let prefix = match prefix_of(req.query_string()) {
+        Ok(p) => p,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_prefix", message),
+    };
     match state.store.list(&prefix).await {
         Ok(objects) => {
             let objects: Vec<_> = objects

@@ -277,7 +277,10 @@ fn bench_one(
         eprintln!("HTTP ingest in batches of {BATCH}...");
         let ingest = server.ingest("bench", set, BATCH)?;
         r.http_ingest_vectors_per_s = Some(n as f64 / ingest);
-        let settle: u64 = std::env::var("BENCH_SETTLE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+        let settle: u64 = std::env::var("BENCH_SETTLE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(500);
         std::thread::sleep(Duration::from_millis(settle));
         let after = http::rss_bytes(server.pid());
         if let (Some(b), Some(a)) = (before, after) {
