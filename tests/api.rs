@@ -506,3 +506,67 @@ fn create_and_delete_racing_end_consistent() {
         "a new index of the name starts empty"
     );
 }
+
+#[test]
+fn deletes_trigger_a_background_compaction_invisible_to_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ephemeral(dir.path());
+    let api = server.api();
+    let data = vectors(31, 3000, 16);
+    api.post(
+        "/vectors/index",
+        &json!({"name": "c", "dim": 16, "distance": "l2"}),
+    );
+    assert_eq!(
+        api.post("/vectors/index/c/add", &add_body("v", &data)).0,
+        200
+    );
+    for i in 0..1000 {
+        assert_eq!(api.delete(&format!("/vectors/index/c/items/v{i}")).0, 204);
+    }
+    // searches and writes go on while it compacts
+    for i in 0..50 {
+        let (s, b) = api.post(
+            "/vectors/index/c/search",
+            &json!({"vector": data[1000 + i], "k": 10}),
+        );
+        assert_eq!(s, 200);
+        assert_eq!(b["results"][0]["id"], format!("v{}", 1000 + i));
+        assert_eq!(b["results"].as_array().unwrap().len(), 10);
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let (_, info) = api.get("/vectors/index/c");
+        assert_eq!(info["count"], 2000);
+        // 1000 without a compaction; what is deleted while one runs stays behind
+        if info["tombstones"].as_u64().unwrap() < 1000 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no compaction: {info}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for i in (0..3000).step_by(37) {
+        let (s, b) = api.post(
+            "/vectors/index/c/search",
+            &json!({"vector": data[i], "k": 3}),
+        );
+        assert_eq!(s, 200);
+        let first = b["results"][0]["id"].as_str().unwrap().to_string();
+        if i < 1000 {
+            assert_ne!(first, format!("v{i}"), "deleted item came back");
+        } else {
+            assert_eq!(first, format!("v{i}"));
+        }
+    }
+    assert_eq!(api.get("/vectors/index/c/items/v5").0, 404);
+    assert_eq!(
+        api.get("/vectors/index/c/items/v2500").1["vector"]
+            .as_array()
+            .unwrap()
+            .len(),
+        16
+    );
+}

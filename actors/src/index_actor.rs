@@ -27,6 +27,8 @@ pub struct IndexActor {
     seq: u64,
     /// Tombstone share that triggers a compaction.
     compact_ratio: f64,
+    /// A compaction is under way (at most one at a time).
+    compacting: bool,
     /// True for a newly created index, which is saved once even before its first item;
     /// an index loaded from storage is clean.
     save_on_start: bool,
@@ -49,6 +51,7 @@ impl IndexActor {
             seq: 0,
             compact_ratio,
             save_on_start,
+            compacting: false,
         }
     }
 
@@ -132,31 +135,42 @@ impl Handler<DeleteItem> for IndexActor {
 struct Compact;
 
 impl Handler<Compact> for IndexActor {
-    type Result = AtomicResponse<Self, ()>;
+    type Result = ();
 
-    fn handle(&mut self, _: Compact, _: &mut Context<Self>) -> Self::Result {
+    /// Builds the new graph in the background while mutations go on, then finishes the
+    /// compaction (catching up with those mutations) between two of them.
+    fn handle(&mut self, _: Compact, ctx: &mut Context<Self>) {
+        if self.compacting || !self.index.needs_compaction(self.compact_ratio) {
+            return;
+        }
+        self.compacting = true;
+        let started = std::time::Instant::now();
         let index = self.index.clone();
-        let ratio = self.compact_ratio;
-        let name = self.name.clone();
-        let work = blocking(self.name.clone(), "compaction", move || {
-            // Several triggers may have queued up; only the first finds work to do.
-            if !index.needs_compaction(ratio) {
-                return None;
-            }
-            let started = std::time::Instant::now();
-            let dropped = index.compact();
-            log::info!(
-                "index {name:?}: compacted, dropped {dropped} tombstones, {} items left, {} ms",
-                index.stats().count,
-                started.elapsed().as_millis()
-            );
-            Some(dropped)
+        let plan = blocking(self.name.clone(), "compaction", move || {
+            index.plan_compaction()
         });
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(|res, act, ctx| {
-            if let Ok(Some(_)) = res {
-                act.changed(ctx);
-            }
-        })))
+        ctx.spawn(plan.into_actor(self).map(move |plan, act, ctx| {
+            let Ok(plan) = plan else {
+                act.compacting = false;
+                return;
+            };
+            let index = act.index.clone();
+            let finish = blocking(act.name.clone(), "compaction", move || {
+                index.finish_compaction(plan)
+            });
+            ctx.wait(finish.into_actor(act).map(move |dropped, act, ctx| {
+                act.compacting = false;
+                if let Ok(dropped) = dropped {
+                    log::info!(
+                        "index {:?}: compacted, dropped {dropped} tombstones, {} items left, {} ms",
+                        act.name,
+                        act.index.stats().count,
+                        started.elapsed().as_millis()
+                    );
+                    act.changed(ctx);
+                }
+            }));
+        }));
     }
 }
 

@@ -48,6 +48,15 @@ struct State {
     tombstones: usize,
 }
 
+/// A new graph built from the live points of an earlier moment (see `plan_compaction`).
+pub struct CompactionPlan {
+    graph: Graph,
+    /// Old point number of each new point, in order.
+    kept: Vec<usize>,
+    /// Points that existed when the plan was made.
+    watermark: usize,
+}
+
 /// What an `add` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddOutcome {
@@ -256,35 +265,80 @@ impl Index {
         s.hits(k, found)
     }
 
-    /// Rebuilds the graph from the live points only, dropping tombstones; searches keep
-    /// using the old graph until the new one is swapped in. Must not run concurrently with
-    /// another mutation. Returns the number of tombstones dropped.
+    /// Rebuilds the graph without its tombstones in one go (`plan_compaction` then
+    /// `finish_compaction`). Returns the number of tombstones dropped.
     pub fn compact(&self) -> usize {
-        let (graph, vectors, ids, metadata) = {
+        let plan = self.plan_compaction();
+        self.finish_compaction(plan)
+    }
+
+    /// The slow half of a compaction: builds a new graph of the points live now. Holds no
+    /// lock while building, so searches go on and so may mutations (the index actor lets
+    /// them through); `finish_compaction` catches up with what they did.
+    pub fn plan_compaction(&self) -> CompactionPlan {
+        let (kept, vectors, watermark) = {
             let s = self.read();
-            let live: Vec<usize> = (0..s.live.len()).filter(|&p| s.live[p]).collect();
+            let kept: Vec<usize> = (0..s.live.len())
+                .filter(|&p| s.live[p] && s.points[p].is_some())
+                .collect();
             let vectors: Vec<GraphPoint> =
-                live.iter().filter_map(|&p| s.points[p].clone()).collect();
-            let ids: Vec<String> = live.iter().map(|&p| s.ids[p].clone()).collect();
-            let metadata: Vec<Map<String, Value>> =
-                live.iter().map(|&p| s.metadata[p].clone()).collect();
-            let graph = Graph::new(
-                self.params.distance,
-                self.params.m,
-                self.params.ef_construction,
-                live.len(),
-            );
-            (graph, vectors, ids, metadata)
+                kept.iter().filter_map(|&p| s.points[p].clone()).collect();
+            (kept, vectors, s.live.len())
         };
+        let graph = Graph::new(
+            self.params.distance,
+            self.params.m,
+            self.params.ef_construction,
+            kept.len(),
+        );
         let batch: Vec<(&[f32], usize)> = vectors
             .iter()
             .enumerate()
             .map(|(i, v)| (v.get_v(), i))
             .collect();
         graph.insert(&batch);
+        CompactionPlan {
+            graph,
+            kept,
+            watermark,
+        }
+    }
+
+    /// The quick half: links in the points added since the plan was made, drops the ones
+    /// deleted or replaced since, and swaps the new graph in. Must not run concurrently
+    /// with another mutation.
+    pub fn finish_compaction(&self, plan: CompactionPlan) -> usize {
+        let CompactionPlan {
+            graph,
+            kept,
+            watermark,
+        } = plan;
+        // Points added after the plan (old numbers from the watermark on) get new numbers
+        // after the kept ones.
+        let (added, dropped) = {
+            let s = self.read();
+            let added: Vec<(usize, GraphPoint)> = (watermark..s.live.len())
+                .filter(|&p| s.live[p])
+                .filter_map(|p| Some((p, s.points[p].clone()?)))
+                .collect();
+            (added, s.tombstones)
+        };
+        let base = kept.len();
+        let batch: Vec<(&[f32], usize)> = added
+            .iter()
+            .enumerate()
+            .map(|(i, (_, v))| (v.get_v(), base + i))
+            .collect();
+        graph.insert(&batch);
         drop(batch);
+        let old_of: Vec<usize> = kept
+            .into_iter()
+            .chain(added.iter().map(|(p, _)| *p))
+            .collect();
+        drop(added);
+
         let mut fresh = State::empty(Arc::new(Graph::new(self.params.distance, 2, 1, 0)));
-        fresh.points = vec![None; ids.len()];
+        fresh.points = vec![None; old_of.len()];
         for point in graph.points_since(&[]) {
             let p = point.get_origin_id();
             if p < fresh.points.len() {
@@ -292,19 +346,23 @@ impl Index {
             }
         }
         fresh.graph = Arc::new(graph);
-        fresh.live = fresh.points.iter().map(Option::is_some).collect();
-        fresh.by_id = ids
-            .iter()
-            .enumerate()
-            .map(|(p, id)| (id.clone(), p))
-            .collect();
-        fresh.ids = ids;
-        fresh.metadata = metadata;
-        drop(vectors);
         let mut s = self.write();
-        let dropped = s.tombstones;
+        fresh.live = vec![false; old_of.len()];
+        fresh.ids = vec![String::new(); old_of.len()];
+        fresh.metadata = vec![Map::new(); old_of.len()];
+        for (new, &old) in old_of.iter().enumerate() {
+            if s.live[old] && fresh.points[new].is_some() {
+                fresh.live[new] = true;
+                fresh.ids[new] = std::mem::take(&mut s.ids[old]);
+                fresh.metadata[new] = std::mem::take(&mut s.metadata[old]);
+                fresh.by_id.insert(fresh.ids[new].clone(), new);
+            } else {
+                // deleted or replaced while the new graph was being built
+                fresh.tombstones += 1;
+            }
+        }
         std::mem::swap(&mut *s, &mut fresh);
-        dropped
+        dropped.saturating_sub(s.tombstones)
     }
 
     /// Encodes the index as one LHV1 object. Must not run concurrently with another

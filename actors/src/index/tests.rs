@@ -269,3 +269,54 @@ fn an_empty_index_round_trips_without_a_graph() {
         .search(&[1.0, 0.0, 0.0, 0.0], 3, 64, None)
         .is_empty());
 }
+
+#[test]
+fn writes_during_a_compaction_are_kept() {
+    let p = params(Metric::L2, 8);
+    let data = random_vectors(21, 3000, 8);
+    let index = Index::new(p.clone());
+    index.add(items(&data, "", &p));
+    for i in 0..1000 {
+        index.delete(&i.to_string());
+    }
+    let plan = index.plan_compaction();
+    // meanwhile: deletes of kept items, new items, and a replacement
+    for i in 1000..1100 {
+        assert!(index.delete(&i.to_string()));
+    }
+    let fresh = random_vectors(22, 50, 8);
+    index.add(items(&fresh, "new-", &p));
+    let replacement = NewItem {
+        id: "2999".into(),
+        vector: vec![50.0; 8],
+        metadata: serde_json::from_value(json!({"v": 2})).unwrap(),
+    };
+    index.add(p.check_items(vec![replacement]).unwrap());
+    index.finish_compaction(plan);
+
+    let s = index.stats();
+    assert_eq!(s.count, 1900 + 50);
+    // only what was deleted or replaced during the build is left as tombstones
+    assert_eq!(s.tombstones, 100 + 1);
+    assert_eq!(s.points, 2000 + 50 + 1);
+    assert!(index.get("1050").is_none());
+    assert_eq!(index.get("new-7").unwrap().vector, fresh[7]);
+    let replaced = index.get("2999").unwrap();
+    assert_eq!(replaced.vector, vec![50.0; 8]);
+    assert_eq!(replaced.metadata["v"], json!(2));
+    assert_eq!(index.get("1500").unwrap().vector, data[1500]);
+    for q in random_vectors(23, 20, 8) {
+        let hits = index.search(&q, 30, 64, None);
+        assert_eq!(hits.len(), 30);
+        for h in hits {
+            if let Ok(i) = h.id.parse::<usize>() {
+                assert!(i >= 1100, "deleted id {i} returned");
+            }
+        }
+    }
+    let hit = &index.search(&fresh[3], 1, 64, None)[0];
+    assert_eq!((hit.id.as_str(), hit.distance), ("new-3", 0.0));
+    // and it still round-trips
+    let (envelope, dump) = codec::decode(&index.snapshot().unwrap()).unwrap();
+    assert_eq!(Index::restore(envelope, dump).unwrap().stats().count, 1950);
+}
