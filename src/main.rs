@@ -19,9 +19,8 @@ use vectord_actors::registry::Registry;
 use vectord_actors::storeclient::StoreClient;
 
 // hnsw_rs makes one small allocation per graph link; mimalloc packs them without a
-// per-allocation header and returns freed request buffers to the OS more readily, which
-// measured XX % less resident memory per vector than the system allocator (README,
-// Performance).
+// per-allocation header: the index's resident size per vector fell by 44 % against the
+// system allocator on minilm-dev (README, Dependencies).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
