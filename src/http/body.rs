@@ -51,18 +51,27 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "request body is empty: expected a JSON object",
         ));
     }
+    // Fast path: plain serde_json. Only a body that fails is decoded again with path
+    // tracking, to say where it failed.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = if path.is_empty() || path == "." {
-            format!("invalid JSON body: {inner}")
-        } else {
-            format!("invalid JSON at {path}: {inner}")
-        };
-        ApiError::bad_request("invalid_json", message)
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
-    Ok(value)
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let err = match result {
+        Ok(_) => match de.end() {
+            Err(e) => format!("invalid JSON body: {e}"),
+            Ok(()) => "invalid JSON body".to_string(),
+        },
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path.is_empty() || path == "." {
+                format!("invalid JSON body: {inner}")
+            } else {
+                format!("invalid JSON at {path}: {inner}")
+            }
+        }
+    };
+    Err(ApiError::bad_request("invalid_json", err))
 }

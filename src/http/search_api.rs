@@ -4,8 +4,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::errors::ApiError;
 use super::{body, AppState};
@@ -17,6 +17,18 @@ struct SearchRequest {
     k: usize,
     ef: Option<usize>,
     filter: Option<Map<String, Value>>,
+}
+
+#[derive(Serialize)]
+struct SearchResponse {
+    results: Vec<SearchResult>,
+}
+
+#[derive(Serialize)]
+struct SearchResult {
+    id: String,
+    distance: f32,
+    metadata: Map<String, Value>,
 }
 
 async fn search(
@@ -52,11 +64,15 @@ async fn search(
             )
         })?;
     state.metrics.observe_search(started.elapsed());
-    let results: Vec<Value> = hits
+    let results: Vec<SearchResult> = hits
         .into_iter()
-        .map(|h| json!({ "id": h.id, "distance": h.distance, "metadata": h.metadata }))
+        .map(|h| SearchResult {
+            id: h.id,
+            distance: h.distance,
+            metadata: h.metadata,
+        })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+    Ok(HttpResponse::Ok().json(SearchResponse { results }))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
