@@ -169,17 +169,15 @@ impl Server {
             let mut lat = Vec::with_capacity(bodies.len());
             for body in bodies {
                 let t = Instant::now();
-                let v = self.post(&path, body)?;
+                let answer: SearchAnswer = self.post_as(&path, body)?;
                 lat.push(t.elapsed());
-                let ids = v["results"]
-                    .as_array()
-                    .map(|rs| {
-                        rs.iter()
-                            .filter_map(|r| r["id"].as_str()?.parse().ok())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                found.push(ids);
+                found.push(
+                    answer
+                        .results
+                        .iter()
+                        .filter_map(|r| r.id.parse().ok())
+                        .collect(),
+                );
             }
             Ok((found, lat))
         };
