@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::data::{recall, Dataset};
+use crate::data::Dataset;
 use crate::SearchFigures;
 
 /// The part of a search answer the benchmark reads.
@@ -164,44 +164,15 @@ impl Server {
             })
             .collect();
         let path = format!("/vectors/index/{name}/search");
-        let run = |bodies: &[Vec<u8>]| -> Result<(Vec<Vec<usize>>, Vec<Duration>), String> {
-            let mut found = Vec::with_capacity(bodies.len());
-            let mut lat = Vec::with_capacity(bodies.len());
-            for body in bodies {
-                let t = Instant::now();
-                let answer: SearchAnswer = self.post_as(&path, body)?;
-                lat.push(t.elapsed());
-                found.push(
-                    answer
-                        .results
-                        .iter()
-                        .filter_map(|r| r.id.parse().ok())
-                        .collect(),
-                );
-            }
-            Ok((found, lat))
+        let one = |i: usize| -> Result<Vec<usize>, String> {
+            let answer: SearchAnswer = self.post_as(&path, &bodies[i])?;
+            Ok(answer
+                .results
+                .iter()
+                .filter_map(|r| r.id.parse().ok())
+                .collect())
         };
-        let started = Instant::now();
-        let (found, mut lat) = run(&bodies)?;
-        let qps1 = bodies.len() as f64 / started.elapsed().as_secs_f64();
-        let half = bodies.len().div_ceil(2);
-        let started = Instant::now();
-        let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(|| run(&bodies[..half]));
-            let b = s.spawn(|| run(&bodies[half..]));
-            (a.join(), b.join())
-        });
-        let qps2 = bodies.len() as f64 / started.elapsed().as_secs_f64();
-        for r in [a, b] {
-            r.map_err(|_| "search thread panicked".to_string())??;
-        }
-        let r = found
-            .iter()
-            .zip(&data.truth)
-            .map(|(f, t)| recall(f, t, k))
-            .sum::<f64>()
-            / bodies.len().max(1) as f64;
-        Ok(SearchFigures::new(ef, r, qps1, qps2, &mut lat))
+        crate::measure(ef, bodies.len(), &data.truth, one)
     }
 }
 

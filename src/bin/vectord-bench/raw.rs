@@ -1,14 +1,14 @@
 //! In-process measurements: our index code with no HTTP in between.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Map;
 use vectord_actors::codec;
 use vectord_actors::index::graph::Graph;
 use vectord_actors::index::{Index, IndexParams, NewItem};
 
-use crate::data::{recall, Dataset};
+use crate::data::Dataset;
 use crate::SearchFigures;
 
 pub fn params(data: &Dataset, name: &str) -> IndexParams {
@@ -82,37 +82,14 @@ pub fn search(index: &Arc<Index>, data: &Dataset, ef: usize, k: usize) -> Search
                 .unwrap_or_else(|_| vec![0.0; p.dim])
         })
         .collect();
-    let run = |qs: &[Vec<f32>]| -> (Vec<Vec<usize>>, Vec<Duration>) {
-        let mut found = Vec::with_capacity(qs.len());
-        let mut lat = Vec::with_capacity(qs.len());
-        for q in qs {
-            let t = Instant::now();
-            let hits = index.search(q, k, ef, None);
-            lat.push(t.elapsed());
-            found.push(hits.iter().filter_map(|h| h.id.parse().ok()).collect());
-        }
-        (found, lat)
+    let one = |i: usize| -> Result<Vec<usize>, String> {
+        let hits = index.search(&queries[i], k, ef, None);
+        Ok(hits.iter().filter_map(|h| h.id.parse().ok()).collect())
     };
-    // one thread
-    let started = Instant::now();
-    let (found, mut lat) = run(&queries);
-    let qps1 = queries.len() as f64 / started.elapsed().as_secs_f64();
-    // two threads, each on half the queries
-    let started = Instant::now();
-    let half = queries.len().div_ceil(2);
-    std::thread::scope(|s| {
-        let a = s.spawn(|| run(&queries[..half]));
-        let b = s.spawn(|| run(&queries[half..]));
-        let _ = (a.join(), b.join());
-    });
-    let qps2 = queries.len() as f64 / started.elapsed().as_secs_f64();
-    let r = found
-        .iter()
-        .zip(&data.truth)
-        .map(|(f, t)| recall(f, t, k))
-        .sum::<f64>()
-        / queries.len().max(1) as f64;
-    SearchFigures::new(ef, r, qps1, qps2, &mut lat)
+    crate::measure(ef, queries.len(), &data.truth, one).unwrap_or_else(|e| {
+        eprintln!("in-process search failed: {e}");
+        SearchFigures::new(ef, 0.0, 0.0, 0.0, &mut [])
+    })
 }
 
 /// Seconds to encode, and to decode and restore, the index's LHV1 file, and its size.
