@@ -52,33 +52,33 @@ struct Args {
     no_http: bool,
 }
 
-/// The allocator vectord uses, counting live bytes so that the index's own heap size can be
+/// The allocator vectord uses (jemalloc), counting live bytes so that the index's own heap size can be
 /// read exactly (resident-size growth of this process undercounts: memory freed earlier,
 /// such as the data file's buffer, is reused).
 struct CountingAlloc;
 
 static LIVE_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-// SAFETY: every call is forwarded unchanged to mimalloc, a sound `GlobalAlloc`, with the
+// SAFETY: every call is forwarded unchanged to jemalloc, a sound `GlobalAlloc`, with the
 // caller's own layout and pointer; the only addition is a relaxed atomic counter, which
 // neither allocates nor touches the memory handed out.
 unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         LIVE_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        unsafe { mimalloc::MiMalloc.alloc(layout) }
+        unsafe { tikv_jemallocator::Jemalloc.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
         LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        unsafe { tikv_jemallocator::Jemalloc.dealloc(ptr, layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         LIVE_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+        unsafe { tikv_jemallocator::Jemalloc.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
         LIVE_BYTES.fetch_add(new_size, std::sync::atomic::Ordering::Relaxed);
         LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        unsafe { tikv_jemallocator::Jemalloc.realloc(ptr, layout, new_size) }
     }
 }
 
