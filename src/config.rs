@@ -7,6 +7,31 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The flags both binaries take to find their configuration.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file (default: ./vectord.toml when present).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Override one setting; repeatable. Example: --set vectord.default_ef_search=128
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// Loads the configuration; `shorthands` are `(key, value)` pairs of a binary's own
+    /// flags, applied after `--set` so that they win.
+    pub fn load(&self, shorthands: &[(&str, Option<&str>)]) -> Result<Config, ConfigError> {
+        let mut sets = self.set.clone();
+        for (key, value) in shorthands {
+            if let Some(v) = value {
+                sets.push(format!("{key}={v}"));
+            }
+        }
+        Config::load(self.config.as_deref(), &sets)
+    }
+}
+
 /// A setting that could not be applied; the message names the key and the value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -2,7 +2,6 @@
 //! loads persisted indexes, serves the HTTP API, and on SIGINT/SIGTERM stops taking
 //! requests, saves everything pending and exits 0.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::{middleware, web, App, HttpServer};
 use clap::Parser;
-use vectord::config::{cores, Config};
+use vectord::config::{cores, Config, ConfigArgs};
 use vectord::http::{self, AppState, IndexDefaults};
 use vectord_actors::messages::FlushAll;
 use vectord_actors::persister::{self, Persister};
@@ -31,12 +30,8 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
     about = "Vector search over HTTP: named HNSW indexes, persisted to storaged"
 )]
 struct Args {
-    /// Configuration file (default: ./vectord.toml when present).
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Override one setting; repeatable. Example: --set vectord.default_ef_search=128
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-    set: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Shorthand for --set vectord.bind=ADDR
     #[arg(long, value_name = "HOST:PORT")]
     bind: Option<String>,
@@ -57,32 +52,20 @@ struct Args {
     no_embedded_storaged: bool,
 }
 
-impl Args {
-    /// The shorthands as `--set` overrides, after the explicit ones so that they win.
-    fn overrides(&self) -> Vec<String> {
-        let mut sets = self.set.clone();
-        let mut push = |key: &str, value: &Option<String>| {
-            if let Some(v) = value {
-                sets.push(format!("{key}={v}"));
-            }
-        };
-        push("vectord.bind", &self.bind);
-        push("vectord.storaged_url", &self.storaged_url);
-        push("storaged.root", &self.data_dir);
-        push("storaged.bind", &self.storaged_bind);
-        if self.ephemeral {
-            sets.push("vectord.storaged_url=".into());
-        }
-        if self.no_embedded_storaged {
-            sets.push("vectord.embedded_storaged=false".into());
-        }
-        sets
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
-    let cfg = match Config::load(args.config.as_deref(), &args.overrides()) {
+    let shorthands = [
+        ("vectord.bind", args.bind.as_deref()),
+        ("vectord.storaged_url", args.storaged_url.as_deref()),
+        ("storaged.root", args.data_dir.as_deref()),
+        ("storaged.bind", args.storaged_bind.as_deref()),
+        ("vectord.storaged_url", args.ephemeral.then_some("")),
+        (
+            "vectord.embedded_storaged",
+            args.no_embedded_storaged.then_some("false"),
+        ),
+    ];
+    let cfg = match args.config.load(&shorthands) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("vectord: bad configuration: {e}");

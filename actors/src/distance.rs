@@ -168,26 +168,10 @@ impl Distance<f32> for IpDistance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::seeded_vectors as vectors;
 
     fn naive_dot(a: &[f32], b: &[f32]) -> f64 {
         a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
-    }
-
-    fn vectors(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
-        // small LCG so the test needs no extra crate
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                (0..dim)
-                    .map(|_| {
-                        s = s
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-                    })
-                    .collect()
-            })
-            .collect()
     }
 
     #[test]

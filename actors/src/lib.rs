@@ -12,4 +12,5 @@ pub mod index_actor;
 pub mod messages;
 pub mod persister;
 pub mod registry;
+pub mod sample;
 pub mod storeclient;

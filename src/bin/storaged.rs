@@ -1,10 +1,10 @@
 //! The storaged binary: loads the configuration (file, environment, flags) and serves the
 //! `[storaged]` section's object store over HTTP until SIGINT/SIGTERM.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use vectord::config::ConfigArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -13,12 +13,8 @@ use clap::Parser;
     about = "Object storage for vectord: PUT/GET/DELETE/list objects by key over HTTP"
 )]
 struct Args {
-    /// Configuration file (default: ./vectord.toml when present).
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Override one setting; repeatable. Example: --set storaged.max_object_bytes=1048576
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-    set: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Shorthand for --set storaged.bind=ADDR
     #[arg(long, value_name = "HOST:PORT")]
     bind: Option<String>,
@@ -29,14 +25,11 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let mut sets = args.set.clone();
-    if let Some(bind) = &args.bind {
-        sets.push(format!("storaged.bind={bind}"));
-    }
-    if let Some(root) = &args.root {
-        sets.push(format!("storaged.root={root}"));
-    }
-    let cfg = match vectord::config::Config::load(args.config.as_deref(), &sets) {
+    let shorthands = [
+        ("storaged.bind", args.bind.as_deref()),
+        ("storaged.root", args.root.as_deref()),
+    ];
+    let cfg = match args.config.load(&shorthands) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("storaged: bad configuration: {e}");

@@ -249,21 +249,8 @@ impl Api {
 }
 
 /// Seeded pseudo-random vectors in [-1, 1).
-pub fn vectors(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
-    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(7);
-    (0..n)
-        .map(|_| {
-            (0..dim)
-                .map(|_| {
-                    s = s
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
-        })
-        .collect()
-}
+#[allow(unused_imports)]
+pub use vectord_actors::sample::seeded_vectors as vectors;
 
 /// An `add` body for `vectors`, ids `prefix0..`.
 pub fn add_body(prefix: &str, vectors: &[Vec<f32>]) -> Value {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use vectord_actors::distance::Metric;
+use vectord_actors::sample::seeded_vectors as random_vectors;
 
 /// Base vectors, queries and the exact top-k ids of each query.
 pub struct Dataset {
@@ -71,23 +72,6 @@ pub fn load_fvecs_dir(dir: &Path, max_queries: usize) -> Result<Dataset, String>
         queries,
         truth,
     })
-}
-
-/// Seeded uniform vectors in [-1, 1).
-pub fn random_vectors(seed: u64, n: usize, dim: usize) -> Vec<Vec<f32>> {
-    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            (0..dim)
-                .map(|_| {
-                    s = s
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// A synthetic set of `n` clustered `dim`-d vectors under L2 (uniform noise around 100
