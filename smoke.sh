@@ -37,9 +37,10 @@ start() {
   echo "vectord did not become ready; log:"; cat "$WORK/vectord.log"; return 1
 }
 
+PASSES=0
 step() { # step NAME COMMAND...: runs the command, prints PASS or FAIL
   local name=$1; shift
-  if out=$("$@" 2>&1); then echo "PASS $name"; else echo "FAIL $name: $out"; FAILS=$((FAILS+1)); fi
+  if out=$("$@" 2>&1); then echo "PASS $name"; PASSES=$((PASSES+1)); else echo "FAIL $name: $out"; FAILS=$((FAILS+1)); fi
 }
 
 # call METHOD PATH [BODY] -> prints "STATUS BODY"
@@ -91,5 +92,5 @@ step "G1P: and 404" expect 404 '.error.code=="index_not_found"' GET /vectors/ind
 kill -TERM "$PID"; wait "$PID"; rc=$?; PID=""
 step "SIGTERM exits 0" test "$rc" = 0
 
-if [ "$FAILS" -gt 0 ]; then echo "smoke: $FAILS step(s) failed"; exit 1; fi
-echo "smoke: all steps passed"
+echo "smoke: $PASSES passed, $FAILS failed"
+[ "$FAILS" -eq 0 ]
