@@ -146,7 +146,9 @@ pub fn brute_force(
                                 d.truncate(k);
                             }
                             d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                            d.into_iter().map(|(_, i)| i).collect::<Vec<usize>>()
+                            // not `into_iter`: an in-place collect would keep the
+                            // whole scored vector's allocation alive in each row
+                            d.iter().map(|&(_, i)| i).collect::<Vec<usize>>()
                         })
                         .collect::<Vec<_>>()
                 })
