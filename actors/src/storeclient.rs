@@ -4,11 +4,13 @@
 //! failures carry the operation, the key and a preview of storaged's answer. Keys are
 //! escaped segment by segment, so a segment may hold any character. awc's client is not
 //! `Send`, so one is built per call on the calling arbiter's thread; the struct itself is
-//! cheap to clone and can move between threads.
+//! cheap to clone and can move between threads. The timeout bounds each whole operation,
+//! body included (awc's own timeout stops at the response head).
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
@@ -22,6 +24,10 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 const PREVIEW_BYTES: usize = 256;
 /// Largest object `get` accepts (awc's default is 2 MiB).
 const MAX_OBJECT_BYTES: usize = 16 << 30;
+/// Largest list answer accepted.
+const MAX_LIST_BYTES: usize = 256 << 20;
+/// Most bytes reserved up front from a `Content-Length` header.
+const MAX_PREALLOC: usize = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -85,6 +91,7 @@ impl StoreClient {
 
     fn client(&self) -> awc::Client {
         awc::Client::builder()
+            .connector(awc::Connector::new().timeout(self.timeout))
             .timeout(self.timeout)
             .disable_redirects()
             .finish()
@@ -94,7 +101,44 @@ impl StoreClient {
         format!("{}/storage/{op}/{}", self.base_url, escape_key(key))
     }
 
+    /// Stores `body` under `key`, replacing what was there.
     pub async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        self.within("put", key, self.put_inner(key, body)).await
+    }
+
+    /// The object's bytes; `KeyNotFound` when there is none.
+    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        self.within("get", key, self.get_inner(key)).await
+    }
+
+    /// Removes the object; a missing key is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.within("delete", key, self.delete_inner(key)).await
+    }
+
+    /// Objects whose key starts with `prefix`, sorted by key.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        self.within("list", prefix, self.list_inner(prefix)).await
+    }
+
+    /// Runs one operation under the timeout.
+    async fn within<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(transport(
+                op,
+                key,
+                format!("no complete answer within {:?}", self.timeout),
+            )),
+        }
+    }
+
+    async fn put_inner(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         let op = "put";
         let mut resp = self
             .client()
@@ -106,8 +150,7 @@ impl StoreClient {
         check(op, key, &mut resp).await
     }
 
-    /// The object's bytes; `KeyNotFound` when there is none.
-    pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+    async fn get_inner(&self, key: &str) -> Result<Bytes, StoreError> {
         let op = "get";
         let mut resp = self
             .client()
@@ -119,14 +162,10 @@ impl StoreClient {
             return Err(StoreError::KeyNotFound(key.to_string()));
         }
         check(op, key, &mut resp).await?;
-        resp.body()
-            .limit(MAX_OBJECT_BYTES)
-            .await
-            .map_err(|e| transport(op, key, e))
+        read_body(op, key, &mut resp, MAX_OBJECT_BYTES).await
     }
 
-    /// Removes the object; a missing key is not an error.
-    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete_inner(&self, key: &str) -> Result<(), StoreError> {
         let op = "delete";
         let mut resp = self
             .client()
@@ -140,8 +179,7 @@ impl StoreClient {
         check(op, key, &mut resp).await
     }
 
-    /// Objects whose key starts with `prefix`.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+    async fn list_inner(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         let op = "list";
         let url = format!(
             "{}/storage/list?prefix={}",
@@ -155,11 +193,7 @@ impl StoreClient {
             .await
             .map_err(|e| transport(op, prefix, e))?;
         check(op, prefix, &mut resp).await?;
-        let body = resp
-            .body()
-            .limit(256 << 20)
-            .await
-            .map_err(|e| transport(op, prefix, e))?;
+        let body = read_body(op, prefix, &mut resp, MAX_LIST_BYTES).await?;
         let list: ListResponse = serde_json::from_slice(&body).map_err(|e| StoreError::Decode {
             op,
             key: prefix.to_string(),
@@ -192,6 +226,74 @@ fn transport(op: &'static str, key: &str, e: impl std::fmt::Display) -> StoreErr
     }
 }
 
+/// Reads a whole answer body of at most `limit` bytes into one buffer, reserved from
+/// `Content-Length` when given (awc's own reader grows its buffer by doubling, which can
+/// hold twice a big object for a moment).
+async fn read_body<S>(
+    op: &'static str,
+    key: &str,
+    resp: &mut awc::ClientResponse<S>,
+    limit: usize,
+) -> Result<Bytes, StoreError>
+where
+    S: futures::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let headers = resp.headers();
+    // A compressed answer is decoded by awc, so its declared length says nothing.
+    let encoded = headers
+        .get(awc::http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity");
+    let declared = headers
+        .get(awc::http::header::CONTENT_LENGTH)
+        .filter(|_| !encoded)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_big = |n: u64| StoreError::Decode {
+        op,
+        key: key.to_string(),
+        message: format!("answer of {n} bytes exceeds the limit of {limit} bytes"),
+    };
+    if let Some(n) = declared {
+        if n > limit as u64 {
+            return Err(too_big(n));
+        }
+    }
+    let reserve = declared.map_or(0, |n| (n as usize).min(MAX_PREALLOC));
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = resp.next().await {
+        let chunk = chunk.map_err(|e| transport(op, key, e))?;
+        let have = first.as_ref().map_or(0, Bytes::len) + buf.len();
+        if have + chunk.len() > limit {
+            return Err(too_big((have + chunk.len()) as u64));
+        }
+        // A body that arrives in one chunk is returned without a copy.
+        match first.take() {
+            None if buf.is_empty() => first = Some(chunk),
+            None => buf.extend_from_slice(&chunk),
+            Some(f) => {
+                buf.reserve(reserve.max(f.len() + chunk.len()));
+                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+    let body = match first {
+        Some(f) => f,
+        None => buf.freeze(),
+    };
+    if let Some(n) = declared {
+        if body.len() as u64 != n {
+            return Err(transport(
+                op,
+                key,
+                format!("answer ended after {} of {n} bytes", body.len()),
+            ));
+        }
+    }
+    Ok(body)
+}
+
 /// Turns a non-2xx answer into an error with a preview of its body.
 async fn check<S>(
     op: &'static str,
@@ -218,6 +320,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_moves_between_threads() {
+        fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync_clone::<StoreClient>();
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<StoreError>();
+    }
+
+    #[actix_rt::test]
+    async fn unreachable_store_is_a_transport_error() {
+        // a port nothing listens on: bind, read the port, close
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(9);
+        let client = StoreClient::new(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(2));
+        match client.get("a/b").await {
+            Err(StoreError::Transport { op: "get", key, .. }) => assert_eq!(key, "a/b"),
+            other => panic!("expected a transport error, got {other:?}"),
+        }
+    }
 
     #[test]
     fn keys_are_escaped_segment_by_segment() {
