@@ -283,7 +283,9 @@ impl Index {
                 .collect();
             let vectors: Vec<GraphPoint> =
                 kept.iter().filter_map(|&p| s.points[p].clone()).collect();
-            (kept, vectors, s.live.len())
+            // Points of a batch still being inserted sit after every kept point.
+            let watermark = kept.last().map_or(0, |p| p + 1);
+            (kept, vectors, watermark)
         };
         let graph = Graph::new(
             self.params.distance,
