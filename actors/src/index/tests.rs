@@ -87,7 +87,11 @@ fn an_added_vector_is_found_first_at_distance_zero() {
                 // longer vector pointing the same way is nearer), but nothing found may be
                 // farther than the item itself is.
                 let own = Metric::Ip.reported(&q, &q);
-                assert!(hits[0].distance <= own + 1e-5, "{} > {own}", hits[0].distance);
+                assert!(
+                    hits[0].distance <= own + 1e-5,
+                    "{} > {own}",
+                    hits[0].distance
+                );
             } else {
                 assert_eq!(hits[0].id, format!("x{i}"), "{distance:?}");
                 assert!(
@@ -130,8 +134,8 @@ fn replaced_and_deleted_ids_never_come_back_and_k_live_results_do() {
         assert_eq!(hits.len(), 50);
         for h in &hits {
             let i: usize = h.id.parse().unwrap();
-            assert!(i % 3 != 0, "deleted id {i} returned");
-            if i % 5 == 0 {
+            assert!(!i.is_multiple_of(3), "deleted id {i} returned");
+            if i.is_multiple_of(5) {
                 assert!(
                     h.distance > 100.0,
                     "replaced id {i} returned with its old vector"
