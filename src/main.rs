@@ -12,8 +12,9 @@ use actix_web::{middleware, web, App, HttpServer};
 use clap::Parser;
 use vectord::config::{cores, Config, ConfigArgs};
 use vectord::http::{self, AppState, IndexDefaults};
+use vectord_actors::loader;
 use vectord_actors::messages::FlushAll;
-use vectord_actors::persister::{self, Persister};
+use vectord_actors::persister::Persister;
 use vectord_actors::registry::Registry;
 use vectord_actors::storeclient::StoreClient;
 
@@ -182,14 +183,21 @@ async fn run(cfg: Config) -> std::io::Result<()> {
             let started = std::time::Instant::now();
             let mut wait = Duration::from_millis(100);
             loop {
-                match persister::rehydrate(&store, &registry, timeout, cores()).await {
+                match loader::rehydrate(&store, &registry, timeout, cores()).await {
                     Ok(report) => {
                         log::info!(
-                            "vectord: ready, {} indexes loaded, {} failed, {} ms",
+                            "vectord: ready, {} indexes loaded, {} failed ({} retried in the background), {} ms",
                             report.loaded,
                             report.failed,
+                            report.retrying,
                             started.elapsed().as_millis()
                         );
+                        if report.retrying > 0 {
+                            let (store, registry) = (store.clone(), registry.clone());
+                            actix_rt::spawn(async move {
+                                loader::retry_failed_loads(store, &registry, timeout).await
+                            });
+                        }
                         break;
                     }
                     Err(e) => {

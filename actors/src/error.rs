@@ -14,6 +14,10 @@ pub enum IndexError {
     ItemNotFound { index: String, id: String },
     #[error("index {0:?} already exists")]
     IndexExists(String),
+    /// The name cannot be used now: its deletion is still in progress, or a stored index of
+    /// that name failed to load. `code` says which.
+    #[error("{message}")]
+    NameUnavailable { code: &'static str, message: String },
     /// storaged could not be reached or refused a write; the state in memory is intact.
     #[error("storage unavailable: {0}")]
     StorageUnavailable(String),

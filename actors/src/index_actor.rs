@@ -23,15 +23,13 @@ pub struct IndexActor {
     index: Arc<Index>,
     /// None in ephemeral mode.
     persister: Option<Addr<Persister>>,
-    /// Mutations applied so far; the persister saves up to a given count.
+    /// Mutations applied so far (a new index starts at 1: its creation, which the
+    /// registry reported to the persister); the persister saves up to a given count.
     seq: u64,
     /// Tombstone share that triggers a compaction.
     compact_ratio: f64,
     /// A compaction is under way (at most one at a time).
     compacting: bool,
-    /// True for a newly created index, which is saved once even before its first item;
-    /// an index loaded from storage is clean.
-    save_on_start: bool,
 }
 
 impl IndexActor {
@@ -41,16 +39,15 @@ impl IndexActor {
         index: Arc<Index>,
         persister: Option<Addr<Persister>>,
         compact_ratio: f64,
-        save_on_start: bool,
+        seq: u64,
     ) -> Self {
         IndexActor {
             name,
             generation,
             index,
             persister,
-            seq: 0,
+            seq,
             compact_ratio,
-            save_on_start,
             compacting: false,
         }
     }
@@ -78,9 +75,6 @@ impl Actor for IndexActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // The mailbox is the back-pressure: let clients queue rather than fail.
         ctx.set_mailbox_capacity(1024);
-        if self.save_on_start {
-            self.changed(ctx);
-        }
     }
 }
 

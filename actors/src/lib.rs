@@ -9,6 +9,7 @@ pub mod distance;
 pub mod error;
 pub mod index;
 pub mod index_actor;
+pub mod loader;
 pub mod messages;
 pub mod persister;
 pub mod registry;

@@ -47,21 +47,26 @@ pub struct MarkDirty {
     pub actor: Addr<crate::index_actor::IndexActor>,
 }
 
-/// To the persister: answer once everything `name` had when this arrived is stored.
-/// Answers `Ok(true)` when saved, an error when storaged failed meanwhile.
+/// To the persister: answer once everything index `name` (of `generation`) had when this
+/// arrived is stored. Answers `Ok(true)` when saved, `StorageUnavailable` when the save it
+/// waited for failed, `IndexNotFound` when the index was deleted meanwhile.
 #[derive(Message)]
 #[rtype(result = "Result<bool, IndexError>")]
 pub struct Flush {
     pub name: String,
+    pub generation: u64,
 }
 
-/// To the persister: index `name` of `generation` was deleted: cancel its pending save,
-/// wait for a save in flight, then delete its object. Answers after the first attempt.
+/// To the persister: index `name` of `generation` was deleted (or, for a stored index that
+/// failed to load, is to be removed): cancel its pending saves, wait for a save in flight,
+/// then delete its stored copy. Answers after the first attempt; a failed attempt is
+/// retried with backoff, and `removed` fires once the stored copy is gone for good.
 #[derive(Message)]
 #[rtype(result = "Result<(), IndexError>")]
 pub struct Forget {
     pub name: String,
     pub generation: u64,
+    pub removed: futures::channel::oneshot::Sender<()>,
 }
 
 /// To the persister, at shutdown: save everything pending now; answers when done or

@@ -1,29 +1,24 @@
 //! The persistence actor: debounces saves of changed indexes to storaged, performs them one
 //! at a time per index, retries failures with backoff, deletes the stored copy of deleted
-//! indexes, and answers `flush` once the state it asked for is stored. Also the start-up
-//! load (`rehydrate`).
+//! indexes, and answers `flush` once the state it asked for is stored.
 //!
-//! Each index name has a slot. A save or delete for a name never overlaps another one for
-//! the same name, and a slot remembers the index's generation, so a save that was pending or
-//! in flight when its index was deleted can never bring the index back: the delete runs
-//! after it and wins. The snapshot is taken by the index actor between two mutations; the
-//! network write happens here, with no lock held.
+//! Each index has a slot. A save or delete for a name never overlaps another one for the
+//! same name, and a deleted index's slot cancels its pending saves, waits for a save in
+//! flight, then removes the stored copy, so a deleted index can never come back. The
+//! snapshot is taken by the index actor between two mutations; the network write happens
+//! here, with no lock held.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::channel::oneshot;
-use futures::StreamExt;
 
-use crate::codec;
 use crate::error::IndexError;
-use crate::index::params::check_name;
-use crate::index::Index;
 use crate::index_actor::IndexActor;
 use crate::messages::{Flush, FlushAll, Forget, MarkDirty, TakeSnapshot};
-use crate::registry::{LoadFailure, Registry};
 use crate::storeclient::{StoreClient, StoreError};
 
 /// Where index `name` is stored.
@@ -56,12 +51,15 @@ pub struct Persister {
     stats: Arc<PersistStats>,
 }
 
-/// The persistence state of one index name.
+/// The persistence state of one index: one generation of one name. A later index of the
+/// same name gets a fresh slot, once the delete of this one is durable (the registry keeps
+/// the name reserved until then), so nothing of one generation (counters, waiters, errors)
+/// leaks into the next.
 struct Slot {
     generation: u64,
     /// The actor to snapshot; none once the index is deleted.
     actor: Option<Addr<IndexActor>>,
-    /// Latest mutation count reported, and latest one stored, for `generation`.
+    /// Latest mutation count reported, and latest one stored.
     dirty_seq: u64,
     saved_seq: u64,
     /// When the oldest unsaved change and the latest change arrived.
@@ -69,15 +67,25 @@ struct Slot {
     last_dirty: Instant,
     /// A save or delete is in flight.
     busy: bool,
-    /// The stored object must be removed (its index was deleted) before anything else.
-    delete_pending: bool,
+    /// The index was deleted: its stored copy must be removed; nothing is saved any more.
+    delete: Option<PendingDelete>,
+    /// After a failure, the next attempt waits until then (unless asked for at once).
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// A `flush` (or the shutdown) asked for an attempt now, backoff or not.
+    attempt_now: bool,
     /// `flush` callers, each with the mutation count it waits for.
     flush_waiters: Vec<(u64, oneshot::Sender<Result<bool, IndexError>>)>,
-    forget_waiters: Vec<oneshot::Sender<Result<(), IndexError>>>,
-    /// Last outcome, for the index info.
-    pub last_error: Option<String>,
+    /// Last failure, for the index info; cleared by the next success.
+    last_error: Option<String>,
+}
+
+/// A delete waiting to be carried out (or retried).
+struct PendingDelete {
+    /// Answered after the next attempt, whatever its outcome.
+    attempt_waiters: Vec<oneshot::Sender<Result<(), IndexError>>>,
+    /// Fired once the stored copy is gone.
+    removed: Vec<oneshot::Sender<()>>,
 }
 
 impl Slot {
@@ -90,28 +98,41 @@ impl Slot {
             first_dirty: None,
             last_dirty: now,
             busy: false,
-            delete_pending: false,
+            delete: None,
             retry_at: None,
             backoff: FIRST_BACKOFF,
+            attempt_now: false,
             flush_waiters: Vec::new(),
-            forget_waiters: Vec::new(),
             last_error: None,
         }
     }
 
     fn dirty(&self) -> bool {
-        self.actor.is_some() && self.dirty_seq > self.saved_seq
+        self.delete.is_none() && self.actor.is_some() && self.dirty_seq > self.saved_seq
     }
 
-    fn failed(&mut self, now: Instant) {
+    /// Whether the slot may start an attempt now (not in backoff, or asked to).
+    fn may_attempt(&self, now: Instant) -> bool {
+        self.attempt_now || self.retry_at.is_none_or(|t| now >= t)
+    }
+
+    fn failed(&mut self, now: Instant, error: String) {
         self.retry_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.last_error = Some(error);
     }
 
     fn succeeded(&mut self) {
         self.retry_at = None;
         self.backoff = FIRST_BACKOFF;
         self.last_error = None;
+    }
+
+    /// Answers every flush waiter with `result`.
+    fn answer_flushes(&mut self, result: impl Fn() -> Result<bool, IndexError>) {
+        for (_, tx) in self.flush_waiters.drain(..) {
+            let _ = tx.send(result());
+        }
     }
 }
 
@@ -141,21 +162,17 @@ impl Persister {
         let now = Instant::now();
         let mut due = Vec::new();
         for (name, slot) in &mut self.slots {
-            if slot.busy {
+            if slot.busy || !slot.may_attempt(now) {
                 continue;
             }
-            let waiting = !slot.flush_waiters.is_empty() || !slot.forget_waiters.is_empty();
-            if !waiting && slot.retry_at.is_some_and(|t| now < t) {
-                continue;
-            }
-            if slot.delete_pending {
+            if slot.delete.is_some() {
                 due.push((name.clone(), slot.generation, Op::Delete));
             } else if slot.dirty() {
                 let quiet = now.duration_since(slot.last_dirty) >= self.quiet;
                 let capped = slot
                     .first_dirty
                     .is_some_and(|t| now.duration_since(t) >= self.max_delay);
-                if quiet || capped || waiting {
+                if quiet || capped || slot.attempt_now {
                     if let Some(actor) = slot.actor.clone() {
                         due.push((name.clone(), slot.generation, Op::Save { actor }));
                     }
@@ -165,6 +182,7 @@ impl Persister {
         for (name, generation, op) in due {
             if let Some(slot) = self.slots.get_mut(&name) {
                 slot.busy = true;
+                slot.attempt_now = false;
             }
             match op {
                 Op::Save { actor } => self.start_save(ctx, name, generation, actor),
@@ -173,7 +191,7 @@ impl Persister {
         }
         // Forget slots with nothing left to do and no index behind them.
         self.slots.retain(|_, s| {
-            s.actor.is_some() || s.busy || s.delete_pending || !s.flush_waiters.is_empty()
+            s.actor.is_some() || s.busy || s.delete.is_some() || !s.flush_waiters.is_empty()
         });
     }
 
@@ -205,25 +223,19 @@ impl Persister {
             let Some(slot) = act.slots.get_mut(&name) else {
                 return;
             };
+            if slot.generation != generation {
+                return; // cannot happen: a slot outlives its busy operation
+            }
             slot.busy = false;
-            let now = Instant::now();
-            let same_index = slot.generation == generation;
             match res {
                 Ok((seq, len)) => {
-                    act.stats
-                        .saves_ok
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    act.stats
-                        .bytes_saved
-                        .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+                    act.stats.saves_ok.fetch_add(1, Relaxed);
+                    act.stats.bytes_saved.fetch_add(len as u64, Relaxed);
                     log::debug!(
                         "index {name:?}: saved {len} bytes to {} in {} ms",
                         object_key(&name),
                         started.elapsed().as_millis()
                     );
-                    if !same_index {
-                        return;
-                    }
                     slot.succeeded();
                     slot.saved_seq = slot.saved_seq.max(seq);
                     if slot.saved_seq >= slot.dirty_seq {
@@ -239,23 +251,18 @@ impl Persister {
                         let _ = tx.send(Ok(true));
                     }
                 }
+                // The index was deleted meanwhile; the delete answers its waiters.
                 Err(SaveError::Gone) => {}
                 Err(e) => {
-                    act.stats
-                        .saves_failed
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    act.stats.saves_failed.fetch_add(1, Relaxed);
                     log::warn!(
                         "index {name:?}: saving {} failed, will retry in {} ms: {e}",
                         object_key(&name),
                         slot.backoff.as_millis()
                     );
-                    slot.last_error = Some(e.to_string());
-                    slot.failed(now);
-                    for (_, tx) in slot.flush_waiters.drain(..) {
-                        let _ = tx.send(Err(IndexError::StorageUnavailable(format!(
-                            "saving index {name:?} failed: {e}"
-                        ))));
-                    }
+                    slot.failed(Instant::now(), e.to_string());
+                    let message = format!("saving index {name:?} failed: {e}");
+                    slot.answer_flushes(|| Err(IndexError::StorageUnavailable(message.clone())));
                 }
             }
         }));
@@ -267,29 +274,42 @@ impl Persister {
         let work = async move { store.delete(&key).await };
         ctx.spawn(work.into_actor(self).map(move |res, act, _| {
             let Some(slot) = act.slots.get_mut(&name) else { return };
+            if slot.generation != generation {
+                return;
+            }
             slot.busy = false;
             match res {
                 Ok(()) => {
-                    act.stats.deletes_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    act.stats.deletes_ok.fetch_add(1, Relaxed);
                     log::info!("index {name:?}: removed {} from storage", object_key(&name));
-                    slot.succeeded();
-                    slot.delete_pending = false;
-                    for tx in slot.forget_waiters.drain(..) {
-                        let _ = tx.send(Ok(()));
+                    // This generation is over: the name may be used again from now on.
+                    if let Some(slot) = act.slots.remove(&name) {
+                        if let Some(pending) = slot.delete {
+                            for tx in pending.attempt_waiters {
+                                let _ = tx.send(Ok(()));
+                            }
+                            for tx in pending.removed {
+                                let _ = tx.send(());
+                            }
+                        }
                     }
                 }
                 Err(e) => {
-                    act.stats.deletes_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    act.stats.deletes_failed.fetch_add(1, Relaxed);
                     log::warn!(
-                        "index {name:?} (generation {generation}): removing {} failed, will retry: {e}",
-                        object_key(&name)
+                        "index {name:?}: removing {} failed, will retry in {} ms: {e}",
+                        object_key(&name),
+                        slot.backoff.as_millis()
                     );
-                    slot.last_error = Some(e.to_string());
-                    slot.failed(Instant::now());
-                    for tx in slot.forget_waiters.drain(..) {
-                        let _ = tx.send(Err(IndexError::StorageUnavailable(format!(
-                            "removing index {name:?} from storage failed: {e}"
-                        ))));
+                    slot.failed(Instant::now(), e.to_string());
+                    if let Some(pending) = &mut slot.delete {
+                        for tx in pending.attempt_waiters.drain(..) {
+                            let _ = tx.send(Err(IndexError::StorageUnavailable(format!(
+                                "index {name:?} is deleted from memory, but removing its stored copy failed \
+                                 (retried in the background; until then the name stays reserved and the \
+                                 index would come back after a restart): {e}"
+                            ))));
+                        }
                     }
                 }
             }
@@ -324,16 +344,14 @@ impl Handler<MarkDirty> for Persister {
             .slots
             .entry(msg.name.clone())
             .or_insert_with(|| Slot::new(msg.generation, now));
-        if msg.generation < slot.generation {
+        if msg.generation < slot.generation || slot.delete.is_some() {
             return; // a late word from a deleted index
         }
-        if msg.generation > slot.generation || slot.actor.is_none() {
-            // A new index under this name. A delete still pending for the old one runs
-            // first (tick order), so the old state cannot outlive a failed first save.
-            slot.generation = msg.generation;
-            slot.saved_seq = 0;
-            slot.dirty_seq = 0;
-            slot.first_dirty = None;
+        if msg.generation > slot.generation {
+            // A clean slot of an earlier index (the registry reserves a name until the
+            // delete of its previous index is done, so no delete can be pending here).
+            let mut old = std::mem::replace(slot, Slot::new(msg.generation, now));
+            old.answer_flushes(|| Err(IndexError::IndexNotFound(msg.name.clone())));
         }
         slot.actor = Some(msg.actor);
         slot.dirty_seq = slot.dirty_seq.max(msg.seq);
@@ -347,14 +365,20 @@ impl Handler<Flush> for Persister {
 
     fn handle(&mut self, msg: Flush, _: &mut Context<Self>) -> Self::Result {
         let Some(slot) = self.slots.get_mut(&msg.name) else {
+            // No slot: nothing was changed since the index was loaded (a created index
+            // has a slot from before its creation was answered).
             return Box::pin(async { Ok(true) });
         };
+        if slot.generation != msg.generation || slot.delete.is_some() {
+            let name = msg.name;
+            return Box::pin(async move { Err(IndexError::IndexNotFound(name)) });
+        }
         if !slot.dirty() {
             return Box::pin(async { Ok(true) });
         }
         let (tx, rx) = oneshot::channel();
-        let target = slot.dirty_seq;
-        slot.flush_waiters.push((target, tx));
+        slot.flush_waiters.push((slot.dirty_seq, tx));
+        slot.attempt_now = true;
         Box::pin(async move {
             rx.await.unwrap_or_else(|_| {
                 Err(IndexError::Internal("the persister dropped a flush".into()))
@@ -367,25 +391,34 @@ impl Handler<Forget> for Persister {
     type Result = ResponseFuture<Result<(), IndexError>>;
 
     fn handle(&mut self, msg: Forget, _: &mut Context<Self>) -> Self::Result {
+        let name = msg.name;
         let slot = self
             .slots
-            .entry(msg.name.clone())
+            .entry(name.clone())
             .or_insert_with(|| Slot::new(msg.generation, Instant::now()));
-        if msg.generation < slot.generation && slot.saved_seq > 0 {
-            // A newer index of this name has already overwritten the object.
+        if msg.generation < slot.generation {
+            // Cannot happen while the registry reserves names; never delete a newer
+            // index's copy.
+            log::error!(
+                "index {name:?}: delete of generation {} after generation {} started; ignored",
+                msg.generation,
+                slot.generation
+            );
+            let _ = msg.removed.send(());
             return Box::pin(async { Ok(()) });
         }
-        if msg.generation >= slot.generation {
-            slot.generation = msg.generation;
-            slot.actor = None;
-            slot.first_dirty = None;
-            for (_, tx) in slot.flush_waiters.drain(..) {
-                let _ = tx.send(Ok(false));
-            }
-        }
-        slot.delete_pending = true;
+        slot.generation = msg.generation;
+        slot.actor = None;
+        slot.first_dirty = None;
+        slot.attempt_now = true;
+        slot.answer_flushes(|| Err(IndexError::IndexNotFound(name.clone())));
         let (tx, rx) = oneshot::channel();
-        slot.forget_waiters.push(tx);
+        let pending = slot.delete.get_or_insert_with(|| PendingDelete {
+            attempt_waiters: Vec::new(),
+            removed: Vec::new(),
+        });
+        pending.attempt_waiters.push(tx);
+        pending.removed.push(msg.removed);
         Box::pin(async move {
             rx.await.unwrap_or_else(|_| {
                 Err(IndexError::Internal(
@@ -406,11 +439,13 @@ impl Handler<FlushAll> for Persister {
             if slot.dirty() {
                 let (tx, rx) = oneshot::channel();
                 slot.flush_waiters.push((slot.dirty_seq, tx));
+                slot.attempt_now = true;
                 flushes.push(rx);
             }
-            if slot.delete_pending {
+            if let Some(pending) = &mut slot.delete {
                 let (tx, rx) = oneshot::channel();
-                slot.forget_waiters.push(tx);
+                pending.attempt_waiters.push(tx);
+                slot.attempt_now = true;
                 deletes.push(rx);
             }
         }
@@ -444,94 +479,4 @@ impl Handler<LastError> for Persister {
     fn handle(&mut self, msg: LastError, _: &mut Context<Self>) -> Option<String> {
         self.slots.get(&msg.name).and_then(|s| s.last_error.clone())
     }
-}
-
-/// What the start-up load found.
-#[derive(Debug, Default)]
-pub struct RehydrateReport {
-    pub loaded: usize,
-    pub failed: usize,
-}
-
-/// Loads every `_vectors/*.lhv1` into the registry, `parallel` at a time, each within
-/// `timeout`. A file that fails is logged, recorded in the registry for `/health`, and
-/// left in place; the others load.
-pub async fn rehydrate(
-    store: &StoreClient,
-    registry: &Registry,
-    timeout: Duration,
-    parallel: usize,
-) -> Result<RehydrateReport, StoreError> {
-    let objects = store.list(KEY_PREFIX).await?;
-    let keys: Vec<String> = objects
-        .into_iter()
-        .map(|o| o.key)
-        .filter(|k| k.ends_with(KEY_SUFFIX))
-        .collect();
-    let total = keys.len();
-    log::info!("loading {total} persisted indexes from storaged");
-    let mut report = RehydrateReport::default();
-    let mut done = 0;
-    let mut loads = futures::stream::iter(keys.into_iter().map(|key| {
-        let store = store.clone();
-        async move {
-            let started = Instant::now();
-            let result = match tokio::time::timeout(timeout, load_one(&store, &key)).await {
-                Ok(r) => r,
-                Err(_) => Err(format!("timed out after {} s", timeout.as_secs())),
-            };
-            (key, result, started.elapsed())
-        }
-    }))
-    .buffer_unordered(parallel.max(1));
-    while let Some((key, result, took)) = loads.next().await {
-        done += 1;
-        let name = key
-            .strip_prefix(KEY_PREFIX)
-            .and_then(|k| k.strip_suffix(KEY_SUFFIX))
-            .unwrap_or(&key)
-            .to_string();
-        let result =
-            result.and_then(|index| registry.insert_loaded(index).map_err(|e| e.to_string()));
-        match result {
-            Ok(handle) => {
-                report.loaded += 1;
-                log::info!(
-                    "loaded index {done}/{total}: {name:?}, {} items, {} ms",
-                    handle.index.stats().count,
-                    took.as_millis()
-                );
-            }
-            Err(error) => {
-                report.failed += 1;
-                log::error!("index {done}/{total}: {key} not loaded, file left in place: {error}");
-                registry.record_failure(LoadFailure { name, key, error });
-            }
-        }
-    }
-    Ok(report)
-}
-
-/// Fetches, checks and restores one index.
-async fn load_one(store: &StoreClient, key: &str) -> Result<Index, String> {
-    let name = key
-        .strip_prefix(KEY_PREFIX)
-        .and_then(|k| k.strip_suffix(KEY_SUFFIX))
-        .ok_or_else(|| format!("{key} is not an index file"))?
-        .to_string();
-    check_name(&name).map_err(|e| e.to_string())?;
-    let bytes = store.get(key).await.map_err(|e| format!("reading: {e}"))?;
-    let restored = actix_rt::task::spawn_blocking(move || -> Result<Index, String> {
-        let (envelope, dump) = codec::decode(&bytes).map_err(|e| format!("refused: {e}"))?;
-        if envelope.params.name != name {
-            return Err(format!(
-                "file holds index {:?}, not {name:?}",
-                envelope.params.name
-            ));
-        }
-        Index::restore(envelope, dump).map_err(|e| format!("refused: {e}"))
-    })
-    .await
-    .map_err(|e| format!("loading panicked: {e}"))?;
-    restored
 }

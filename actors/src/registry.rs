@@ -3,21 +3,32 @@
 //! (searches and reads), so a flood of writes to one index never queues requests for
 //! another.
 //!
-//! Create and delete take the map's lock for the whole check-and-change, so a create and a
-//! delete of the same name racing each other end in one of the two orders, never in a mix.
+//! A name is in one of four states, all kept under one lock so that a create and a delete
+//! racing each other end in one of the two orders, never in a mix:
+//! - **live**: an index is loaded and serving;
+//! - **deleting**: its index was deleted and its stored copy is being removed. The name is
+//!   reserved until the removal is durable, so a new index of that name can never have its
+//!   first save undone by the old index's delete, and an old save can never overwrite it;
+//! - **failed**: a stored index of that name could not be loaded at start-up. Its file is
+//!   left in place, and the name is reserved until an operator deletes it (or a retry of a
+//!   transient failure loads it), so a create can never overwrite it;
+//! - free.
+//!
 //! Each index gets a generation number, so that the persister can tell a deleted index
-//! from a newer one of the same name.
+//! from a later one of the same name.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::prelude::*;
+use futures::channel::oneshot;
 
 use crate::error::IndexError;
 use crate::index::{Index, IndexParams};
 use crate::index_actor::IndexActor;
-use crate::messages::{DropIndex, Forget};
+use crate::messages::{DropIndex, Forget, MarkDirty};
 use crate::persister::Persister;
 
 /// What the front needs to serve one index.
@@ -37,17 +48,34 @@ pub struct LoadFailure {
     pub name: String,
     pub key: String,
     pub error: String,
+    /// The failure looked transient (storaged unreachable or slow): loading is retried.
+    pub retrying: bool,
+}
+
+/// The names and what each one stands for (see the module comment).
+#[derive(Default)]
+struct Names {
+    live: HashMap<String, IndexHandle>,
+    /// Name → generation of the delete in progress.
+    deleting: HashMap<String, u64>,
+    failed: HashMap<String, LoadFailure>,
 }
 
 pub struct Registry {
-    indexes: Mutex<HashMap<String, IndexHandle>>,
-    failures: Mutex<Vec<LoadFailure>>,
+    names: Mutex<Names>,
     next_generation: AtomicU64,
     /// None in ephemeral mode.
     persister: Option<Addr<Persister>>,
     /// Where index actors run.
     arbiter: ArbiterHandle,
     compact_ratio: f64,
+}
+
+/// What a delete removes.
+enum Doomed {
+    Index(IndexHandle),
+    /// Only a stored copy that failed to load.
+    StoredCopy,
 }
 
 impl Registry {
@@ -57,8 +85,7 @@ impl Registry {
         compact_ratio: f64,
     ) -> Registry {
         Registry {
-            indexes: Mutex::new(HashMap::new()),
-            failures: Mutex::new(Vec::new()),
+            names: Mutex::new(Names::default()),
             next_generation: AtomicU64::new(1),
             persister,
             arbiter,
@@ -66,8 +93,8 @@ impl Registry {
         }
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<String, IndexHandle>> {
-        self.indexes.lock().unwrap_or_else(|e| e.into_inner())
+    fn names(&self) -> MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn is_persistent(&self) -> bool {
@@ -78,40 +105,58 @@ impl Registry {
         self.persister.as_ref()
     }
 
-    /// Creates an empty index; `IndexExists` when the name is taken.
+    /// Creates an empty index. `IndexExists` when the name is taken, `NameUnavailable` when
+    /// it is reserved (being deleted, or a stored index of that name failed to load).
     pub fn create(&self, params: IndexParams) -> Result<IndexHandle, IndexError> {
         params.check()?;
-        let mut map = self.map();
-        if map.contains_key(&params.name) {
-            return Err(IndexError::IndexExists(params.name));
+        let mut names = self.names();
+        names.check_free(&params.name)?;
+        let handle = self.start(Index::new(params), 1);
+        // The persister hears of the new index before the client does, so a `flush` sent
+        // right after the create waits for its first save (the index's mutation 1).
+        if let Some(persister) = &self.persister {
+            persister.do_send(MarkDirty {
+                name: handle.name.clone(),
+                generation: handle.generation,
+                seq: 1,
+                actor: handle.actor.clone(),
+            });
         }
-        let handle = self.start(Index::new(params), true);
-        map.insert(handle.name.clone(), handle.clone());
+        names.live.insert(handle.name.clone(), handle.clone());
+        let p = handle.index.params();
         log::info!(
             "index {:?} created: dim {}, {}, m {}, ef_construction {}, ef_search {}",
             handle.name,
-            handle.index.params().dim,
-            handle.index.params().distance.as_str(),
-            handle.index.params().m,
-            handle.index.params().ef_construction,
-            handle.index.params().ef_search
+            p.dim,
+            p.distance.as_str(),
+            p.m,
+            p.ef_construction,
+            p.ef_search
         );
         Ok(handle)
     }
 
-    /// Adds an index loaded from storage; refused when the name is taken meanwhile.
+    /// Adds an index loaded from storage (clean: nothing to save); refused when the name
+    /// is live or being deleted meanwhile. Clears a load failure recorded for the name.
     pub fn insert_loaded(&self, index: Index) -> Result<IndexHandle, IndexError> {
-        let mut map = self.map();
         let name = index.params().name.clone();
-        if map.contains_key(&name) {
+        let mut names = self.names();
+        if names.live.contains_key(&name) {
             return Err(IndexError::IndexExists(name));
         }
-        let handle = self.start(index, false);
-        map.insert(name, handle.clone());
+        if names.deleting.contains_key(&name) {
+            return Err(IndexError::NameUnavailable {
+                code: "index_deleting",
+                message: format!("index {name:?} is being deleted"),
+            });
+        }
+        names.failed.remove(&name);
+        let handle = self.start(index, 0);
+        names.live.insert(name, handle.clone());
         Ok(handle)
     }
 
-    fn start(&self, index: Index, new_index: bool) -> IndexHandle {
+    fn start(&self, index: Index, seq: u64) -> IndexHandle {
         let index = Arc::new(index);
         let name = index.params().name.clone();
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
@@ -122,7 +167,7 @@ impl Registry {
             self.compact_ratio,
         );
         let actor = IndexActor::start_in_arbiter(&self.arbiter, move |_| {
-            IndexActor::new(n, generation, i, p, r, new_index)
+            IndexActor::new(n, generation, i, p, r, seq)
         });
         IndexHandle {
             name,
@@ -133,13 +178,14 @@ impl Registry {
     }
 
     pub fn get(&self, name: &str) -> Option<IndexHandle> {
-        self.map().get(name).cloned()
+        self.names().live.get(name).cloned()
     }
 
     /// Every index, sorted by name.
     pub fn list(&self) -> Vec<IndexHandle> {
         let sorted: BTreeMap<String, IndexHandle> = self
-            .map()
+            .names()
+            .live
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -147,55 +193,160 @@ impl Registry {
     }
 
     pub fn len(&self) -> usize {
-        self.map().len()
+        self.names().live.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Deletes an index: at once from the map (new requests get 404 and the name is free
-    /// again), then its actor finishes the mutation in progress and stops, then its stored
-    /// copy is removed.
-    pub async fn delete(&self, name: &str) -> Result<(), IndexError> {
-        let handle = self
-            .map()
-            .remove(name)
-            .ok_or_else(|| IndexError::IndexNotFound(name.to_string()))?;
-        // An error only means the actor has stopped already.
-        let _ = handle.actor.send(DropIndex).await;
-        log::info!(
-            "index {name:?} deleted ({} items)",
-            handle.index.stats().count
-        );
-        if let Some(persister) = &self.persister {
-            let forget = Forget {
-                name: name.to_string(),
-                generation: handle.generation,
+    /// Deletes an index, or the stored copy of one that failed to load. At once: the name
+    /// leaves the live map (new requests get 404) and is reserved; the actor is told to
+    /// stop after the mutation in progress; the persister is told to remove the stored
+    /// copy. All three happen before this returns its future, so dropping the future (a
+    /// client that hangs up, a graceful stop) cannot cut the sequence short.
+    ///
+    /// The future answers `Ok` once the stored copy is removed (the name is free again and
+    /// the index cannot come back after a restart), or `StorageUnavailable` when the first
+    /// removal attempt failed: the removal is then retried in the background, and the name
+    /// stays reserved until it succeeds.
+    pub fn delete(
+        self: &Arc<Self>,
+        name: &str,
+    ) -> impl Future<Output = Result<(), IndexError>> + 'static {
+        let registry = self.clone();
+        let name = name.to_string();
+        let started = self.start_delete(&name);
+        async move {
+            let (generation, first, removed) = started?;
+            let Some(first) = first else {
+                registry.finish_delete(&name, generation);
+                return Ok(());
             };
-            match persister.send(forget).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    log::warn!("index {name:?}: stored copy not removed yet, retrying: {e}")
+            // Whatever happens to this future, the reservation ends once the removal is
+            // durable.
+            let background = registry.clone();
+            let bg_name = name.clone();
+            actix_rt::spawn(async move {
+                if removed.await.is_ok() {
+                    background.finish_delete(&bg_name, generation);
                 }
-                Err(e) => log::error!("index {name:?}: persister unreachable: {e}"),
+            });
+            let outcome = first.await.unwrap_or_else(|e| {
+                Err(IndexError::StorageUnavailable(format!(
+                    "the persister is unavailable: {e}"
+                )))
+            });
+            if outcome.is_ok() {
+                // Before the client hears 204: a create right after must find the name free.
+                registry.finish_delete(&name, generation);
+            }
+            outcome
+        }
+    }
+
+    /// The synchronous half of `delete`: the name changes state and the messages are sent.
+    #[allow(clippy::type_complexity)]
+    fn start_delete(
+        &self,
+        name: &str,
+    ) -> Result<
+        (
+            u64,
+            Option<actix::dev::Request<Persister, Forget>>,
+            oneshot::Receiver<()>,
+        ),
+        IndexError,
+    > {
+        let mut names = self.names();
+        let doomed = if let Some(handle) = names.live.remove(name) {
+            Doomed::Index(handle)
+        } else if names.failed.contains_key(name) && !names.deleting.contains_key(name) {
+            Doomed::StoredCopy
+        } else {
+            return Err(IndexError::IndexNotFound(name.to_string()));
+        };
+        let generation = match &doomed {
+            Doomed::Index(h) => h.generation,
+            Doomed::StoredCopy => self.next_generation.fetch_add(1, Ordering::Relaxed),
+        };
+        names.deleting.insert(name.to_string(), generation);
+        drop(names);
+        match &doomed {
+            Doomed::Index(handle) => {
+                handle.actor.do_send(DropIndex);
+                log::info!(
+                    "index {name:?} deleted ({} items)",
+                    handle.index.stats().count
+                );
+            }
+            Doomed::StoredCopy => {
+                log::info!("index {name:?}: removing the stored copy that failed to load")
             }
         }
-        Ok(())
+        let (tx, rx) = oneshot::channel();
+        // `send` queues the message now; only the answer is awaited later.
+        let first = self.persister.as_ref().map(|p| {
+            p.send(Forget {
+                name: name.to_string(),
+                generation,
+                removed: tx,
+            })
+        });
+        Ok((generation, first, rx))
     }
 
+    /// Ends the reservation of a delete (once its removal is durable).
+    fn finish_delete(&self, name: &str, generation: u64) {
+        let mut names = self.names();
+        if names.deleting.get(name) == Some(&generation) {
+            names.deleting.remove(name);
+            names.failed.remove(name);
+        }
+    }
+
+    /// Records a stored index that failed to load; the name is reserved meanwhile.
     pub fn record_failure(&self, failure: LoadFailure) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(failure);
+        self.names().failed.insert(failure.name.clone(), failure);
     }
 
-    /// Persisted indexes that failed to load at start-up.
+    /// Whether a load failure is still recorded for `name` (not loaded, not deleted).
+    pub fn has_failure(&self, name: &str) -> bool {
+        self.names().failed.contains_key(name)
+    }
+
+    /// Persisted indexes that failed to load, sorted by name.
     pub fn failures(&self) -> Vec<LoadFailure> {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let mut out: Vec<LoadFailure> = self.names().failed.values().cloned().collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}
+
+impl Names {
+    fn check_free(&self, name: &str) -> Result<(), IndexError> {
+        if self.live.contains_key(name) {
+            return Err(IndexError::IndexExists(name.to_string()));
+        }
+        if self.deleting.contains_key(name) {
+            return Err(IndexError::NameUnavailable {
+                code: "index_deleting",
+                message: format!(
+                    "index {name:?} is being deleted and its stored copy is not removed yet; \
+                     try again once DELETE /vectors/index/{name} answers 204"
+                ),
+            });
+        }
+        if let Some(f) = self.failed.get(name) {
+            return Err(IndexError::NameUnavailable {
+                code: "index_load_failed",
+                message: format!(
+                    "a stored index {name:?} exists ({}) but could not be loaded: {}; \
+                     repair the file, or DELETE /vectors/index/{name} to remove it",
+                    f.key, f.error
+                ),
+            });
+        }
+        Ok(())
     }
 }

@@ -64,6 +64,9 @@ impl From<IndexError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "item_not_found", message)
             }
             IndexError::IndexExists(_) => Self::new(StatusCode::CONFLICT, "index_exists", message),
+            IndexError::NameUnavailable { code, .. } => {
+                Self::new(StatusCode::CONFLICT, code, message)
+            }
             IndexError::StorageUnavailable(_) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_unavailable",

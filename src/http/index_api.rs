@@ -102,6 +102,7 @@ async fn flush(
         Some(p) => p
             .send(Flush {
                 name: handle.name.clone(),
+                generation: handle.generation,
             })
             .await
             .map_err(|e| {

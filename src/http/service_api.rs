@@ -13,7 +13,7 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         .registry
         .failures()
         .into_iter()
-        .map(|f| json!({ "name": f.name, "key": f.key, "error": f.error }))
+        .map(|f| json!({ "name": f.name, "key": f.key, "error": f.error, "retrying": f.retrying }))
         .collect();
     let mut body = json!({
         "status": "ok",
