@@ -378,6 +378,42 @@ fn the_whole_contract() {
         204
     );
 
+    // an id that is not UTF-8 once decoded is refused, not read as another item's id
+    api.post(
+        "/vectors/index/docs/add",
+        &json!({"items": [{"id": "zz\u{FFFD}", "vector": [1, 2, 3]}]}),
+    );
+    for method in ["GET", "DELETE"] {
+        let (s, b) = api.call(method, "/vectors/index/docs/items/zz%FF", None);
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("invalid_id")),
+            "{b}"
+        );
+    }
+    assert_eq!(api.get("/vectors/index/docs/items/zz%EF%BF%BD").0, 200);
+    assert_eq!(api.delete("/vectors/index/docs/items/zz%EF%BF%BD").0, 204);
+
+    // metadata comes back exactly as sent, numbers included
+    let raw = r#"{"items": [{"id": "num", "vector": [1, 2, 3], "metadata": {"f": 1.4000000000000001, "g": 0.30000000000000004, "tiny": 5e-324, "big": 1.7976931348623157e308, "i": -9223372036854775808, "u": 18446744073709551615}}]}"#;
+    assert_eq!(
+        api.raw("POST", "/vectors/index/docs/add", raw.as_bytes()).0,
+        200
+    );
+    let got = api.get("/vectors/index/docs/items/num").1["metadata"].clone();
+    let sent: Value = serde_json::from_str::<Value>(raw).unwrap()["items"][0]["metadata"].clone();
+    for key in ["f", "g", "tiny", "big"] {
+        assert_eq!(
+            got[key].as_f64().map(f64::to_bits),
+            sent[key].as_f64().map(f64::to_bits),
+            "{key}: {got}"
+        );
+    }
+    assert_eq!(got["i"].as_i64(), Some(i64::MIN), "{got}");
+    assert_eq!(got["u"].as_u64(), Some(u64::MAX), "{got}");
+    assert_eq!(got["f"].to_string(), "1.4000000000000001");
+    assert_eq!(api.delete("/vectors/index/docs/items/num").0, 204);
+
     // flush in ephemeral mode
     let (s, b) = api.post("/vectors/index/docs/flush", &json!({}));
     assert_eq!((s, b), (200, json!({"persisted": false})));

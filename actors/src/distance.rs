@@ -111,16 +111,33 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
-/// Scales `v` to unit length in place; returns false when its norm is zero or not finite.
+/// Euclidean norm, computed in f64: no square of an f32 overflows or underflows there
+/// (f32 components of 1e20 or 1e-25 have squares far inside f64's range), so the norm is
+/// exact to f32 precision for every finite vector.
+pub fn norm(v: &[f32]) -> f64 {
+    v.iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Scales `v` to unit length in place; returns false when its norm is zero (or the vector
+/// holds a non-finite value). Computed in f64 (see `norm`), so a vector of tiny or huge
+/// components is normalized like any other and comes out of unit length within f32
+/// rounding.
 pub fn normalize(v: &mut [f32]) -> bool {
-    let norm = dot(v, v).sqrt();
-    if !(norm.is_finite() && norm > 0.0) {
+    let n = norm(v);
+    if !(n.is_finite() && n > 0.0) {
         return false;
     }
-    let inv = 1.0 / norm;
-    v.iter_mut().for_each(|x| *x *= inv);
+    v.iter_mut().for_each(|x| *x = (f64::from(*x) / n) as f32);
     true
 }
+
+/// Largest Euclidean norm accepted under l2 and ip: any two such vectors have a squared
+/// distance and a dot product below 4e36, so every distance is a finite f32 (f32 reaches
+/// 3.4e38). Larger vectors are refused at validation.
+pub const MAX_NORM: f64 = 1e18;
 
 /// What the graph may see: never negative, never NaN.
 #[inline]
@@ -254,6 +271,40 @@ mod tests {
             normalize(&mut b);
             let cos = Metric::Cosine.from_graph(CosineDistance.eval(&a, &b));
             assert!((cos - Metric::Cosine.reported(&a, &b)).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn normalize_handles_tiny_and_huge_components() {
+        for scale in [1e-25f32, 1e-38, 1e20, 1e30, f32::MAX / 2.0] {
+            for base in vectors(5, 20, 64) {
+                let mut v: Vec<f32> = base.iter().map(|x| x * scale).collect();
+                if v.iter().all(|x| *x == 0.0) {
+                    continue; // underflowed to zero in f32 already
+                }
+                assert!(normalize(&mut v), "scale {scale}");
+                let self_distance = Metric::Cosine.reported(&v, &v);
+                assert!(
+                    self_distance.abs() <= 1e-6,
+                    "scale {scale}: {self_distance}"
+                );
+                assert!((norm(&v) - 1.0).abs() < 1e-6, "scale {scale}");
+            }
+        }
+    }
+
+    #[test]
+    fn distances_below_the_norm_limit_are_finite() {
+        let dim = 4096;
+        let big = (MAX_NORM / (dim as f64).sqrt()) as f32;
+        let a = vec![big; dim];
+        let b = vec![-big; dim];
+        for d in [
+            Metric::L2.reported(&a, &b),
+            Metric::Ip.reported(&a, &a),
+            Metric::Ip.reported(&a, &b),
+        ] {
+            assert!(d.is_finite(), "{d}");
         }
     }
 

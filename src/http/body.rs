@@ -75,3 +75,24 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     };
     Err(ApiError::bad_request("invalid_json", err))
 }
+
+/// Deserializes a vector as f64 values narrowed to f32, as `#[serde(deserialize_with)]`:
+/// a value beyond f32's range becomes infinite and is then refused by the index's checks
+/// with a message naming the item (serde's own f32 parsing would refuse it as bad JSON).
+pub fn f32_vector<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+    struct Numbers;
+    impl<'de> serde::de::Visitor<'de> for Numbers {
+        type Value = Vec<f32>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of numbers")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<f32>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(x) = seq.next_element::<f64>()? {
+                out.push(x as f32);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Numbers)
+}

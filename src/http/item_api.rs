@@ -20,6 +20,7 @@ struct AddRequest {
 #[serde(deny_unknown_fields)]
 struct AddItem {
     id: String,
+    #[serde(deserialize_with = "body::f32_vector")]
     vector: Vec<f32>,
     #[serde(default)]
     metadata: Option<Value>,
@@ -62,11 +63,28 @@ async fn add(
     Ok(HttpResponse::Ok().json(json!({ "added": outcome.added, "count": outcome.count })))
 }
 
+/// The item id of an `.../items/{id}` request, decoded from the raw path: the router's own
+/// decoding turns invalid UTF-8 into U+FFFD, which would name another item.
+fn item_id(req: &HttpRequest) -> Result<String, ApiError> {
+    let raw = req.uri().path().rsplit('/').next().unwrap_or("");
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|id| id.into_owned())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_id",
+                format!("item id {raw:?} is not UTF-8 once percent-decoded"),
+            )
+        })
+}
+
 async fn get_item(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, id) = path.into_inner();
+    let name = path.into_inner().0;
+    let id = item_id(&req)?;
     let handle = state.index(&name)?;
     let item = handle.index.get(&id).ok_or_else(|| {
         ApiError::from(vectord_actors::error::IndexError::ItemNotFound { index: name, id })
@@ -78,8 +96,10 @@ async fn get_item(
 async fn delete_item(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let (name, id) = path.into_inner();
+    let name = path.into_inner().0;
+    let id = item_id(&req)?;
     let handle = state.index(&name)?;
     handle.actor.send(DeleteItem { id }).await??;
     Ok(HttpResponse::NoContent().finish())

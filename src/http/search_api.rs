@@ -13,6 +13,7 @@ use super::{body, AppState};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SearchRequest {
+    #[serde(deserialize_with = "body::f32_vector")]
     vector: Vec<f32>,
     k: usize,
     ef: Option<usize>,

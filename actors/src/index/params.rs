@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::distance::{normalize, Metric};
+use crate::distance::{norm, normalize, Metric, MAX_NORM};
 use crate::error::IndexError;
 
 /// Longest index name, in characters (API.md).
@@ -107,11 +107,30 @@ impl IndexParams {
                 format!("{what}[{pos}] is not a finite number"),
             ));
         }
-        if self.distance == Metric::Cosine && !normalize(&mut vector) {
-            return Err(IndexError::invalid(
-                "zero_vector",
-                format!("{what} has zero length, which has no direction under cosine distance"),
-            ));
+        match self.distance {
+            Metric::Cosine => {
+                if !normalize(&mut vector) {
+                    return Err(IndexError::invalid(
+                        "zero_vector",
+                        format!(
+                            "{what} has zero length, which has no direction under cosine distance"
+                        ),
+                    ));
+                }
+            }
+            Metric::L2 | Metric::Ip => {
+                let n = norm(&vector);
+                if n > MAX_NORM {
+                    return Err(IndexError::invalid(
+                        "invalid_vector",
+                        format!(
+                            "{what} has a Euclidean norm of {n:e}, above the limit of {MAX_NORM:e} \
+                             under {} distance (larger distances would overflow)",
+                            self.distance.as_str()
+                        ),
+                    ));
+                }
+            }
         }
         Ok(vector)
     }
@@ -292,6 +311,31 @@ mod tests {
                 "{message} should name {want_text}"
             );
         }
+    }
+
+    #[test]
+    fn vectors_too_long_for_finite_distances_are_refused() {
+        for metric in [Metric::L2, Metric::Ip] {
+            let (code_, message) = code(
+                params(metric)
+                    .check_items(vec![item("a", vec![1e20, 1.0, 0.0])])
+                    .unwrap_err(),
+            );
+            assert_eq!(code_, "invalid_vector");
+            assert!(message.contains("items[0].vector") && message.contains("norm"));
+            assert!(params(metric)
+                .check_items(vec![item("a", vec![1e17, -1e17, 1e-30])])
+                .is_ok());
+        }
+        // under cosine, huge and tiny vectors are simply normalized
+        let out = params(Metric::Cosine)
+            .check_items(vec![
+                item("a", vec![1e20, 0.0, 0.0]),
+                item("b", vec![0.0, 1e-25, 0.0]),
+            ])
+            .unwrap();
+        assert_eq!(out[0].vector, vec![1.0, 0.0, 0.0]);
+        assert_eq!(out[1].vector, vec![0.0, 1.0, 0.0]);
     }
 
     #[test]
