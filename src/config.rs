@@ -71,8 +71,19 @@ pub struct VectordConfig {
     pub rehydrate_timeout_s: u64,
     /// Timeout of one storaged request.
     pub storage_timeout_s: u64,
-    /// Share of tombstoned points that triggers a background rebuild of an index.
+    /// Share of tombstoned points that triggers a background rebuild of a segment.
     pub compact_ratio: f64,
+    /// The growing segment of an index is sealed (its graph built in the background) once
+    /// it holds this many items.
+    pub seal_points: usize,
+    /// ...or once the index has had no write for this long (if it holds 1,024 items or more).
+    pub seal_idle_ms: u64,
+    /// `add` answers 503 busy while this many items of an index wait to be sealed.
+    pub max_unsealed_points: usize,
+    /// Size-tiered merging: this many sealed segments of similar size are merged into one.
+    pub merge_factor: usize,
+    /// Segments this large (live items) are not merged any more.
+    pub max_segment_points: usize,
     /// Searches that may run at once (0 = number of cores); others queue.
     pub search_threads: usize,
     /// HTTP worker threads (0 = number of cores).
@@ -112,6 +123,11 @@ impl Default for Config {
                 rehydrate_timeout_s: 120,
                 storage_timeout_s: 30,
                 compact_ratio: 0.25,
+                seal_points: 20_000,
+                seal_idle_ms: 5_000,
+                max_unsealed_points: 200_000,
+                merge_factor: 4,
+                max_segment_points: 2_000_000,
                 search_threads: 0,
                 workers: 0,
             },
@@ -142,6 +158,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("vectord.rehydrate_timeout_s", "VECTORD_REHYDRATE_TIMEOUT_S"),
     ("vectord.storage_timeout_s", "VECTORD_STORAGE_TIMEOUT_S"),
     ("vectord.compact_ratio", "VECTORD_COMPACT_RATIO"),
+    ("vectord.seal_points", "VECTORD_SEAL_POINTS"),
+    ("vectord.seal_idle_ms", "VECTORD_SEAL_IDLE_MS"),
+    ("vectord.max_unsealed_points", "VECTORD_MAX_UNSEALED_POINTS"),
+    ("vectord.merge_factor", "VECTORD_MERGE_FACTOR"),
+    ("vectord.max_segment_points", "VECTORD_MAX_SEGMENT_POINTS"),
     ("vectord.search_threads", "VECTORD_SEARCH_THREADS"),
     ("vectord.workers", "VECTORD_WORKERS"),
     ("storaged.bind", "VECTORD_STORAGED_BIND"),
@@ -240,6 +261,15 @@ impl Config {
                 }
                 v.compact_ratio = r;
             }
+            "vectord.seal_points" => v.seal_points = parse_range(key, value, 1, 100_000_000)?,
+            "vectord.seal_idle_ms" => v.seal_idle_ms = parse_range(key, value, 1, 86_400_000)?,
+            "vectord.max_unsealed_points" => {
+                v.max_unsealed_points = parse_range(key, value, 1, 1_000_000_000)?
+            }
+            "vectord.merge_factor" => v.merge_factor = parse_range(key, value, 2, 64)?,
+            "vectord.max_segment_points" => {
+                v.max_segment_points = parse_range(key, value, 1, 1_000_000_000)?
+            }
             "vectord.search_threads" => v.search_threads = parse_range(key, value, 0, 1024)?,
             "vectord.workers" => v.workers = parse_range(key, value, 0, 1024)?,
             "storaged.bind" => s.bind = parse_addr(key, value)?,
@@ -276,6 +306,24 @@ impl Config {
 }
 
 impl VectordConfig {
+    /// How indexes shape their segments.
+    pub fn engine(&self) -> vectord_actors::index::EngineConfig {
+        vectord_actors::index::EngineConfig {
+            seal_points: self.seal_points,
+            max_unsealed_points: self.max_unsealed_points,
+            compact_ratio: self.compact_ratio,
+            merge_factor: self.merge_factor,
+            max_segment_points: self.max_segment_points,
+        }
+    }
+
+    pub fn idle_seal(&self) -> vectord_actors::index_actor::IdleSeal {
+        vectord_actors::index_actor::IdleSeal {
+            after: Duration::from_millis(self.seal_idle_ms),
+            ..Default::default()
+        }
+    }
+
     pub fn save_quiet(&self) -> Duration {
         Duration::from_millis(self.save_quiet_ms)
     }

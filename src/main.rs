@@ -128,7 +128,8 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     let registry = Arc::new(Registry::new(
         persister.clone(),
         actor_arbiter.handle(),
-        v.compact_ratio,
+        v.engine(),
+        v.idle_seal(),
     ));
     let ready = Arc::new(AtomicBool::new(!persistent));
     let search_threads = if v.search_threads == 0 {

@@ -170,7 +170,7 @@ fn storaged_outage_is_survived_and_the_latest_state_saved_once_it_is_back() {
     let started = Instant::now();
     loop {
         let bytes = std::fs::read(&file).unwrap_or_default();
-        if bytes.windows(5).any(|w| w == b"\"x19\"") {
+        if bytes.windows(3).any(|w| w == b"x19") {
             break;
         }
         assert!(

@@ -21,6 +21,9 @@ pub enum IndexError {
     /// storaged could not be reached or refused a write; the state in memory is intact.
     #[error("storage unavailable: {0}")]
     StorageUnavailable(String),
+    /// Too much work is queued for this index (or the process): retry after a while.
+    #[error("{message}")]
+    Busy { message: String, retry_after_s: u64 },
     /// The service is still loading its indexes.
     #[error("{0}")]
     NotReady(String),

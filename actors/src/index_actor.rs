@@ -1,20 +1,45 @@
 //! The actor that owns one index and applies its mutations one at a time, in arrival
-//! order: add batches, item deletes, compactions, snapshots for the persister, and the
-//! index's own deletion.
+//! order: add batches, item deletes, the installs of background jobs (seals, merges,
+//! compactions), snapshots for the persister, and the index's own deletion.
 //!
-//! The actor itself only sequences work: each CPU-heavy step runs on the blocking pool
-//! (never on an HTTP worker thread) while the actor waits for it (`AtomicResponse`), so
-//! the next mutation starts only when the previous one is done. Searches and reads do not
-//! go through the actor at all: they use the shared `Index` directly and run alongside.
+//! The actor only sequences work. Every step that touches the index's lock runs on the
+//! blocking pool while the actor waits for it (`AtomicResponse`, `ctx.wait`), so the actor
+//! thread, which all index actors share, never blocks: a long search holding one index's
+//! read lock delays that index's next mutation, never another index's. Searches and reads
+//! do not go through the actor at all: they use the shared `Index` and run beside it.
+//!
+//! Background jobs: after each mutation the actor asks the index for due work — at most
+//! one seal and one merge job at a time — builds it on the blocking pool with no lock
+//! held, and installs it between two mutations. When the index has been idle for a while,
+//! its growing segment is frozen and sealed too.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
 use crate::error::IndexError;
-use crate::index::{AddOutcome, Index};
+use crate::index::{AddOutcome, Index, JobKind};
 use crate::messages::{AddItems, DeleteItem, DropIndex, MarkDirty, Snapshot, TakeSnapshot};
 use crate::persister::Persister;
+
+/// When an idle index seals its growing segment.
+#[derive(Debug, Clone, Copy)]
+pub struct IdleSeal {
+    /// Quiet time after the last write.
+    pub after: Duration,
+    /// Smaller growing segments stay as they are (scanning them is as fast as a graph).
+    pub min_points: usize,
+}
+
+impl Default for IdleSeal {
+    fn default() -> Self {
+        IdleSeal {
+            after: Duration::from_secs(5),
+            min_points: 1024,
+        }
+    }
+}
 
 pub struct IndexActor {
     name: String,
@@ -26,10 +51,12 @@ pub struct IndexActor {
     /// Mutations applied so far (a new index starts at 1: its creation, which the
     /// registry reported to the persister); the persister saves up to a given count.
     seq: u64,
-    /// Tombstone share that triggers a compaction.
-    compact_ratio: f64,
-    /// A compaction is under way (at most one at a time).
-    compacting: bool,
+    /// A job of that kind is being built.
+    sealing: bool,
+    merging: bool,
+    idle_seal: IdleSeal,
+    last_write: Instant,
+    idle_check_pending: bool,
 }
 
 impl IndexActor {
@@ -38,7 +65,7 @@ impl IndexActor {
         generation: u64,
         index: Arc<Index>,
         persister: Option<Addr<Persister>>,
-        compact_ratio: f64,
+        idle_seal: IdleSeal,
         seq: u64,
     ) -> Self {
         IndexActor {
@@ -47,12 +74,15 @@ impl IndexActor {
             index,
             persister,
             seq,
-            compact_ratio,
-            compacting: false,
+            sealing: false,
+            merging: false,
+            idle_seal,
+            last_write: Instant::now(),
+            idle_check_pending: false,
         }
     }
 
-    /// Records a mutation and tells the persister.
+    /// Records a mutation, tells the persister, and looks for due background work.
     fn changed(&mut self, ctx: &mut Context<Self>) {
         self.seq += 1;
         if let Some(persister) = &self.persister {
@@ -63,8 +93,92 @@ impl IndexActor {
                 actor: ctx.address(),
             });
         }
-        if self.index.needs_compaction(self.compact_ratio) {
-            ctx.notify(Compact);
+        self.start_jobs(ctx);
+    }
+
+    /// A client write: also (re)arms the idle seal.
+    fn written(&mut self, ctx: &mut Context<Self>) {
+        self.last_write = Instant::now();
+        self.changed(ctx);
+        if !self.idle_check_pending {
+            self.idle_check_pending = true;
+            ctx.run_later(self.idle_seal.after, |act, ctx| act.idle_check(ctx));
+        }
+    }
+
+    fn idle_check(&mut self, ctx: &mut Context<Self>) {
+        let quiet = self.last_write.elapsed();
+        if quiet < self.idle_seal.after {
+            ctx.run_later(self.idle_seal.after - quiet, |act, ctx| act.idle_check(ctx));
+            return;
+        }
+        self.idle_check_pending = false;
+        let index = self.index.clone();
+        let min = self.idle_seal.min_points;
+        let freeze = blocking(self.name.clone(), "freezing", move || {
+            index.freeze_if_at_least(min)
+        });
+        ctx.wait(freeze.into_actor(self).map(|froze, act, ctx| {
+            if matches!(froze, Ok(true)) {
+                act.changed(ctx);
+            }
+        }));
+    }
+
+    /// Starts the due background jobs that are not running yet.
+    fn start_jobs(&mut self, ctx: &mut Context<Self>) {
+        for kind in [JobKind::Seal, JobKind::Merge] {
+            let running = match kind {
+                JobKind::Seal => &mut self.sealing,
+                JobKind::Merge => &mut self.merging,
+            };
+            if *running {
+                continue;
+            }
+            let Some(job) = self.index.next_job(kind) else {
+                continue;
+            };
+            *running = true;
+            let segments = job.segments();
+            let index = self.index.clone();
+            let build = blocking(self.name.clone(), "building a segment", move || {
+                index.build(job)
+            });
+            ctx.spawn(build.into_actor(self).map(move |built, act, ctx| {
+                let built = match built.and_then(|b| b.map_err(IndexError::Internal)) {
+                    Ok(built) => built,
+                    Err(e) => {
+                        log::error!(
+                            "index {:?}: background job on segments {segments:?} failed: {e}",
+                            act.name
+                        );
+                        act.index.release(&segments);
+                        act.job_done(kind);
+                        return;
+                    }
+                };
+                // Installed between two mutations, on the blocking pool.
+                let index = act.index.clone();
+                let install = blocking(act.name.clone(), "installing a segment", move || {
+                    index.install(built)
+                });
+                ctx.wait(install.into_actor(act).map(move |report, act, ctx| {
+                    act.job_done(kind);
+                    if let Ok(report) = report {
+                        log::info!("index {:?}: {}", act.name, report.summary);
+                        act.changed(ctx);
+                    } else {
+                        act.start_jobs(ctx);
+                    }
+                }));
+            }));
+        }
+    }
+
+    fn job_done(&mut self, kind: JobKind) {
+        match kind {
+            JobKind::Seal => self.sealing = false,
+            JobKind::Merge => self.merging = false,
         }
     }
 }
@@ -75,6 +189,8 @@ impl Actor for IndexActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // The mailbox is the back-pressure: let clients queue rather than fail.
         ctx.set_mailbox_capacity(1024);
+        // A loaded index may hold frozen segments whose seal was cut short.
+        self.start_jobs(ctx);
     }
 }
 
@@ -98,73 +214,37 @@ impl Handler<AddItems> for IndexActor {
         let index = self.index.clone();
         let work = blocking(self.name.clone(), "add", move || {
             let items = index.params().check_items(msg.items)?;
-            Ok(index.add(items))
+            index.add(items)
         });
         AtomicResponse::new(Box::pin(work.into_actor(self).map(|res, act, ctx| {
             let outcome = res.and_then(|r| r)?;
-            act.changed(ctx);
+            act.written(ctx);
             Ok(outcome)
         })))
     }
 }
 
 impl Handler<DeleteItem> for IndexActor {
-    type Result = Result<(), IndexError>;
+    type Result = AtomicResponse<Self, Result<(), IndexError>>;
 
-    fn handle(&mut self, msg: DeleteItem, ctx: &mut Context<Self>) -> Self::Result {
-        if !self.index.delete(&msg.id) {
-            return Err(IndexError::ItemNotFound {
-                index: self.name.clone(),
-                id: msg.id,
-            });
-        }
-        self.changed(ctx);
-        Ok(())
-    }
-}
-
-/// Sent to itself when tombstones pile up.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Compact;
-
-impl Handler<Compact> for IndexActor {
-    type Result = ();
-
-    /// Builds the new graph in the background while mutations go on, then finishes the
-    /// compaction (catching up with those mutations) between two of them.
-    fn handle(&mut self, _: Compact, ctx: &mut Context<Self>) {
-        if self.compacting || !self.index.needs_compaction(self.compact_ratio) {
-            return;
-        }
-        self.compacting = true;
-        let started = std::time::Instant::now();
+    fn handle(&mut self, msg: DeleteItem, _: &mut Context<Self>) -> Self::Result {
         let index = self.index.clone();
-        let plan = blocking(self.name.clone(), "compaction", move || {
-            index.plan_compaction()
+        let name = self.name.clone();
+        let work = blocking(self.name.clone(), "delete", move || {
+            if index.delete(&msg.id) {
+                Ok(())
+            } else {
+                Err(IndexError::ItemNotFound {
+                    index: name,
+                    id: msg.id,
+                })
+            }
         });
-        ctx.spawn(plan.into_actor(self).map(move |plan, act, ctx| {
-            let Ok(plan) = plan else {
-                act.compacting = false;
-                return;
-            };
-            let index = act.index.clone();
-            let finish = blocking(act.name.clone(), "compaction", move || {
-                index.finish_compaction(plan)
-            });
-            ctx.wait(finish.into_actor(act).map(move |dropped, act, ctx| {
-                act.compacting = false;
-                if let Ok(dropped) = dropped {
-                    log::info!(
-                        "index {:?}: compacted, dropped {dropped} tombstones, {} items left, {} ms",
-                        act.name,
-                        act.index.stats().count,
-                        started.elapsed().as_millis()
-                    );
-                    act.changed(ctx);
-                }
-            }));
-        }));
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(|res, act, ctx| {
+            res.and_then(|r| r)?;
+            act.written(ctx);
+            Ok(())
+        })))
     }
 }
 
@@ -196,5 +276,18 @@ impl Handler<DropIndex> for IndexActor {
 
     fn handle(&mut self, _: DropIndex, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+/// Whether the actor is building or installing background work (for the index info).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsIndexing;
+
+impl Handler<IsIndexing> for IndexActor {
+    type Result = bool;
+
+    fn handle(&mut self, _: IsIndexing, _: &mut Context<Self>) -> bool {
+        self.sealing || self.merging
     }
 }

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use crate::codec;
 use crate::index::params::check_name;
-use crate::index::Index;
+use crate::index::{EngineConfig, Index};
 use crate::persister::{KEY_PREFIX, KEY_SUFFIX};
 use crate::registry::{LoadFailure, Registry};
 use crate::storeclient::{StoreClient, StoreError};
@@ -62,11 +61,12 @@ pub async fn rehydrate(
     let total = keys.len();
     log::info!("loading {total} persisted indexes from storaged");
     let mut report = RehydrateReport::default();
+    let engine = registry.engine();
     let mut loads = futures::stream::iter(keys.into_iter().map(|key| {
         let store = store.clone();
         async move {
             let started = Instant::now();
-            let result = load_within(&store, &key, timeout).await;
+            let result = load_within(&store, &key, timeout, engine).await;
             (key, result, started.elapsed())
         }
     }))
@@ -120,7 +120,7 @@ pub async fn retry_failed_loads(store: StoreClient, registry: &Registry, timeout
             if !registry.has_failure(&failure.name) {
                 continue;
             }
-            let result = load_within(&store, &failure.key, timeout).await;
+            let result = load_within(&store, &failure.key, timeout, registry.engine()).await;
             match install(registry, &failure.key, result) {
                 Ok(count) => log::info!("index {:?} loaded on retry, {count} items", failure.name),
                 Err(again) => {
@@ -170,8 +170,9 @@ async fn load_within(
     store: &StoreClient,
     key: &str,
     timeout: Duration,
+    engine: EngineConfig,
 ) -> Result<Index, LoadError> {
-    match tokio::time::timeout(timeout, load_one(store, key)).await {
+    match tokio::time::timeout(timeout, load_one(store, key, engine)).await {
         Ok(result) => result,
         Err(_) => Err(LoadError {
             message: format!("timed out after {} s", timeout.as_secs()),
@@ -181,7 +182,11 @@ async fn load_within(
 }
 
 /// Fetches, checks and restores one index.
-async fn load_one(store: &StoreClient, key: &str) -> Result<Index, LoadError> {
+async fn load_one(
+    store: &StoreClient,
+    key: &str,
+    engine: EngineConfig,
+) -> Result<Index, LoadError> {
     let name = name_of(key).to_string();
     check_name(&name).map_err(|e| LoadError::refused(e.to_string()))?;
     let bytes = store.get(key).await.map_err(|e| LoadError {
@@ -189,14 +194,14 @@ async fn load_one(store: &StoreClient, key: &str) -> Result<Index, LoadError> {
         message: format!("reading: {e}"),
     })?;
     let restored = actix_rt::task::spawn_blocking(move || -> Result<Index, String> {
-        let (envelope, dump) = codec::decode(&bytes).map_err(|e| format!("refused: {e}"))?;
-        if envelope.params.name != name {
+        let index = Index::decode(&bytes, engine).map_err(|e| format!("refused: {e}"))?;
+        if index.params().name != name {
             return Err(format!(
-                "file holds index {:?}, not {name:?}",
-                envelope.params.name
+                "refused: file holds index {:?}, not {name:?}",
+                index.params().name
             ));
         }
-        Index::restore(envelope, dump).map_err(|e| format!("refused: {e}"))
+        Ok(index)
     })
     .await
     .map_err(|e| LoadError::refused(format!("loading panicked: {e}")))?;

@@ -26,8 +26,8 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 
 use crate::error::IndexError;
-use crate::index::{Index, IndexParams};
-use crate::index_actor::IndexActor;
+use crate::index::{EngineConfig, Index, IndexParams};
+use crate::index_actor::{IdleSeal, IndexActor};
 use crate::messages::{DropIndex, Forget, MarkDirty};
 use crate::persister::Persister;
 
@@ -68,7 +68,9 @@ pub struct Registry {
     persister: Option<Addr<Persister>>,
     /// Where index actors run.
     arbiter: ArbiterHandle,
-    compact_ratio: f64,
+    /// How indexes shape their segments.
+    engine: EngineConfig,
+    idle_seal: IdleSeal,
 }
 
 /// What a delete removes.
@@ -82,15 +84,22 @@ impl Registry {
     pub fn new(
         persister: Option<Addr<Persister>>,
         arbiter: ArbiterHandle,
-        compact_ratio: f64,
+        engine: EngineConfig,
+        idle_seal: IdleSeal,
     ) -> Registry {
         Registry {
             names: Mutex::new(Names::default()),
             next_generation: AtomicU64::new(1),
             persister,
             arbiter,
-            compact_ratio,
+            engine,
+            idle_seal,
         }
+    }
+
+    /// How indexes shape their segments (for loading indexes).
+    pub fn engine(&self) -> EngineConfig {
+        self.engine
     }
 
     fn names(&self) -> MutexGuard<'_, Names> {
@@ -111,7 +120,7 @@ impl Registry {
         params.check()?;
         let mut names = self.names();
         names.check_free(&params.name)?;
-        let handle = self.start(Index::new(params), 1);
+        let handle = self.start(Index::new(params, self.engine), 1);
         // The persister hears of the new index before the client does, so a `flush` sent
         // right after the create waits for its first save (the index's mutation 1).
         if let Some(persister) = &self.persister {
@@ -160,14 +169,14 @@ impl Registry {
         let index = Arc::new(index);
         let name = index.params().name.clone();
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let (n, i, p, r) = (
+        let (n, i, p, idle) = (
             name.clone(),
             index.clone(),
             self.persister.clone(),
-            self.compact_ratio,
+            self.idle_seal,
         );
         let actor = IndexActor::start_in_arbiter(&self.arbiter, move |_| {
-            IndexActor::new(n, generation, i, p, r, seq)
+            IndexActor::new(n, generation, i, p, idle, seq)
         });
         IndexHandle {
             name,

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (503 busy).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -20,6 +22,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
         }
     }
 
@@ -46,7 +49,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({
+        let mut response = HttpResponse::build(self.status);
+        if let Some(s) = self.retry_after_s {
+            response.insert_header(("Retry-After", s.to_string()));
+        }
+        response.json(json!({
             "error": {"code": self.code, "message": self.message}
         }))
     }
@@ -72,6 +79,10 @@ impl From<IndexError> for ApiError {
                 "storage_unavailable",
                 message,
             ),
+            IndexError::Busy { retry_after_s, .. } => ApiError {
+                retry_after_s: Some(retry_after_s),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+            },
             IndexError::NotReady(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
             }

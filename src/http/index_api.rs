@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vectord_actors::distance::Metric;
 use vectord_actors::index::IndexParams;
+use vectord_actors::index_actor::IsIndexing;
 use vectord_actors::messages::Flush;
 use vectord_actors::persister::LastError;
 use vectord_actors::registry::IndexHandle;
@@ -80,7 +81,12 @@ async fn describe(
             .flatten(),
         None => None,
     };
-    Ok(HttpResponse::Ok().json(info(&state, &handle, last_error)))
+    let mut body = info(&state, &handle, last_error);
+    // Whether seals or merges are under way (the actor is gone if the index was deleted).
+    if let Ok(indexing) = handle.actor.send(IsIndexing).await {
+        body["indexing"] = json!(indexing);
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 async fn delete(
@@ -130,6 +136,8 @@ fn info(state: &AppState, handle: &IndexHandle, last_save_error: Option<String>)
         "count": stats.count,
         "tombstones": stats.tombstones,
         "memory_bytes_estimate": stats.memory_bytes,
+        "sealed_segments": stats.sealed_segments,
+        "unsealed_count": stats.unsealed_points,
         "persistence": if state.persister.is_some() { "storaged" } else { "ephemeral" },
     });
     if let Some(e) = last_save_error {

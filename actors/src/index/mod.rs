@@ -1,60 +1,126 @@
-//! One vector index, without actors or HTTP: its graph, the tables that map graph points to
-//! items (id, vector, metadata), tombstones, search, and compaction.
+//! One vector index, without actors or HTTP: a set of segments, as Qdrant and Milvus keep
+//! theirs.
 //!
-//! Concurrency contract: searches and reads may run from any thread at any time. Mutations
-//! (`add`, `delete`, `compact`, `snapshot`) must be serialized by the caller — the index
-//! actor does that — because `hnsw_rs` cannot dump while inserting and a compaction must
-//! not miss a concurrent write. One `RwLock` guards the tables and the current graph
-//! together, so a search always sees a graph and tables that belong to each other; writers
-//! hold it only to append or flip entries, never while the graph works.
+//! - The **growing segment** takes every `add`: vectors appended to one flat array, ids,
+//!   metadata. An `add` is acknowledged as soon as the batch is appended, and its items
+//!   are searchable at once, by an exact scan of the segment.
+//! - When it holds `seal_points` points (or the index has been idle a while), it is
+//!   **frozen**: it stops changing and a new growing segment takes the writes. A frozen
+//!   segment is still searched by scanning until its graph is built in the background.
+//! - A **sealed** segment has a graph (built by `hnsw_rs`, copied into a flat layout) and is
+//!   searched by our own beam search. Its points never change again; deletes and upserts
+//!   only set bits in its tombstone set.
+//! - In the background, frozen segments are sealed, small sealed segments are merged and
+//!   segments with many tombstones rebuilt without them (`maintenance`). Each job builds
+//!   without any lock and is swapped in atomically, so searches and writes go on.
+//!
+//! An id is live in at most one segment: adding an id tombstones its earlier copy, wherever
+//! it is. Each segment finds ids through its own table; a lookup asks the segments in turn.
+//!
+//! Concurrency: searches and reads take the read lock for their whole run (every segment
+//! they see belongs to the same moment); mutations take the write lock for as long as an
+//! append or a bit flip takes, and builds none. Mutations must be serialized by the caller
+//! (the index actor), so that jobs are planned and installed between two of them.
 
-pub mod graph;
+pub mod bitset;
+pub mod build;
+pub mod hnsw;
+mod ids;
+mod maintenance;
 pub mod params;
+pub mod points;
+pub mod scratch;
+pub mod sealed;
+mod search;
+pub mod snapshot;
 
-use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::{Map, Value};
 
-use crate::codec::{self, Envelope, ItemRecord};
-use crate::distance::Metric;
-use graph::{Graph, GraphDump, GraphPoint};
+use crate::error::IndexError;
+use bitset::BitSet;
+pub use maintenance::{Built, Job, JobKind, JobReport};
 pub use params::{IndexParams, NewItem};
+use points::Points;
+use sealed::FlatGraph;
 
-/// Below this many candidates a search scans them all: exact, and as fast as the graph.
-const BRUTE_FORCE_MAX: usize = 1024;
+/// How the engine shapes an index's segments; the same for every index of a process.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// The growing segment is frozen (then sealed) once it holds this many points.
+    pub seal_points: usize,
+    /// An `add` answers busy (503) when the points waiting to be sealed (growing and
+    /// frozen) would pass this, so that memory cannot grow without limit when writes
+    /// outrun graph builds.
+    pub max_unsealed_points: usize,
+    /// A sealed segment whose tombstones reach this share of its points is rebuilt.
+    pub compact_ratio: f64,
+    /// Size-tiered merging: when this many sealed segments are in one size tier (sizes
+    /// within a factor of `merge_factor` of each other), they are merged into one.
+    pub merge_factor: usize,
+    /// Sealed segments of this many live points or more are not merged any more (only
+    /// compacted alone).
+    pub max_segment_points: usize,
+}
 
-/// An index: parameters plus state behind one lock.
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            seal_points: 20_000,
+            max_unsealed_points: 200_000,
+            compact_ratio: 0.25,
+            merge_factor: 4,
+            max_segment_points: 2_000_000,
+        }
+    }
+}
+
+/// An index: parameters plus its segments behind one lock.
 pub struct Index {
     params: IndexParams,
+    config: EngineConfig,
     state: RwLock<State>,
 }
 
-/// Everything that changes, kept together so that readers see one consistent version.
+/// Every segment of the index, kept together so that readers see one consistent version.
 struct State {
-    graph: Arc<Graph>,
-    /// Item id of each point; empty once the point is tombstoned.
-    ids: Vec<String>,
-    /// Metadata of each point; emptied once the point is tombstoned.
-    metadata: Vec<Map<String, Value>>,
-    /// False for tombstoned points (deleted or replaced ids), which the graph still holds,
-    /// and for points of a batch still being inserted.
-    live: Vec<bool>,
-    /// Each point as the graph stores it (vector included); `None` while its batch is
-    /// being inserted. The graph's copy is the only copy of a vector.
-    points: Vec<Option<GraphPoint>>,
-    /// Live item id → point.
-    by_id: HashMap<String, usize>,
-    tombstones: usize,
+    growing: Growing,
+    /// Frozen and sealed segments, oldest first.
+    segments: Vec<Segment>,
+    /// Number of the next segment.
+    next_id: u64,
 }
 
-/// A new graph built from the live points of an earlier moment (see `plan_compaction`).
-pub struct CompactionPlan {
-    graph: Graph,
-    /// Old point number of each new point, in order.
-    kept: Vec<usize>,
-    /// Points that existed when the plan was made.
-    watermark: usize,
+/// The segment that takes new items.
+struct Growing {
+    id: u64,
+    points: Points,
+    deleted: BitSet,
+    deleted_count: usize,
+}
+
+/// A segment that no longer changes, but for its tombstones.
+struct Segment {
+    id: u64,
+    points: Arc<Points>,
+    /// None while frozen (searched by scanning); the graph once sealed.
+    graph: Option<Arc<FlatGraph>>,
+    deleted: BitSet,
+    deleted_count: usize,
+    /// A background job is working on it; no other job may take it. Atomic so that jobs
+    /// are planned and given up under the read lock (only the index actor does either,
+    /// one at a time), never waiting behind a long search.
+    busy: AtomicBool,
+}
+
+/// Where a live item is.
+#[derive(Debug, Clone, Copy)]
+enum Loc {
+    Growing(u32),
+    /// Position in `State::segments`, point.
+    Segment(usize, u32),
 }
 
 /// What an `add` did.
@@ -62,6 +128,8 @@ pub struct CompactionPlan {
 pub struct AddOutcome {
     pub added: usize,
     pub count: usize,
+    /// The growing segment was frozen by this add: a seal job is waiting.
+    pub froze: bool,
 }
 
 /// One search result.
@@ -83,19 +151,48 @@ pub struct Item {
 /// Sizes for `/health`, the index info and metrics.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IndexStats {
+    /// Live items.
     pub count: usize,
+    /// Points in all segments, tombstoned ones included.
     pub points: usize,
     pub tombstones: usize,
-    /// Rough resident size: vectors, tables and graph links.
+    /// Bytes the index holds on the heap: vectors, ids, metadata, graphs, tombstones.
     pub memory_bytes: usize,
+    /// Sealed segments (searched by graph).
+    pub sealed_segments: usize,
+    /// Points not yet in a sealed segment (growing and frozen; searched by scanning).
+    pub unsealed_points: usize,
+}
+
+/// One segment, for tests and the index info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub id: u64,
+    pub points: usize,
+    pub tombstones: usize,
+    pub sealed: bool,
+    pub growing: bool,
 }
 
 impl Index {
-    pub fn new(params: IndexParams) -> Index {
-        let graph = Graph::new(params.distance, params.m, params.ef_construction, 0);
-        Index {
-            state: RwLock::new(State::empty(Arc::new(graph))),
+    pub fn new(params: IndexParams, config: EngineConfig) -> Index {
+        let dim = params.dim;
+        Index::from_state(
             params,
+            config,
+            State {
+                growing: Growing::new(1, dim),
+                segments: Vec::new(),
+                next_id: 2,
+            },
+        )
+    }
+
+    fn from_state(params: IndexParams, config: EngineConfig, state: State) -> Index {
+        Index {
+            params,
+            config,
+            state: RwLock::new(state),
         }
     }
 
@@ -103,9 +200,13 @@ impl Index {
         &self.params
     }
 
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
     // A panic while a lock is held (none is expected: all input is checked first) must
-    // not make the index unusable for good: the tables are only changed by code that
-    // cannot panic halfway, so the data behind a poisoned lock is still consistent.
+    // not make the index unusable for good: the state is only changed by code that cannot
+    // panic halfway, so the data behind a poisoned lock is still consistent.
     fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -116,75 +217,92 @@ impl Index {
 
     pub fn stats(&self) -> IndexStats {
         let s = self.read();
-        let points = s.live.len();
-        let dim = self.params.dim;
-        // Per point in `hnsw_rs`: the vector, about 2·m links at layer 0 of ~40 bytes each
-        // (an allocation per link), 16 per-layer lists; plus our id and metadata tables.
-        let per_point = dim * 4 + 2 * self.params.m * 40 + 16 * 24 + 128;
-        IndexStats {
-            count: s.by_id.len(),
-            points,
-            tombstones: s.tombstones,
-            memory_bytes: points * per_point,
+        let mut stats = IndexStats {
+            points: s.growing.points.len(),
+            tombstones: s.growing.deleted_count,
+            memory_bytes: s.growing.points.heap_bytes() + s.growing.deleted.heap_bytes(),
+            unsealed_points: s.growing.points.len(),
+            ..IndexStats::default()
+        };
+        for seg in &s.segments {
+            stats.points += seg.points.len();
+            stats.tombstones += seg.deleted_count;
+            stats.memory_bytes += seg.points.heap_bytes()
+                + seg.deleted.heap_bytes()
+                + seg.graph.as_ref().map_or(0, |g| g.heap_bytes());
+            match seg.graph {
+                Some(_) => stats.sealed_segments += 1,
+                None => stats.unsealed_points += seg.points.len(),
+            }
         }
+        stats.count = stats.points - stats.tombstones;
+        stats
     }
 
-    /// Adds a checked batch (see `IndexParams::check_items`): new ids are inserted, known
-    /// ids replaced. The whole batch becomes visible at once, when it is linked into the
-    /// graph; until then searches and reads see the index as it was. Must not run
-    /// concurrently with another mutation.
-    pub fn add(&self, items: Vec<NewItem>) -> AddOutcome {
-        let added = items.len();
-        // Reserve point numbers; the points stay hidden (not live) for now.
-        let (graph, first) = {
-            let mut s = self.write();
-            let first = s.live.len();
-            let n = first + added;
-            s.ids.resize(n, String::new());
-            s.metadata.resize(n, Map::new());
-            s.live.resize(n, false);
-            s.points.resize(n, None);
-            (s.graph.clone(), first)
-        };
-        // The slow part runs without the lock, so searches go on.
-        let before = graph.layer_sizes();
-        let batch: Vec<(&[f32], usize)> = items
+    /// Every segment, oldest first, the growing one last.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let s = self.read();
+        let mut out: Vec<SegmentInfo> = s
+            .segments
             .iter()
-            .enumerate()
-            .map(|(i, item)| (item.vector.as_slice(), first + i))
+            .map(|seg| SegmentInfo {
+                id: seg.id,
+                points: seg.points.len(),
+                tombstones: seg.deleted_count,
+                sealed: seg.graph.is_some(),
+                growing: false,
+            })
             .collect();
-        graph.insert(&batch);
-        drop(batch);
-        let new_points = graph.points_since(&before);
-        // Publish the batch in one step.
+        out.push(SegmentInfo {
+            id: s.growing.id,
+            points: s.growing.points.len(),
+            tombstones: s.growing.deleted_count,
+            sealed: false,
+            growing: true,
+        });
+        out
+    }
+
+    /// Adds a checked batch (see `IndexParams::check_items`): new ids are appended to the
+    /// growing segment, known ids replaced (their old copy tombstoned). The whole batch
+    /// becomes visible at once. Refused with `Busy` while too many points wait to be sealed.
+    /// Must not run concurrently with another mutation.
+    pub fn add(&self, items: Vec<NewItem>) -> Result<AddOutcome, IndexError> {
+        let added = items.len();
         let mut s = self.write();
-        for point in new_points {
-            let p = point.get_origin_id();
-            if let Some(slot) = s.points.get_mut(p) {
-                *slot = Some(point);
-            }
+        let unsealed = s.unsealed_points();
+        if unsealed > 0 && unsealed + added > self.config.max_unsealed_points {
+            return Err(IndexError::Busy {
+                message: format!(
+                    "index {:?} has {unsealed} items waiting to be indexed (limit {}); retry shortly",
+                    self.params.name, self.config.max_unsealed_points
+                ),
+                retry_after_s: 2,
+            });
         }
-        for (i, item) in items.into_iter().enumerate() {
-            let p = first + i;
-            if let Some(old) = s.by_id.insert(item.id.clone(), p) {
-                s.tombstone(old);
+        for item in items {
+            if let Some(loc) = s.locate(&item.id) {
+                s.tombstone(loc);
             }
-            s.ids[p] = item.id;
-            s.metadata[p] = item.metadata;
-            s.live[p] = s.points[p].is_some();
+            s.growing.points.push(&item.id, &item.vector, item.metadata);
         }
-        AddOutcome {
+        let froze = s.growing.points.len() >= self.config.seal_points;
+        if froze {
+            s.freeze();
+        }
+        Ok(AddOutcome {
             added,
-            count: s.by_id.len(),
-        }
+            count: s.count(),
+            froze,
+        })
     }
 
     /// Tombstones an item; false when the id is not there.
     pub fn delete(&self, id: &str) -> bool {
         let mut s = self.write();
-        match s.by_id.remove(id) {
-            Some(point) => {
-                s.tombstone(point);
+        match s.locate(id) {
+            Some(loc) => {
+                s.tombstone(loc);
                 true
             }
             None => false,
@@ -193,22 +311,21 @@ impl Index {
 
     pub fn get(&self, id: &str) -> Option<Item> {
         let s = self.read();
-        let &point = s.by_id.get(id)?;
+        let (points, p) = match s.locate(id)? {
+            Loc::Growing(p) => (&s.growing.points, p),
+            Loc::Segment(i, p) => (&*s.segments[i].points, p),
+        };
+        let p = p as usize;
         Some(Item {
             id: id.to_string(),
-            vector: s.vector(point)?.to_vec(),
-            metadata: s.metadata[point].clone(),
+            vector: points.vector(p).to_vec(),
+            metadata: points.metadata_owned(p),
         })
     }
 
-    /// True when tombstones make up at least `ratio` of the graph's points.
-    pub fn needs_compaction(&self, ratio: f64) -> bool {
-        let s = self.read();
-        s.tombstones >= 64 && s.tombstones as f64 >= ratio * s.live.len() as f64
-    }
-
     /// The `k` live items nearest to `query` (checked, and normalized under cosine) that
-    /// match every pair of `filter`, nearest first, ties by id.
+    /// match every pair of `filter`, nearest first, ties by id. Sealed segments are searched
+    /// by graph with `ef`, the others scanned.
     pub fn search(
         &self,
         query: &[f32],
@@ -217,358 +334,127 @@ impl Index {
         filter: Option<&Map<String, Value>>,
     ) -> Vec<Hit> {
         let s = self.read();
-        let metric = self.params.distance;
-        let live_count = s.by_id.len();
-        if live_count == 0 {
-            return Vec::new();
-        }
-        let filter = filter.filter(|f| !f.is_empty());
-        let allowed: Option<Vec<usize>> = filter.map(|f| {
-            (0..s.live.len())
-                .filter(|&p| s.live[p] && matches(&s.metadata[p], f))
-                .collect()
-        });
-        let candidates = allowed.as_ref().map_or(live_count, |a| a.len());
-        // A small candidate set is scanned exactly: as fast as the graph, and under a
-        // narrow filter the graph walk would visit mostly excluded points (hnsw_rs'
-        // filtered search never stops early).
-        if candidates <= BRUTE_FORCE_MAX || candidates * 10 <= live_count {
-            return match allowed {
-                Some(a) => s.exact(metric, query, k, a.into_iter()),
-                None => s.exact(metric, query, k, (0..s.live.len()).filter(|&p| s.live[p])),
-            };
-        }
-        let found = match &allowed {
-            Some(a) => {
-                let mut mask = vec![false; s.live.len()];
-                a.iter().for_each(|&p| mask[p] = true);
-                let allow = |p: usize| mask.get(p).copied().unwrap_or(false);
-                s.graph_search(metric, query, k, ef, candidates, Some(&allow))
-            }
-            // Every point of the graph is live: no filter needed.
-            None if live_count == s.live.len() => {
-                s.graph_search(metric, query, k, ef, candidates, None)
-            }
-            None => {
-                let allow = |p: usize| s.live.get(p).copied().unwrap_or(false);
-                s.graph_search(metric, query, k, ef, candidates, Some(&allow))
-            }
-        };
-        if found.len() < k.min(candidates) {
-            // The graph could not reach enough matches even searched wide: scan exactly,
-            // so that `k` live matches still come back.
-            return match allowed {
-                Some(a) => s.exact(metric, query, k, a.into_iter()),
-                None => s.exact(metric, query, k, (0..s.live.len()).filter(|&p| s.live[p])),
-            };
-        }
-        s.hits(k, found)
+        search::search(&s, self.params.distance, query, k, ef, filter)
     }
 
-    /// Rebuilds the graph without its tombstones in one go (`plan_compaction` then
-    /// `finish_compaction`). Returns the number of tombstones dropped.
-    pub fn compact(&self) -> usize {
-        let plan = self.plan_compaction();
-        self.finish_compaction(plan)
-    }
-
-    /// The slow half of a compaction: builds a new graph of the points live now. Holds no
-    /// lock while building, so searches go on and so may mutations (the index actor lets
-    /// them through); `finish_compaction` catches up with what they did.
-    pub fn plan_compaction(&self) -> CompactionPlan {
-        let (kept, vectors, watermark) = {
-            let s = self.read();
-            let kept: Vec<usize> = (0..s.live.len())
-                .filter(|&p| s.live[p] && s.points[p].is_some())
-                .collect();
-            let vectors: Vec<GraphPoint> =
-                kept.iter().filter_map(|&p| s.points[p].clone()).collect();
-            // Points of a batch still being inserted sit after every kept point.
-            let watermark = kept.last().map_or(0, |p| p + 1);
-            (kept, vectors, watermark)
-        };
-        let graph = Graph::new(
-            self.params.distance,
-            self.params.m,
-            self.params.ef_construction,
-            kept.len(),
-        );
-        let batch: Vec<(&[f32], usize)> = vectors
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.get_v(), i))
-            .collect();
-        graph.insert(&batch);
-        CompactionPlan {
-            graph,
-            kept,
-            watermark,
-        }
-    }
-
-    /// The quick half: links in the points added since the plan was made, drops the ones
-    /// deleted or replaced since, and swaps the new graph in. Must not run concurrently
-    /// with another mutation.
-    pub fn finish_compaction(&self, plan: CompactionPlan) -> usize {
-        let CompactionPlan {
-            graph,
-            kept,
-            watermark,
-        } = plan;
-        // Points added after the plan (old numbers from the watermark on) get new numbers
-        // after the kept ones.
-        let (added, dropped) = {
-            let s = self.read();
-            let added: Vec<(usize, GraphPoint)> = (watermark..s.live.len())
-                .filter(|&p| s.live[p])
-                .filter_map(|p| Some((p, s.points[p].clone()?)))
-                .collect();
-            (added, s.tombstones)
-        };
-        let base = kept.len();
-        let batch: Vec<(&[f32], usize)> = added
-            .iter()
-            .enumerate()
-            .map(|(i, (_, v))| (v.get_v(), base + i))
-            .collect();
-        graph.insert(&batch);
-        drop(batch);
-        let old_of: Vec<usize> = kept
-            .into_iter()
-            .chain(added.iter().map(|(p, _)| *p))
-            .collect();
-        drop(added);
-
-        let mut fresh = State::empty(Arc::new(Graph::new(self.params.distance, 2, 1, 0)));
-        fresh.points = vec![None; old_of.len()];
-        for point in graph.points_since(&[]) {
-            let p = point.get_origin_id();
-            if p < fresh.points.len() {
-                fresh.points[p] = Some(point);
-            }
-        }
-        fresh.graph = Arc::new(graph);
+    /// Freezes the growing segment if it holds at least `min_points` points (for an index
+    /// that has been idle a while); true when it did.
+    pub fn freeze_if_at_least(&self, min_points: usize) -> bool {
         let mut s = self.write();
-        fresh.live = vec![false; old_of.len()];
-        fresh.ids = vec![String::new(); old_of.len()];
-        fresh.metadata = vec![Map::new(); old_of.len()];
-        for (new, &old) in old_of.iter().enumerate() {
-            if s.live[old] && fresh.points[new].is_some() {
-                fresh.live[new] = true;
-                fresh.ids[new] = std::mem::take(&mut s.ids[old]);
-                fresh.metadata[new] = std::mem::take(&mut s.metadata[old]);
-                fresh.by_id.insert(fresh.ids[new].clone(), new);
-            } else {
-                // deleted or replaced while the new graph was being built
-                fresh.tombstones += 1;
-            }
-        }
-        std::mem::swap(&mut *s, &mut fresh);
-        dropped.saturating_sub(s.tombstones)
-    }
-
-    /// Encodes the index as one LHV1 object. Must not run concurrently with another
-    /// mutation (the graph dump needs a still graph); searches go on meanwhile.
-    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
-        let s = self.read();
-        let dump = if s.graph.is_empty() {
-            None
+        if s.growing.points.len() >= min_points.max(1) {
+            s.freeze();
+            true
         } else {
-            Some(s.graph.dump()?)
-        };
-        let items = (0..s.live.len())
-            .filter(|&p| s.live[p])
-            .map(|p| ItemRecord {
-                point: p,
-                id: s.ids[p].clone(),
-                metadata: s.metadata[p].clone(),
-            })
-            .collect();
-        let tombstones = (0..s.live.len()).filter(|&p| !s.live[p]).collect();
-        let envelope = Envelope {
-            format: codec::FORMAT_NAME.to_string(),
-            version: codec::VERSION,
-            params: self.params.clone(),
-            points: s.live.len(),
-            items,
-            tombstones,
-            graph: None,
-        };
-        drop(s);
-        codec::encode(envelope, dump.as_ref())
-    }
-
-    /// Restores an index from a decoded LHV1 object, checking that envelope and graph agree.
-    pub fn restore(envelope: Envelope, graph: Option<GraphDump>) -> Result<Index, String> {
-        let params = envelope.params;
-        params
-            .check()
-            .map_err(|e| format!("bad index parameters: {e}"))?;
-        let dim = params.dim;
-        let n = envelope.points;
-        let graph = match graph {
-            Some(dump) => Graph::load(params.distance, &dump)?,
-            None if n == 0 => Graph::new(params.distance, params.m, params.ef_construction, 0),
-            None => return Err(format!("{n} points but no graph")),
-        };
-        if graph.len() != n {
-            return Err(format!(
-                "envelope lists {n} points, graph holds {}",
-                graph.len()
-            ));
-        }
-        let mut state = State::empty(Arc::new(Graph::new(params.distance, 2, 1, 0)));
-        state.points = vec![None; n];
-        for point in graph.points_since(&[]) {
-            let p = point.get_origin_id();
-            let v = point.get_v();
-            if p >= n || v.len() != dim || state.points[p].is_some() {
-                return Err(format!(
-                    "graph point {p} (dim {}) does not fit {n} points of dim {dim}",
-                    v.len()
-                ));
-            }
-            state.points[p] = Some(point);
-        }
-        state.ids = vec![String::new(); n];
-        state.metadata = vec![Map::new(); n];
-        state.live = vec![false; n];
-        for item in envelope.items {
-            let p = item.point;
-            if p >= n || state.live[p] || state.points[p].is_none() {
-                return Err(format!(
-                    "item {:?} has a bad or repeated point {p}",
-                    item.id
-                ));
-            }
-            if state.by_id.insert(item.id.clone(), p).is_some() {
-                return Err(format!("item id {:?} appears twice", item.id));
-            }
-            state.live[p] = true;
-            state.ids[p] = item.id;
-            state.metadata[p] = item.metadata;
-        }
-        for p in envelope.tombstones {
-            if p >= n || state.live[p] {
-                return Err(format!("tombstone {p} is out of range or live"));
-            }
-            state.tombstones += 1;
-        }
-        if state.by_id.len() + state.tombstones != n {
-            return Err(format!(
-                "{} items and {} tombstones do not cover {n} points",
-                state.by_id.len(),
-                state.tombstones
-            ));
-        }
-        state.graph = Arc::new(graph);
-        Ok(Index {
-            params,
-            state: RwLock::new(state),
-        })
-    }
-
-    /// Neighbour lists of the graph (for tests of the exact round trip).
-    pub fn neighbour_lists(&self) -> Vec<(usize, Vec<Vec<usize>>)> {
-        self.read().graph.neighbour_lists()
-    }
-}
-
-impl State {
-    fn empty(graph: Arc<Graph>) -> State {
-        State {
-            graph,
-            ids: Vec::new(),
-            metadata: Vec::new(),
-            live: Vec::new(),
-            points: Vec::new(),
-            by_id: HashMap::new(),
-            tombstones: 0,
+            false
         }
     }
 
-    /// The vector of a point, once its batch is linked in.
-    fn vector(&self, point: usize) -> Option<&[f32]> {
-        self.points.get(point)?.as_ref().map(|p| p.get_v())
+    /// True when tombstones make up at least `ratio` of the points.
+    pub fn needs_compaction(&self, ratio: f64) -> bool {
+        let st = self.stats();
+        st.tombstones >= 64 && st.tombstones as f64 >= ratio * st.points as f64
     }
 
-    fn tombstone(&mut self, point: usize) {
-        self.live[point] = false;
-        self.ids[point] = String::new();
-        self.metadata[point] = Map::new();
-        self.tombstones += 1;
-    }
-
-    /// Graph search, widening `ef` until `k` allowed points come back or the graph has
-    /// been searched as wide as it is. Returns live points with their API distances.
-    fn graph_search(
-        &self,
-        metric: Metric,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        allowed_count: usize,
-        allowed: Option<&dyn Fn(usize) -> bool>,
-    ) -> Vec<(f32, usize)> {
-        let want = k.min(allowed_count);
-        let total = self.graph.len().max(1);
-        let mut ef = ef.max(k);
-        loop {
-            let found: Vec<(f32, usize)> = self
-                .graph
-                .search(query, k, ef, allowed)
-                .into_iter()
-                .filter(|&(p, _)| self.live.get(p).copied().unwrap_or(false))
-                .map(|(p, d)| (metric.from_graph(d), p))
-                .collect();
-            if found.len() >= want || ef >= total {
-                return found;
-            }
-            ef = (ef * 4).min(total);
-        }
-    }
-
-    /// Exact search over the given points.
-    fn exact(
-        &self,
-        metric: Metric,
-        query: &[f32],
-        k: usize,
-        points: impl Iterator<Item = usize>,
-    ) -> Vec<Hit> {
-        let scored = points
-            .filter_map(|p| Some((metric.reported(query, self.vector(p)?), p)))
-            .collect();
-        self.hits(k, scored)
-    }
-
-    /// Keeps the best `k` of scored points, sorted by distance then id.
-    fn hits(&self, k: usize, mut scored: Vec<(f32, usize)>) -> Vec<Hit> {
-        let by_distance_then_id = |a: &(f32, usize), b: &(f32, usize)| {
-            a.0.total_cmp(&b.0)
-                .then_with(|| self.ids[a.1].cmp(&self.ids[b.1]))
-        };
-        if scored.len() > k {
-            scored.select_nth_unstable_by(k - 1, by_distance_then_id);
-            scored.truncate(k);
-        }
-        scored.sort_by(by_distance_then_id);
-        scored
-            .into_iter()
-            .map(|(distance, p)| Hit {
-                id: self.ids[p].clone(),
-                distance,
-                metadata: self.metadata[p].clone(),
-            })
+    /// Neighbour lists of every sealed segment's graph, by segment id (for tests of exact
+    /// round trips).
+    pub fn neighbour_lists(&self) -> Vec<(u64, Vec<Vec<Vec<u32>>>)> {
+        self.read()
+            .segments
+            .iter()
+            .filter_map(|seg| Some((seg.id, seg.graph.as_ref()?.neighbour_lists())))
             .collect()
     }
 }
 
-/// True when `metadata` holds every key of `filter` with exactly that value.
-pub fn matches(metadata: &Map<String, Value>, filter: &Map<String, Value>) -> bool {
-    filter
-        .iter()
-        .all(|(key, want)| metadata.get(key) == Some(want))
+impl Growing {
+    fn new(id: u64, dim: usize) -> Growing {
+        Growing {
+            id,
+            points: Points::new(dim),
+            deleted: BitSet::default(),
+            deleted_count: 0,
+        }
+    }
+}
+
+impl State {
+    /// Where `id` is live, if anywhere.
+    fn locate(&self, id: &str) -> Option<Loc> {
+        if let Some(p) = self.growing.points.find(id) {
+            if !self.growing.deleted.get(p as usize) {
+                return Some(Loc::Growing(p));
+            }
+        }
+        for (i, seg) in self.segments.iter().enumerate().rev() {
+            if let Some(p) = seg.points.find(id) {
+                if !seg.deleted.get(p as usize) {
+                    return Some(Loc::Segment(i, p));
+                }
+            }
+        }
+        None
+    }
+
+    fn tombstone(&mut self, loc: Loc) {
+        match loc {
+            Loc::Growing(p) => {
+                if self.growing.deleted.set(p as usize) {
+                    self.growing.deleted_count += 1;
+                }
+            }
+            Loc::Segment(i, p) => {
+                let seg = &mut self.segments[i];
+                if seg.deleted.set(p as usize) {
+                    seg.deleted_count += 1;
+                }
+            }
+        }
+    }
+
+    fn count(&self) -> usize {
+        let growing = self.growing.points.len() - self.growing.deleted_count;
+        growing
+            + self
+                .segments
+                .iter()
+                .map(|s| s.points.len() - s.deleted_count)
+                .sum::<usize>()
+    }
+
+    /// Points not yet in a sealed segment.
+    fn unsealed_points(&self) -> usize {
+        self.growing.points.len()
+            + self
+                .segments
+                .iter()
+                .filter(|s| s.graph.is_none())
+                .map(|s| s.points.len())
+                .sum::<usize>()
+    }
+
+    /// Turns the growing segment into a frozen one and starts a new growing segment.
+    fn freeze(&mut self) {
+        if self.growing.points.is_empty() {
+            return;
+        }
+        let dim = self.growing.points.dim();
+        let next = Growing::new(self.next_id, dim);
+        self.next_id += 1;
+        let mut old = std::mem::replace(&mut self.growing, next);
+        old.points.shrink_to_fit();
+        self.segments.push(Segment {
+            id: old.id,
+            points: Arc::new(old.points),
+            graph: None,
+            deleted: old.deleted,
+            deleted_count: old.deleted_count,
+            busy: AtomicBool::new(false),
+        });
+    }
+
+    fn position(&self, segment: u64) -> Option<usize> {
+        self.segments.iter().position(|s| s.id == segment)
+    }
 }
 
 #[cfg(test)]

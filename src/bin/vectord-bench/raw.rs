@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Map;
-use vectord_actors::codec;
-use vectord_actors::index::graph::Graph;
-use vectord_actors::index::{Index, IndexParams, NewItem};
+use vectord_actors::index::hnsw::Graph;
+use vectord_actors::index::{EngineConfig, Index, IndexParams, JobKind, NewItem};
 
 use crate::data::Dataset;
 use crate::SearchFigures;
@@ -47,9 +46,31 @@ pub fn raw_graph_build(data: &Dataset, p: &IndexParams) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// Builds our index in batches of `batch`; returns it and the seconds it took.
+/// Runs the index's background jobs until none is due, as its actor would.
+pub fn settle(index: &Index) {
+    loop {
+        let mut ran = false;
+        for kind in [JobKind::Seal, JobKind::Merge] {
+            if let Some(job) = index.next_job(kind) {
+                match index.build(job) {
+                    Ok(built) => {
+                        index.install(built);
+                        ran = true;
+                    }
+                    Err(e) => eprintln!("background job failed: {e}"),
+                }
+            }
+        }
+        if !ran {
+            return;
+        }
+    }
+}
+
+/// Builds our index in batches of `batch`, then seals everything; returns it and the
+/// seconds it took.
 pub fn build_index(data: &Dataset, p: &IndexParams, batch: usize) -> (Arc<Index>, f64) {
-    let index = Index::new(p.clone());
+    let index = Index::new(p.clone(), EngineConfig::default());
     let started = Instant::now();
     for (b, chunk) in data.base.chunks(batch).enumerate() {
         let items = chunk
@@ -61,13 +82,14 @@ pub fn build_index(data: &Dataset, p: &IndexParams, batch: usize) -> (Arc<Index>
                 metadata: Map::new(),
             })
             .collect();
-        match p.check_items(items) {
-            Ok(items) => {
-                index.add(items);
-            }
-            Err(e) => eprintln!("batch {b} refused: {e}"),
+        match p.check_items(items).map(|items| index.add(items)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) | Err(e) => eprintln!("batch {b} refused: {e}"),
         }
+        settle(&index);
     }
+    index.freeze_if_at_least(1);
+    settle(&index);
     (Arc::new(index), started.elapsed().as_secs_f64())
 }
 
@@ -98,8 +120,7 @@ pub fn reload(index: &Index) -> Result<(f64, f64, usize), String> {
     let bytes = index.snapshot()?;
     let encode = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let (envelope, dump) = codec::decode(&bytes).map_err(|e| e.to_string())?;
-    let restored = Index::restore(envelope, dump)?;
+    let restored = Index::decode(&bytes, EngineConfig::default())?;
     let load = started.elapsed().as_secs_f64();
     if restored.stats().count != index.stats().count {
         return Err("restored index has another count".into());

@@ -1,29 +1,31 @@
-//! The LHV1 file format: one object per index, so that envelope and graph are written in
-//! one PUT and can never disagree.
+//! LHV1 version 1: the files of vectord 0.1.0, one object per index. Read so that their
+//! data keeps loading (then rewritten in the current layout by the next save); never
+//! written by this version, except by tests.
 //!
-//! ```text
-//! [4 bytes magic "LHV1"][u32 big-endian envelope_len][envelope: JSON][graph bytes]
-//! ```
-//!
-//! The envelope holds the format version, the index parameters, every live item (point,
-//! id, metadata), the tombstoned points, and the lengths and CRC32C of the graph bytes. The
-//! graph bytes are `hnsw_rs`' two dump files, back to back (graph file, then data file).
-//! Decoding checks everything — magic, lengths, JSON, version, checksum — before a single
-//! byte reaches `hnsw_rs`, whose loader exits the process on truncated input; it never
-//! panics on any input (see the property test below).
+//! The envelope holds the index parameters, every live item (point, id, metadata), the
+//! tombstoned points, and the lengths and CRC32C of the graph bytes, which are `hnsw_rs`'
+//! two dump files back to back (graph file, then data file). Decoding checks everything
+//! before a single byte reaches `hnsw_rs`, whose loader exits the process on truncated
+//! input; it never panics on any input (see the property test below).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::index::graph::GraphDump;
-use crate::index::IndexParams;
+#[cfg(test)]
+use super::MAGIC;
+use super::{DecodeError, FORMAT_NAME};
+use crate::index::params::IndexParams;
 
-pub const MAGIC: &[u8; 4] = b"LHV1";
-pub const FORMAT_NAME: &str = "vectord-lhv1";
-/// Bumped on any change a reader of the previous version would misread.
 pub const VERSION: u32 = 1;
-/// An envelope longer than this is refused rather than allocated.
-const MAX_ENVELOPE: usize = 1 << 31;
+/// Largest envelope 0.1.0 read; its files are read with the same limit.
+pub const MAX_ENVELOPE: usize = 1 << 31;
+
+/// The two files of an `hnsw_rs` dump, in memory.
+#[derive(Debug)]
+pub struct GraphDump {
+    pub graph_file: Vec<u8>,
+    pub data_file: Vec<u8>,
+}
 
 /// The JSON part of an LHV1 object.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,26 +61,8 @@ pub struct GraphInfo {
     pub crc32c: u32,
 }
 
-/// Why an object was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("bad magic: not an LHV1 file")]
-    BadMagic,
-    #[error("truncated: {0}")]
-    Truncated(String),
-    #[error("envelope length {len} runs past the end of the {total}-byte file")]
-    EnvelopePastEnd { len: usize, total: usize },
-    #[error("envelope is not valid JSON: {0}")]
-    BadJson(String),
-    #[error("unsupported format {format:?} version {version} (this build reads {FORMAT_NAME:?} version {VERSION})")]
-    UnknownVersion { format: String, version: u32 },
-    #[error("graph checksum mismatch: envelope says {expected:08x}, bytes give {actual:08x}")]
-    ChecksumMismatch { expected: u32, actual: u32 },
-    #[error("graph bytes are {actual} long, envelope says {expected}")]
-    GraphLength { expected: u64, actual: u64 },
-}
-
-/// Frames an envelope and an optional graph dump; fills in `envelope.graph`.
+/// Frames an envelope and an optional graph dump as 0.1.0 did; for tests.
+#[cfg(test)]
 pub fn encode(mut envelope: Envelope, dump: Option<&GraphDump>) -> Result<Vec<u8>, String> {
     envelope.graph = dump.map(|d| {
         let crc = crc32c::crc32c_append(crc32c::crc32c(&d.graph_file), &d.data_file);
@@ -106,40 +90,20 @@ pub fn encode(mut envelope: Envelope, dump: Option<&GraphDump>) -> Result<Vec<u8
 /// Unframes and checks an object. The graph dump is returned only when the envelope
 /// announces one and every check passed.
 pub fn decode(bytes: &[u8]) -> Result<(Envelope, Option<GraphDump>), DecodeError> {
-    if bytes.len() < 4 {
-        return Err(DecodeError::Truncated(format!(
-            "{} bytes, no room for the magic",
-            bytes.len()
-        )));
-    }
-    if &bytes[0..4] != MAGIC {
-        return Err(DecodeError::BadMagic);
-    }
-    if bytes.len() < 8 {
-        return Err(DecodeError::Truncated(format!(
-            "{} bytes, no room for the envelope length",
-            bytes.len()
-        )));
-    }
-    let len = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
-    if len > MAX_ENVELOPE || 8 + len > bytes.len() {
-        return Err(DecodeError::EnvelopePastEnd {
-            len,
-            total: bytes.len(),
-        });
-    }
-    let envelope: Envelope = serde_json::from_slice(&bytes[8..8 + len])
-        .map_err(|e| DecodeError::BadJson(e.to_string()))?;
+    let (env_bytes, rest) = super::unframe(bytes)?;
+    let envelope: Envelope =
+        serde_json::from_slice(env_bytes).map_err(|e| DecodeError::BadJson(e.to_string()))?;
     if envelope.format != FORMAT_NAME || envelope.version != VERSION {
         return Err(DecodeError::UnknownVersion {
             format: envelope.format,
             version: envelope.version,
+            kind: String::new(),
         });
     }
-    let rest = &bytes[8 + len..];
     let Some(info) = envelope.graph else {
         if !rest.is_empty() {
-            return Err(DecodeError::GraphLength {
+            return Err(DecodeError::Length {
+                what: "graph bytes".into(),
                 expected: 0,
                 actual: rest.len() as u64,
             });
@@ -148,7 +112,8 @@ pub fn decode(bytes: &[u8]) -> Result<(Envelope, Option<GraphDump>), DecodeError
     };
     let expected = info.graph_file_len.saturating_add(info.data_file_len);
     if rest.len() as u64 != expected {
-        return Err(DecodeError::GraphLength {
+        return Err(DecodeError::Length {
+            what: "graph bytes".into(),
             expected,
             actual: rest.len() as u64,
         });
@@ -156,6 +121,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Envelope, Option<GraphDump>), DecodeError
     let actual = crc32c::crc32c(rest);
     if actual != info.crc32c {
         return Err(DecodeError::ChecksumMismatch {
+            what: "graph bytes".into(),
             expected: info.crc32c,
             actual,
         });
@@ -247,7 +213,7 @@ mod tests {
         ));
         assert!(matches!(
             decode(&good[..good.len() - 1]).unwrap_err(),
-            DecodeError::GraphLength { .. }
+            DecodeError::Length { .. }
         ));
         let mut env = envelope();
         env.version = 99;

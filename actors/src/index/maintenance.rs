@@ -1,0 +1,343 @@
+//! Background jobs on an index's segments, in three steps so that no lock is held while a
+//! graph is built: `next_job` picks segments (under the read lock, marking them busy),
+//! `build` does the slow part with no lock, `install` swaps the result in (under the write
+//! lock, catching up with tombstones set meanwhile). The index actor runs them, at most one
+//! job of each kind per index at a time.
+//!
+//! Kinds and policy (what Qdrant's optimizers do, simplified):
+//! - **Seal**: a frozen segment gets its graph, in place (its points and numbering stay,
+//!   so its tombstones keep their meaning). When several frozen segments wait (writes
+//!   outran the builds), they are coalesced into one new segment, so a bulk load ends in
+//!   few, large segments instead of many small ones, at no extra build cost.
+//! - **Merge**: a sealed segment whose tombstones reach `compact_ratio` of its points is
+//!   rebuilt without them; otherwise, size-tiered merging: a segment's tier is
+//!   ⌊log_F(live / seal_points)⌋ with F = `merge_factor`, and when a tier holds F segments
+//!   the F are merged into one (of the next tier). So a tier holds fewer than F segments,
+//!   and an index of N points has at most (F − 1)·(1 + log_F(N / seal_points)) sealed
+//!   segments, each point rebuilt about log_F(N / seal_points) times over its life.
+//!   Segments of `max_segment_points` live points or more are left alone.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::bitset::BitSet;
+use super::build::build_graph;
+use super::points::Points;
+use super::sealed::FlatGraph;
+use super::{Index, Segment, State};
+
+/// What kind of job (the actor runs one of each at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Building graphs of frozen segments.
+    Seal,
+    /// Merging and compacting sealed segments.
+    Merge,
+}
+
+/// A planned job: the segments it works on, shared with the index (immutable points).
+pub struct Job {
+    pub kind: JobKind,
+    work: Work,
+}
+
+enum Work {
+    /// Build the graph of one frozen segment, in place.
+    Seal { segment: u64, points: Arc<Points> },
+    /// Copy the live points of these segments into a new one and build its graph.
+    Rebuild {
+        sources: Vec<Source>,
+        why: &'static str,
+    },
+}
+
+struct Source {
+    id: u64,
+    points: Arc<Points>,
+    /// Tombstones when the job was planned; later ones are caught up at install.
+    deleted: BitSet,
+}
+
+/// What a job built, ready to install.
+pub struct Built {
+    pub kind: JobKind,
+    work: BuiltWork,
+    pub took: Duration,
+}
+
+enum BuiltWork {
+    Sealed {
+        segment: u64,
+        graph: Option<FlatGraph>,
+    },
+    Rebuilt {
+        sources: Vec<u64>,
+        points: Points,
+        graph: Option<FlatGraph>,
+        /// (source position, point in source) of each new point.
+        origins: Vec<(u32, u32)>,
+        why: &'static str,
+    },
+}
+
+/// What an install did, for the log.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    pub summary: String,
+}
+
+impl Job {
+    /// The segments the job works on.
+    pub fn segments(&self) -> Vec<u64> {
+        match &self.work {
+            Work::Seal { segment, .. } => vec![*segment],
+            Work::Rebuild { sources, .. } => sources.iter().map(|s| s.id).collect(),
+        }
+    }
+}
+
+impl Index {
+    /// Picks the next job of `kind`, if any is due, and marks its segments busy. Takes
+    /// only the read lock; must not run concurrently with itself or `release`.
+    pub fn next_job(&self, kind: JobKind) -> Option<Job> {
+        let s = self.read();
+        let chosen = match kind {
+            JobKind::Seal => self.pick_seal(&s),
+            JobKind::Merge => self.pick_merge(&s),
+        }?;
+        let work = match chosen {
+            Pick::Seal(pos) => Work::Seal {
+                segment: s.segments[pos].id,
+                points: s.segments[pos].points.clone(),
+            },
+            Pick::Rebuild(positions, why) => Work::Rebuild {
+                sources: positions
+                    .iter()
+                    .map(|&pos| Source {
+                        id: s.segments[pos].id,
+                        points: s.segments[pos].points.clone(),
+                        deleted: s.segments[pos].deleted.clone(),
+                    })
+                    .collect(),
+                why,
+            },
+        };
+        let job = Job { kind, work };
+        for id in job.segments() {
+            if let Some(pos) = s.position(id) {
+                s.segments[pos].busy.store(true, Relaxed);
+            }
+        }
+        Some(job)
+    }
+
+    fn pick_seal(&self, s: &State) -> Option<Pick> {
+        let frozen: Vec<usize> = (0..s.segments.len())
+            .filter(|&i| s.segments[i].graph.is_none() && !s.segments[i].busy.load(Relaxed))
+            .collect();
+        match frozen.as_slice() {
+            [] => None,
+            [one] if !self.worth_compacting(&s.segments[*one]) => Some(Pick::Seal(*one)),
+            _ => {
+                // Coalesce, oldest first, up to the largest segment size.
+                let mut total = 0;
+                let picked: Vec<usize> = frozen
+                    .into_iter()
+                    .take_while(|&i| {
+                        let first = total == 0;
+                        total += s.segments[i].live();
+                        first || total <= self.config.max_segment_points
+                    })
+                    .collect();
+                Some(Pick::Rebuild(picked, "seal"))
+            }
+        }
+    }
+
+    fn pick_merge(&self, s: &State) -> Option<Pick> {
+        let sealed: Vec<usize> = (0..s.segments.len())
+            .filter(|&i| s.segments[i].graph.is_some() && !s.segments[i].busy.load(Relaxed))
+            .collect();
+        if let Some(&pos) = sealed
+            .iter()
+            .find(|&&i| self.worth_compacting(&s.segments[i]))
+        {
+            return Some(Pick::Rebuild(vec![pos], "compaction"));
+        }
+        let factor = self.config.merge_factor.max(2);
+        let mut tiers: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+        for &i in &sealed {
+            let live = s.segments[i].live();
+            if live >= self.config.max_segment_points {
+                continue;
+            }
+            tiers.entry(self.tier(live)).or_default().push(i);
+        }
+        for members in tiers.values_mut() {
+            if members.len() < factor {
+                continue;
+            }
+            members.sort_by_key(|&i| s.segments[i].live());
+            members.truncate(factor);
+            let total: usize = members.iter().map(|&i| s.segments[i].live()).sum();
+            if total <= self.config.max_segment_points {
+                members.sort_unstable();
+                return Some(Pick::Rebuild(members.clone(), "merge"));
+            }
+        }
+        None
+    }
+
+    /// ⌊log_F(live / seal_points)⌋, 0 below `seal_points`.
+    fn tier(&self, live: usize) -> u32 {
+        let factor = self.config.merge_factor.max(2);
+        let mut bound = self.config.seal_points.max(1) * factor;
+        let mut tier = 0;
+        while live >= bound {
+            tier += 1;
+            bound = bound.saturating_mul(factor);
+        }
+        tier
+    }
+
+    fn worth_compacting(&self, seg: &Segment) -> bool {
+        seg.deleted_count > 0
+            && seg.deleted_count as f64 >= self.config.compact_ratio * seg.points.len() as f64
+    }
+
+    /// Runs a job's slow part: no lock is held, searches and writes go on. On failure,
+    /// its segments must be given back with `release`.
+    pub fn build(&self, job: Job) -> Result<Built, String> {
+        let started = Instant::now();
+        let p = &self.params;
+        let work = match job.work {
+            Work::Seal { segment, points } => BuiltWork::Sealed {
+                segment,
+                graph: build_graph(&points, p.distance, p.m, p.ef_construction)?,
+            },
+            Work::Rebuild { sources, why } => {
+                let live: usize = sources
+                    .iter()
+                    .map(|s| s.points.len() - s.deleted.count())
+                    .sum();
+                let mut points = Points::with_capacity(p.dim, live, live * 16);
+                let mut origins = Vec::with_capacity(live);
+                for (si, src) in sources.iter().enumerate() {
+                    for q in 0..src.points.len() {
+                        if !src.deleted.get(q) {
+                            points.push_from(&src.points, q);
+                            origins.push((si as u32, q as u32));
+                        }
+                    }
+                }
+                let graph = build_graph(&points, p.distance, p.m, p.ef_construction)?;
+                BuiltWork::Rebuilt {
+                    sources: sources.iter().map(|s| s.id).collect(),
+                    points,
+                    graph,
+                    origins,
+                    why,
+                }
+            }
+        };
+        Ok(Built {
+            kind: job.kind,
+            work,
+            took: started.elapsed(),
+        })
+    }
+
+    /// Swaps a built job in, atomically for searches: tombstones set since the job was
+    /// planned are carried over. Must not run concurrently with another mutation.
+    pub fn install(&self, built: Built) -> JobReport {
+        let mut s = self.write();
+        let took = built.took.as_millis();
+        match built.work {
+            BuiltWork::Sealed { segment, graph } => {
+                let Some(pos) = s.position(segment) else {
+                    return JobReport {
+                        summary: format!("segment {segment} vanished before its seal"),
+                    };
+                };
+                let seg = &mut s.segments[pos];
+                seg.graph = graph.map(Arc::new);
+                seg.busy.store(false, Relaxed);
+                JobReport {
+                    summary: format!(
+                        "sealed segment {segment} ({} points) in {took} ms",
+                        seg.points.len()
+                    ),
+                }
+            }
+            BuiltWork::Rebuilt {
+                sources,
+                points,
+                graph,
+                origins,
+                why,
+            } => {
+                let positions: Vec<Option<usize>> =
+                    sources.iter().map(|&id| s.position(id)).collect();
+                let mut deleted = BitSet::with_len(points.len());
+                let mut deleted_count = 0;
+                for (i, &(si, q)) in origins.iter().enumerate() {
+                    let gone = match positions[si as usize] {
+                        Some(pos) => s.segments[pos].deleted.get(q as usize),
+                        None => true,
+                    };
+                    if gone && deleted.set(i) {
+                        deleted_count += 1;
+                    }
+                }
+                let insert_at = positions.iter().flatten().copied().min().unwrap_or(0);
+                s.segments.retain(|seg| !sources.contains(&seg.id));
+                let n = points.len();
+                let summary = if n > deleted_count {
+                    let id = s.next_id;
+                    s.next_id += 1;
+                    let at = insert_at.min(s.segments.len());
+                    s.segments.insert(
+                        at,
+                        Segment {
+                            id,
+                            points: Arc::new(points),
+                            graph: graph.map(Arc::new),
+                            deleted,
+                            deleted_count,
+                            busy: AtomicBool::new(false),
+                        },
+                    );
+                    format!(
+                        "{why}: segments {sources:?} became segment {id} ({n} points) in {took} ms"
+                    )
+                } else {
+                    format!("{why}: segments {sources:?} held no live item and were dropped")
+                };
+                JobReport { summary }
+            }
+        }
+    }
+
+    /// Gives back the segments of a job that failed, so that a later job can take them.
+    pub fn release(&self, segments: &[u64]) {
+        let s = self.read();
+        for &id in segments {
+            if let Some(pos) = s.position(id) {
+                s.segments[pos].busy.store(false, Relaxed);
+            }
+        }
+    }
+}
+
+enum Pick {
+    Seal(usize),
+    Rebuild(Vec<usize>, &'static str),
+}
+
+impl Segment {
+    pub(super) fn live(&self) -> usize {
+        self.points.len() - self.deleted_count
+    }
+}

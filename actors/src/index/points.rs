@@ -1,0 +1,141 @@
+//! The points of one segment: vectors in one contiguous `f32` array, item ids, metadata.
+//! A growing segment appends to it; a frozen or sealed segment holds it behind an `Arc`
+//! and never changes it again.
+
+use serde_json::{Map, Value};
+
+use super::ids::IdTable;
+
+/// Metadata of one point; `None` stands for `{}` (8 bytes a point instead of 24 for an
+/// empty map).
+pub type Metadata = Option<Box<Map<String, Value>>>;
+
+pub struct Points {
+    dim: usize,
+    /// Point p's vector is `vectors[p * dim..(p + 1) * dim]`.
+    vectors: Vec<f32>,
+    ids: IdTable,
+    metadata: Vec<Metadata>,
+}
+
+impl Points {
+    pub fn new(dim: usize) -> Points {
+        Points::with_capacity(dim, 0, 0)
+    }
+
+    pub fn with_capacity(dim: usize, points: usize, id_bytes: usize) -> Points {
+        Points {
+            dim,
+            vectors: Vec::with_capacity(points * dim),
+            ids: IdTable::with_capacity(points, id_bytes),
+            metadata: Vec::with_capacity(points),
+        }
+    }
+
+    /// Rebuilds points from their parts (a decoded segment); refuses parts that disagree.
+    pub fn from_parts(
+        dim: usize,
+        vectors: Vec<f32>,
+        ids: IdTable,
+        metadata: Vec<Metadata>,
+    ) -> Result<Points, String> {
+        let n = ids.len();
+        if dim == 0 || vectors.len() != n * dim || metadata.len() != n {
+            return Err(format!(
+                "{} vector values, {} metadata entries and {n} ids do not fit dim {dim}",
+                vectors.len(),
+                metadata.len()
+            ));
+        }
+        Ok(Points {
+            dim,
+            vectors,
+            ids,
+            metadata,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    #[inline]
+    pub fn vector(&self, p: usize) -> &[f32] {
+        &self.vectors[p * self.dim..(p + 1) * self.dim]
+    }
+
+    /// Every vector, back to back.
+    pub fn vectors(&self) -> &[f32] {
+        &self.vectors
+    }
+
+    pub fn id(&self, p: usize) -> &str {
+        self.ids.get(p)
+    }
+
+    pub fn ids(&self) -> &IdTable {
+        &self.ids
+    }
+
+    pub fn metadata(&self, p: usize) -> Option<&Map<String, Value>> {
+        self.metadata[p].as_deref()
+    }
+
+    pub fn metadata_owned(&self, p: usize) -> Map<String, Value> {
+        self.metadata(p).cloned().unwrap_or_default()
+    }
+
+    /// The newest point holding `id` (dead or alive: the segment's tombstones say).
+    pub fn find(&self, id: &str) -> Option<u32> {
+        self.ids.find(id)
+    }
+
+    /// Appends a point; returns its number. `vector` must have `dim` values.
+    pub fn push(&mut self, id: &str, vector: &[f32], metadata: Map<String, Value>) -> u32 {
+        debug_assert_eq!(vector.len(), self.dim);
+        self.vectors.extend_from_slice(vector);
+        self.metadata
+            .push((!metadata.is_empty()).then(|| Box::new(metadata)));
+        self.ids.push(id)
+    }
+
+    /// Appends point `p` of `other` (same dim).
+    pub fn push_from(&mut self, other: &Points, p: usize) -> u32 {
+        self.vectors.extend_from_slice(other.vector(p));
+        self.metadata.push(other.metadata[p].clone());
+        self.ids.push(other.id(p))
+    }
+
+    /// Gives back spare capacity (a frozen segment never grows again).
+    pub fn shrink_to_fit(&mut self) {
+        self.vectors.shrink_to_fit();
+        self.metadata.shrink_to_fit();
+        self.ids.shrink_to_fit();
+    }
+
+    /// Bytes held on the heap, by capacity (metadata maps estimated from their JSON size).
+    pub fn heap_bytes(&self) -> usize {
+        let metadata: usize = self
+            .metadata
+            .iter()
+            .flatten()
+            .map(|m| 64 + m.len() * 96)
+            .sum();
+        self.vectors.capacity() * 4
+            + self.ids.heap_bytes()
+            + self.metadata.capacity() * std::mem::size_of::<Metadata>()
+            + metadata
+    }
+
+    pub fn metadata_slice(&self) -> &[Metadata] {
+        &self.metadata
+    }
+}

@@ -1,0 +1,316 @@
+//! Search over every segment of an index: sealed segments by graph, frozen and growing ones
+//! by exact scan; each applies its tombstones and the metadata filter, and the best `k` of
+//! all of them are merged.
+//!
+//! Segments are searched one after the other on the calling thread. Under load the
+//! search permits already keep every core busy with whole searches, where splitting one
+//! search over threads would only add hand-offs; an index normally holds a few segments
+//! (see `maintenance`).
+//!
+//! Guarantees kept from 0.1.0: `k` results come back whenever `k` live items match (a
+//! graph walk that finds too few is widened, then replaced by an exact scan); a filter that
+//! few points pass is answered by scanning exactly those points, since a graph walk would
+//! mostly visit points it must skip.
+
+use std::collections::BinaryHeap;
+
+use serde_json::{Map, Value};
+
+use super::bitset::BitSet;
+use super::points::Points;
+use super::scratch::{with_scratch, Scratch};
+use super::sealed::FlatGraph;
+use super::{Hit, State};
+use crate::distance::{kernels, Metric};
+
+/// Below this many candidates a segment is scanned: exact, and as fast as a graph walk.
+const SCAN_MAX: usize = 1024;
+
+/// One segment as a search sees it.
+struct View<'a> {
+    points: &'a Points,
+    graph: Option<&'a FlatGraph>,
+    deleted: &'a BitSet,
+    deleted_count: usize,
+}
+
+/// A result candidate: ordered by search distance, then id (API.md: ties by id).
+#[derive(Debug, Clone, Copy)]
+struct Candidate<'a> {
+    distance: f32,
+    id: &'a str,
+    view: usize,
+    point: u32,
+}
+
+impl PartialEq for Candidate<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Candidate<'_> {}
+impl PartialOrd for Candidate<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Candidate<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.distance
+            .total_cmp(&other.distance)
+            .then_with(|| self.id.cmp(other.id))
+    }
+}
+
+pub(super) fn search(
+    state: &State,
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    filter: Option<&Map<String, Value>>,
+) -> Vec<Hit> {
+    let mut views: Vec<View> = state
+        .segments
+        .iter()
+        .map(|s| View {
+            points: &s.points,
+            graph: s.graph.as_deref(),
+            deleted: &s.deleted,
+            deleted_count: s.deleted_count,
+        })
+        .collect();
+    views.push(View {
+        points: &state.growing.points,
+        graph: None,
+        deleted: &state.growing.deleted,
+        deleted_count: state.growing.deleted_count,
+    });
+    let filter = filter.filter(|f| !f.is_empty());
+    let kern = kernels();
+    match metric {
+        Metric::Cosine | Metric::Ip => {
+            let dot = kern.dot;
+            run(&views, metric, query, k, ef, filter, &|a, b| {
+                1.0 - dot(a, b)
+            })
+        }
+        Metric::L2 => {
+            let l2 = kern.l2_squared;
+            run(&views, metric, query, k, ef, filter, &|a, b| l2(a, b))
+        }
+    }
+}
+
+/// The search distance (what the graph orders by) as the API reports it.
+fn reported(metric: Metric, d: f32) -> f32 {
+    match metric {
+        Metric::Cosine => d.max(0.0),
+        Metric::L2 => d.max(0.0).sqrt(),
+        Metric::Ip => d,
+    }
+}
+
+fn run<D: Fn(&[f32], &[f32]) -> f32>(
+    views: &[View],
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    filter: Option<&Map<String, Value>>,
+    distance: &D,
+) -> Vec<Hit> {
+    let mut all: Vec<Candidate> = with_scratch(|scratch| {
+        views
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| segment_top(i, v, query, k, ef, filter, distance, scratch))
+            .collect()
+    });
+    // Reported distances can tie where search distances did not (a square root rounds);
+    // ties are broken by id on what the client sees.
+    all.iter_mut()
+        .for_each(|c| c.distance = reported(metric, c.distance));
+    all.sort_unstable();
+    all.truncate(k);
+    all.into_iter()
+        .map(|c| Hit {
+            id: c.id.to_string(),
+            distance: c.distance,
+            metadata: views[c.view].points.metadata_owned(c.point as usize),
+        })
+        .collect()
+}
+
+/// The best `k` matches of one segment.
+#[allow(clippy::too_many_arguments)]
+fn segment_top<'a, D: Fn(&[f32], &[f32]) -> f32>(
+    index: usize,
+    v: &View<'a>,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    filter: Option<&Map<String, Value>>,
+    distance: &D,
+    scratch: &mut Scratch,
+) -> Vec<Candidate<'a>> {
+    let n = v.points.len();
+    let live = n - v.deleted_count;
+    if live == 0 {
+        return Vec::new();
+    }
+    let alive = |p: u32| !v.deleted.get(p as usize);
+    let Some(graph) = v.graph else {
+        let matching = |p: u32| alive(p) && filter.is_none_or(|f| matches(v.points, p, f));
+        return scan(
+            index,
+            v,
+            query,
+            k,
+            (0..n as u32).filter(|&p| matching(p)),
+            distance,
+        );
+    };
+    match filter {
+        None if live <= SCAN_MAX => scan(
+            index,
+            v,
+            query,
+            k,
+            (0..n as u32).filter(|&p| alive(p)),
+            distance,
+        ),
+        None if v.deleted_count == 0 => walk(
+            index,
+            v,
+            graph,
+            query,
+            k,
+            ef,
+            live,
+            &|_| true,
+            distance,
+            scratch,
+        ),
+        None => walk(
+            index, v, graph, query, k, ef, live, &alive, distance, scratch,
+        ),
+        Some(f) => {
+            let allowed: Vec<u32> = (0..n as u32)
+                .filter(|&p| alive(p) && matches(v.points, p, f))
+                .collect();
+            if allowed.len() <= SCAN_MAX || allowed.len() * 10 <= live {
+                return scan(index, v, query, k, allowed.into_iter(), distance);
+            }
+            let mut mask = BitSet::with_len(n);
+            allowed.iter().for_each(|&p| {
+                mask.set(p as usize);
+            });
+            let accept = |p: u32| mask.get(p as usize);
+            walk(
+                index,
+                v,
+                graph,
+                query,
+                k,
+                ef,
+                allowed.len(),
+                &accept,
+                distance,
+                scratch,
+            )
+        }
+    }
+}
+
+/// Graph search, widening `ef` until `k` accepted points come back (or all `allowed` of
+/// them) or the graph has been searched as wide as it is; then an exact scan if still short.
+#[allow(clippy::too_many_arguments)]
+fn walk<'a, D: Fn(&[f32], &[f32]) -> f32>(
+    index: usize,
+    v: &View<'a>,
+    graph: &FlatGraph,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    allowed: usize,
+    accept: &impl Fn(u32) -> bool,
+    distance: &D,
+    scratch: &mut Scratch,
+) -> Vec<Candidate<'a>> {
+    let want = k.min(allowed);
+    let total = v.points.len();
+    let mut ef = ef.max(k);
+    loop {
+        let found = graph.search(v.points, query, ef, distance, accept, scratch);
+        if found.len() >= want {
+            let mut out: Vec<Candidate> = found
+                .into_iter()
+                .map(|s| Candidate {
+                    distance: s.distance,
+                    id: v.points.id(s.point as usize),
+                    view: index,
+                    point: s.point,
+                })
+                .collect();
+            out.sort_unstable();
+            return keep_best(out, k);
+        }
+        if ef >= total {
+            break;
+        }
+        ef = (ef * 4).min(total);
+    }
+    let points = (0..total as u32).filter(|&p| accept(p));
+    scan(index, v, query, k, points, distance)
+}
+
+/// Exact search over the given points.
+fn scan<'a, D: Fn(&[f32], &[f32]) -> f32>(
+    index: usize,
+    v: &View<'a>,
+    query: &[f32],
+    k: usize,
+    points: impl Iterator<Item = u32>,
+    distance: &D,
+) -> Vec<Candidate<'a>> {
+    // The best k so far, worst on top. The heap orders by distance then id, so among
+    // points at equal distance the smaller ids stay (API.md: ties by id).
+    let mut best: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
+    for p in points {
+        let d = distance(query, v.points.vector(p as usize));
+        if best.len() >= k {
+            if let Some(worst) = best.peek() {
+                if d > worst.distance {
+                    continue;
+                }
+            }
+        }
+        best.push(Candidate {
+            distance: d,
+            id: v.points.id(p as usize),
+            view: index,
+            point: p,
+        });
+        if best.len() > k {
+            best.pop();
+        }
+    }
+    best.into_sorted_vec()
+}
+
+/// The first `k` of sorted candidates.
+fn keep_best(mut sorted: Vec<Candidate>, k: usize) -> Vec<Candidate> {
+    sorted.truncate(k);
+    sorted
+}
+
+/// True when point `p`'s metadata holds every key of `filter` with exactly that value.
+fn matches(points: &Points, p: u32, filter: &Map<String, Value>) -> bool {
+    match points.metadata(p as usize) {
+        Some(metadata) => filter
+            .iter()
+            .all(|(key, want)| metadata.get(key) == Some(want)),
+        None => false,
+    }
+}
