@@ -24,6 +24,18 @@ use vectord_actors::storeclient::StoreClient;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read at its first allocation: a background thread hands freed
+/// memory back to the system within about a second (jemalloc's default waits 10 s, and
+/// only while the process allocates), so that the resident size drops soon after a graph
+/// build or a save has freed its working memory.
+///
+/// jemalloc reads this symbol as a `const char *` to a NUL-terminated string; a
+/// `&'static [u8; N]` is a non-null pointer to N bytes, the last of them NUL.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8; 63] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vectord",

@@ -108,7 +108,7 @@ pub fn synthetic(
         }
     };
     Ok(Dataset {
-        name: format!("synthetic-{n}"),
+        name: format!("synthetic-{n}x{dim}"),
         metric: Metric::L2,
         dim,
         base,

@@ -1,5 +1,6 @@
-//! Measurements through a running vectord: ingest with `POST .../add`, searches with one
-//! and two concurrent clients, resident memory.
+//! Measurements through a running vectord: ingest with `POST .../add` (acknowledged, then
+//! indexed), searches with one and two concurrent clients, resident memory, and searches
+//! while another ingest runs.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,8 @@ fn vectord_binary() -> Result<PathBuf, String> {
 }
 
 impl Server {
-    /// Starts an ephemeral vectord on a free loopback port.
+    /// Starts an ephemeral vectord on a free loopback port. Its idle seal is short, so
+    /// that the last partial segment of an ingest is sealed soon after it ends.
     pub fn start(scratch: &Path) -> Result<Server, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -64,6 +66,8 @@ impl Server {
                 "--ephemeral",
                 "--bind",
                 &format!("127.0.0.1:{port}"),
+                "--set",
+                "vectord.seal_idle_ms=300",
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -124,26 +128,91 @@ impl Server {
     }
 
     /// Seconds to add every vector in batches of `batch` (bodies encoded beforehand, so
-    /// only the server's work is timed).
-    pub fn ingest(&self, name: &str, data: &Dataset, batch: usize) -> Result<f64, String> {
-        let bodies: Vec<Vec<u8>> = data
-            .base
-            .chunks(batch)
-            .enumerate()
-            .map(|(b, chunk)| {
-                let items: Vec<Value> = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| json!({"id": (b * batch + i).to_string(), "vector": v}))
-                    .collect();
-                json!({ "items": items }).to_string().into_bytes()
-            })
-            .collect();
+    /// only the server's work is timed), retrying a batch answered 503 busy.
+    pub fn ingest(&self, name: &str, base: &[Vec<f32>], batch: usize) -> Result<f64, String> {
+        let bodies = add_bodies(base, batch);
         let started = Instant::now();
         for body in &bodies {
-            self.post(&format!("/vectors/index/{name}/add"), body)?;
+            self.add(name, body)?;
         }
         Ok(started.elapsed().as_secs_f64())
+    }
+
+    /// One `add`, retried while the server answers 503 (back-pressure).
+    pub fn add(&self, name: &str, body: &[u8]) -> Result<(), String> {
+        let path = format!("/vectors/index/{name}/add");
+        loop {
+            let resp = self
+                .agent
+                .post(&format!("{}{path}", self.url))
+                .set("Content-Type", "application/json")
+                .send_bytes(body);
+            match resp {
+                Ok(_) => return Ok(()),
+                Err(ureq::Error::Status(503, r)) => {
+                    let wait: u64 = r
+                        .header("Retry-After")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1);
+                    std::thread::sleep(Duration::from_millis(wait * 250));
+                }
+                Err(e) => return Err(format!("POST {path}: {e}")),
+            }
+        }
+    }
+
+    /// The index info.
+    pub fn info(&self, name: &str) -> Result<Value, String> {
+        let resp = self
+            .agent
+            .get(&format!("{}/vectors/index/{name}", self.url))
+            .call()
+            .map_err(|e| format!("GET index {name}: {e}"))?;
+        resp.into_json().map_err(|e| e.to_string())
+    }
+
+    /// Waits until every item of the index is in a sealed segment and no background job
+    /// runs (or `limit` passes).
+    pub fn wait_sealed(&self, name: &str, limit: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            let info = self.info(name)?;
+            if info["unsealed_count"] == 0 && info["indexing"] == false {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                return Err(format!("index {name} not sealed within {limit:?}: {info}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Milliseconds `GET /health` takes.
+    pub fn health_ms(&self) -> Result<f64, String> {
+        let t = Instant::now();
+        self.agent
+            .get(&format!("{}/health", self.url))
+            .call()
+            .map_err(|e| format!("GET /health: {e}"))?;
+        Ok(t.elapsed().as_secs_f64() * 1000.0)
+    }
+
+    /// The ids one search finds.
+    pub fn search_one(
+        &self,
+        name: &str,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+    ) -> Result<Vec<usize>, String> {
+        let body = json!({"vector": query, "k": k, "ef": ef}).to_string();
+        let answer: SearchAnswer =
+            self.post_as(&format!("/vectors/index/{name}/search"), body.as_bytes())?;
+        Ok(answer
+            .results
+            .iter()
+            .filter_map(|r| r.id.parse().ok())
+            .collect())
     }
 
     /// Recall, throughput with 1 and 2 clients, latency percentiles at one `ef`.
@@ -174,6 +243,21 @@ impl Server {
         };
         crate::measure(ef, bodies.len(), &data.truth, one)
     }
+}
+
+/// `add` bodies of `batch` vectors each, ids `0..`.
+pub fn add_bodies(base: &[Vec<f32>], batch: usize) -> Vec<Vec<u8>> {
+    base.chunks(batch)
+        .enumerate()
+        .map(|(b, chunk)| {
+            let items: Vec<Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, v)| json!({"id": (b * batch + i).to_string(), "vector": v}))
+                .collect();
+            json!({ "items": items }).to_string().into_bytes()
+        })
+        .collect()
 }
 
 /// Resident memory of a process, in bytes (Linux).

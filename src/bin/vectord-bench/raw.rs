@@ -67,12 +67,16 @@ pub fn settle(index: &Index) {
     }
 }
 
-/// Builds our index in batches of `batch`, then seals everything; returns it and the
-/// seconds it took.
+/// Builds our index as a client would: batches of `batch` added (acknowledged at once),
+/// the background jobs run whenever back-pressure would refuse a batch, then everything
+/// sealed. Returns the index and the seconds it all took.
 pub fn build_index(data: &Dataset, p: &IndexParams, batch: usize) -> (Arc<Index>, f64) {
     let index = Index::new(p.clone(), EngineConfig::default());
     let started = Instant::now();
     for (b, chunk) in data.base.chunks(batch).enumerate() {
+        if index.stats().unsealed_points + chunk.len() > index.config().max_unsealed_points {
+            settle(&index);
+        }
         let items = chunk
             .iter()
             .enumerate()
@@ -86,7 +90,6 @@ pub fn build_index(data: &Dataset, p: &IndexParams, batch: usize) -> (Arc<Index>
             Ok(Ok(_)) => {}
             Ok(Err(e)) | Err(e) => eprintln!("batch {b} refused: {e}"),
         }
-        settle(&index);
     }
     index.freeze_if_at_least(1);
     settle(&index);
