@@ -10,6 +10,9 @@ use serde_json::{Map, Value};
 use super::errors::ApiError;
 use super::{body, AppState};
 
+/// Searches up to this `ef` (without filter) run on the HTTP worker itself.
+const INLINE_MAX_EF: usize = 256;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SearchRequest {
@@ -54,16 +57,29 @@ async fn search(
     let index = handle.index.clone();
     let k = request.k;
     let started = std::time::Instant::now();
-    let hits = web::block(move || index.search(&query, k, ef, request.filter.as_ref()))
-        .await
-        .map_err(|e| {
-            log::error!("index {:?}: search failed: {e}", handle.name);
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("search on index {:?} failed", handle.name),
-            )
-        })?;
+    let failed = |e: String| {
+        log::error!("index {:?}: search failed: {e}", handle.name);
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("search on index {:?} failed", handle.name),
+        )
+    };
+    // A search without filter and of moderate width takes well under a millisecond: it
+    // runs right here, on the HTTP worker (a hand-off to the blocking pool and back costs
+    // as much as the search itself). Wider or filtered searches, which can take long, go
+    // to the blocking pool so that they never hold up other requests on this worker.
+    let inline = request.filter.is_none() && ef <= INLINE_MAX_EF;
+    let hits = if inline {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            index.search(&query, k, ef, None)
+        }))
+        .map_err(|_| failed("panicked".into()))?
+    } else {
+        web::block(move || index.search(&query, k, ef, request.filter.as_ref()))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+    };
     state.metrics.observe_search(started.elapsed());
     let results: Vec<SearchResult> = hits
         .into_iter()

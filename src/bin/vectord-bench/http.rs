@@ -223,25 +223,30 @@ impl Server {
         ef: usize,
         k: usize,
     ) -> Result<SearchFigures, String> {
-        let bodies: Vec<Vec<u8>> = data
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let path = format!("/vectors/index/{name}/search");
+        let requests: Vec<Vec<u8>> = data
             .queries
             .iter()
             .map(|q| {
-                json!({"vector": q, "k": k, "ef": ef})
-                    .to_string()
-                    .into_bytes()
+                let body = json!({"vector": q, "k": k, "ef": ef}).to_string();
+                crate::wire::post_request(&addr, &path, body.as_bytes())
             })
             .collect();
-        let path = format!("/vectors/index/{name}/search");
         let one = |i: usize| -> Result<Vec<usize>, String> {
-            let answer: SearchAnswer = self.post_as(&path, &bodies[i])?;
+            let (status, body) = crate::wire::send(&addr, &requests[i])?;
+            if status != 200 {
+                return Err(format!("search answered {status}"));
+            }
+            let answer: SearchAnswer =
+                serde_json::from_slice(&body).map_err(|e| e.to_string())?;
             Ok(answer
                 .results
                 .iter()
                 .filter_map(|r| r.id.parse().ok())
                 .collect())
         };
-        crate::measure(ef, bodies.len(), &data.truth, one)
+        crate::measure(ef, requests.len(), &data.truth, one)
     }
 }
 

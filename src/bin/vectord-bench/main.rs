@@ -10,6 +10,7 @@
 mod data;
 mod http;
 mod raw;
+mod wire;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
