@@ -166,10 +166,12 @@ mod x86 {
     use std::arch::x86_64::*;
 
     pub(super) fn detect() -> Option<Kernels> {
-        if std::env::var_os("VECTORD_PORTABLE_KERNELS").is_some() {
+        // A diagnostic override, to compare kernels on one machine: portable, avx2.
+        let wanted = std::env::var("VECTORD_KERNELS").unwrap_or_default();
+        if wanted == "portable" {
             return None;
         }
-        if is_x86_feature_detected!("avx512f") {
+        if wanted != "avx2" && is_x86_feature_detected!("avx512f") {
             return Some(Kernels {
                 dot: dot_avx512_entry,
                 l2_squared: l2_avx512_entry,

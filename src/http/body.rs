@@ -76,23 +76,118 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Err(ApiError::bad_request("invalid_json", err))
 }
 
-/// Deserializes a vector as f64 values narrowed to f32, as `#[serde(deserialize_with)]`:
-/// a value beyond f32's range becomes infinite and is then refused by the index's checks
-/// with a message naming the item (serde's own f32 parsing would refuse it as bad JSON).
+/// Deserializes a vector (`#[serde(deserialize_with)]`) from its JSON text: each number is
+/// checked against JSON's grammar, then read straight to the nearest f32 by the standard
+/// library (correctly rounded, and about twice as fast as serde's exact f64 parsing that
+/// the metadata needs). A value beyond f32's range becomes infinite and is then refused by
+/// the index's checks with a message naming the item.
 pub fn f32_vector<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
-    struct Numbers;
-    impl<'de> serde::de::Visitor<'de> for Numbers {
-        type Value = Vec<f32>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an array of numbers")
+    use serde::de::Error;
+    let raw: Box<serde_json::value::RawValue> = serde::Deserialize::deserialize(d)?;
+    parse_numbers(raw.get()).map_err(D::Error::custom)
+}
+
+/// The numbers of a JSON array text, as f32.
+fn parse_numbers(text: &str) -> Result<Vec<f32>, String> {
+    let inner = text
+        .trim()
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .ok_or_else(|| format!("expected an array of numbers, got {}", preview(text)))?;
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(inner.len() / 8 + 1);
+    for (i, part) in inner.split(',').enumerate() {
+        let number = part.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\n' || c == '\r');
+        if !is_json_number(number) {
+            return Err(format!(
+                "expected a number at position {i}, got {}",
+                preview(number)
+            ));
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<f32>, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
-            while let Some(x) = seq.next_element::<f64>()? {
-                out.push(x as f32);
-            }
-            Ok(out)
+        out.push(
+            number
+                .parse::<f32>()
+                .map_err(|e| format!("position {i}: {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    if b.first() == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(c) if c.is_ascii_digit() => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
         }
     }
-    d.deserialize_seq(Numbers)
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+fn preview(s: &str) -> String {
+    truncate_chars(s, 40)
+}
+
+/// At most `max` characters of `s`, for messages.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_follow_json_and_round_to_nearest_f32() {
+        assert_eq!(
+            parse_numbers("[1, -2.5, 3e2, 0.1, -0, 1E-3]").unwrap(),
+            vec![1.0, -2.5, 300.0, 0.1, -0.0, 0.001]
+        );
+        assert_eq!(parse_numbers(" [ ] ").unwrap(), Vec::<f32>::new());
+        assert_eq!(parse_numbers("[\n1 ,\t2\r]").unwrap(), vec![1.0, 2.0]);
+        assert!(parse_numbers("[1e39]").unwrap()[0].is_infinite());
+        for bad in [
+            "[1,]", "[,1]", "[01]", "[1.]", "[.5]", "[+1]", "[NaN]", "[inf]", "[\"1\"]", "[null]",
+            "[[1]]", "{}", "1", "[1 2]", "[-]", "[1e]",
+        ] {
+            assert!(parse_numbers(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(
+            parse_numbers("[0.30000001192092896]").unwrap(),
+            vec![0.3f32]
+        );
+    }
 }

@@ -313,6 +313,14 @@ impl FlatGraph {
             if scratch.found.len() >= ef && current.distance > bound {
                 break;
             }
+            // The next candidate's row will be read soon: start loading it now.
+            if let Some(Nearest(Reverse(next))) = scratch.candidates.peek() {
+                prefetch(
+                    self.links0
+                        .as_ptr()
+                        .wrapping_add(next.point as usize * (1 + self.width0)),
+                );
+            }
             let row = self.row0(current.point);
             if let Some(&q) = row.first() {
                 prefetch(points.vector(q as usize).as_ptr());

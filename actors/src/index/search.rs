@@ -242,8 +242,15 @@ fn walk<'a, D: Fn(&[f32], &[f32]) -> f32>(
     let total = v.points.len();
     let mut ef = ef.max(k);
     loop {
-        let found = graph.search(v.points, query, ef, distance, accept, scratch);
+        let mut found = graph.search(v.points, query, ef, distance, accept, scratch);
         if found.len() >= want {
+            // Sorted by distance: only the first k (and any tying with the k-th, which
+            // their ids will order) can be among the results.
+            let mut keep = k.min(found.len());
+            while keep < found.len() && found[keep].distance == found[keep - 1].distance {
+                keep += 1;
+            }
+            found.truncate(keep);
             let mut out: Vec<Candidate> = found
                 .into_iter()
                 .map(|s| Candidate {

@@ -238,8 +238,7 @@ impl Server {
             if status != 200 {
                 return Err(format!("search answered {status}"));
             }
-            let answer: SearchAnswer =
-                serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            let answer: SearchAnswer = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
             Ok(answer
                 .results
                 .iter()
