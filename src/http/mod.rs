@@ -9,6 +9,7 @@ pub mod item_api;
 pub mod metrics;
 pub mod search_api;
 pub mod service_api;
+pub mod ui_api;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -75,6 +76,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     index_api::configure(cfg);
     item_api::configure(cfg);
     search_api::configure(cfg);
+    ui_api::configure(cfg);
 }
 
 /// For `App::default_service`: unknown paths and methods get the JSON error shape too.
