@@ -134,7 +134,7 @@ impl Default for Config {
             storaged: StoragedConfig {
                 bind: "127.0.0.1:3211".into(),
                 root: PathBuf::from("./data"),
-                max_object_bytes: 4 << 30,
+                max_object_bytes: 1 << 40,
             },
         }
     }

@@ -12,9 +12,9 @@ use actix_web::{middleware, web, App, HttpServer};
 use clap::Parser;
 use vectord::config::{cores, Config, ConfigArgs};
 use vectord::http::{self, AppState, IndexDefaults};
-use vectord_actors::loader;
 use vectord_actors::messages::FlushAll;
-use vectord_actors::persister::Persister;
+use vectord_actors::persist::loader;
+use vectord_actors::persist::persister::Persister;
 use vectord_actors::registry::Registry;
 use vectord_actors::storeclient::StoreClient;
 

@@ -166,11 +166,18 @@ fn storaged_outage_is_survived_and_the_latest_state_saved_once_it_is_back() {
 
     // storaged comes back on the same port: the retry saves without any request
     let _store = storaged(dir.path(), &root, Some(port));
-    let file = root.join("_vectors").join("o.lhv1");
     let started = Instant::now();
     loop {
-        let bytes = std::fs::read(&file).unwrap_or_default();
-        if bytes.windows(3).any(|w| w == b"x19") {
+        // the last item reached a log object of the index
+        let stored = files_under(&root.join("_vectors").join("o"))
+            .into_iter()
+            .any(|f| {
+                std::fs::read(f)
+                    .unwrap_or_default()
+                    .windows(3)
+                    .any(|w| w == b"x19")
+            });
+        if stored {
             break;
         }
         assert!(
@@ -184,70 +191,126 @@ fn storaged_outage_is_survived_and_the_latest_state_saved_once_it_is_back() {
     assert_eq!(v.api().get("/vectors/index/o").1["count"], 20);
 }
 
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Flips one byte in the middle of a file.
+fn damage(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.len() * 2 / 3;
+    bytes[at] ^= 0xff;
+    std::fs::write(path, &bytes).unwrap();
+}
+
 #[test]
-fn a_corrupted_file_is_reported_and_the_good_ones_load() {
+fn damaged_objects_are_reported_and_the_good_indexes_load() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let store = storaged(dir.path(), &root, None);
-    let v = persistent(dir.path(), &store.url, &[]);
+    let small_segments = ["--set", "vectord.seal_points=100"];
+    let mut v = persistent(dir.path(), &store.url, &small_segments);
     let api = v.api();
-    for name in ["good1", "bad", "good2"] {
+    let names = ["good1", "bad-seg", "bad-log", "good2"];
+    for name in names {
         api.post(
             "/vectors/index",
             &json!({"name": name, "dim": 8, "distance": "cosine"}),
         );
+        for batch in vectors(3, 300, 8).chunks(100).enumerate() {
+            let body = add_body(&format!("b{}-", batch.0), batch.1);
+            api.post(&format!("/vectors/index/{name}/add"), &body);
+        }
+    }
+    // sealed segments each (300 items), then ten items that only a log object holds
+    for name in names {
+        let started = Instant::now();
+        loop {
+            let (_, info) = api.get(&format!("/vectors/index/{name}"));
+            if info["unsealed_count"] == 0 && info["indexing"] == false {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "{info}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         api.post(
             &format!("/vectors/index/{name}/add"),
-            &add_body("i", &vectors(3, 300, 8)),
-        );
-        assert_eq!(
-            api.post(&format!("/vectors/index/{name}/flush"), &json!({}))
-                .1["persisted"],
-            true
+            &add_body("tail-", &vectors(4, 10, 8)),
         );
     }
-    drop(v);
-    let bad = root.join("_vectors").join("bad.lhv1");
-    let mut bytes = std::fs::read(&bad).unwrap();
-    let last = bytes.len() - 10;
-    bytes[last] ^= 0xff;
-    std::fs::write(&bad, &bytes).unwrap();
-    // and a truncated one, and one that is not LHV1 at all
+    assert!(v.terminate().success());
+    let idx = |name: &str| root.join("_vectors").join(name);
+    let segment = files_under(&idx("bad-seg"))
+        .into_iter()
+        .find(|f| f.to_string_lossy().contains("seg-"))
+        .expect("bad-seg has segment objects");
+    damage(&segment);
+    let logs: Vec<_> = files_under(&idx("bad-log"))
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains("log-"))
+        .collect();
+    let last_log = logs.last().expect("bad-log has a log object").clone();
+    damage(&last_log);
+    // and a truncated manifest, and one that is not LHV1 at all
+    let good = std::fs::read(root.join("_vectors").join("good1.lhv1")).unwrap();
     std::fs::write(
         root.join("_vectors").join("short.lhv1"),
-        &bytes[..bytes.len() / 2],
+        &good[..good.len() / 2],
     )
     .unwrap();
     std::fs::write(root.join("_vectors").join("junk.lhv1"), b"hello").unwrap();
 
-    let v = persistent(dir.path(), &store.url, &[]);
+    let v = persistent(dir.path(), &store.url, &small_segments);
     let (_, health) = v.api().get("/health");
-    assert_eq!(health["indexes"], 2, "{health}");
+    assert_eq!(health["indexes"], 3, "{health}");
     let failed: Vec<&str> = health["failed_indexes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
-    assert_eq!(failed.len(), 3, "{health}");
-    for name in ["bad", "short", "junk"] {
-        assert!(failed.contains(&name), "{name} not reported: {health}");
-    }
-    let bad_entry = health["failed_indexes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "bad")
-        .unwrap();
+    assert_eq!(failed, ["bad-seg", "junk", "short"], "{health}");
+    let bad_entry = &health["failed_indexes"][0];
     assert!(
         bad_entry["error"].as_str().unwrap().contains("checksum"),
         "{bad_entry}"
     );
-    assert_eq!(v.api().get("/vectors/index/good1").1["count"], 300);
-    assert_eq!(v.api().get("/vectors/index/good2").1["count"], 300);
-    assert!(bad.exists(), "a bad file is left in place");
+    for name in ["good1", "good2"] {
+        assert_eq!(
+            v.api().get(&format!("/vectors/index/{name}")).1["count"],
+            310
+        );
+    }
+    // a damaged log object stops the replay there: reported, the rest loads
+    assert_eq!(v.api().get("/vectors/index/bad-log").1["count"], 300);
+    assert_eq!(health["load_warnings"][0]["name"], "bad-log", "{health}");
     assert!(
-        v.log_text().contains("bad.lhv1 not loaded"),
+        health["load_warnings"][0]["warning"]
+            .as_str()
+            .unwrap()
+            .contains("damaged"),
+        "{health}"
+    );
+    // nothing damaged is deleted or changed
+    assert!(segment.exists() && last_log.exists());
+    assert!(
+        v.log_text().contains("bad-seg.lhv1 not loaded"),
         "{}",
         v.log_text()
     );
@@ -303,11 +366,16 @@ fn a_save_in_flight_never_brings_a_deleted_index_back() {
         true
     );
     std::thread::sleep(Duration::from_millis(500));
-    let listed: Vec<String> = std::fs::read_dir(root.join("_vectors"))
+    let manifests: Vec<String> = std::fs::read_dir(root.join("_vectors"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".lhv1"))
         .collect();
-    assert_eq!(listed, ["keep.lhv1"]);
+    assert_eq!(manifests, ["keep.lhv1"]);
+    for r in ["r0", "r1", "r2"] {
+        let left = files_under(&root.join("_vectors").join(r));
+        assert!(left.is_empty(), "objects of deleted {r} left: {left:?}");
+    }
     drop(v);
     let v = persistent(dir.path(), &store.url, &[]);
     let (_, list) = v.api().get("/vectors/index");

@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use crate::codec::log::LogBatch;
 use crate::error::IndexError;
 use crate::index::{AddOutcome, Index, JobKind};
-use crate::messages::{AddItems, DeleteItem, DropIndex, MarkDirty, Snapshot, TakeSnapshot};
-use crate::persister::Persister;
+use crate::messages::{AddItems, Changes, DeleteItem, DropIndex, MarkDirty, SealNow, TakeChanges};
+use crate::persist::persister::Persister;
 
 /// When an idle index seals its growing segment.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +42,16 @@ impl Default for IdleSeal {
     }
 }
 
+/// Where an index actor starts counting.
+#[derive(Default)]
+pub struct ActorStart {
+    pub seq: u64,
+    pub lsn: u64,
+    /// Log records the index holds but storage does not (an index read from an old
+    /// layout).
+    pub pending: LogBatch,
+}
+
 pub struct IndexActor {
     name: String,
     /// Tells this index apart from an earlier or later index of the same name.
@@ -51,6 +62,10 @@ pub struct IndexActor {
     /// Mutations applied so far (a new index starts at 1: its creation, which the
     /// registry reported to the persister); the persister saves up to a given count.
     seq: u64,
+    /// Log sequence number of the last client mutation (adds and deletes only).
+    lsn: u64,
+    /// Log records not yet handed to the persister (none kept in ephemeral mode).
+    pending: LogBatch,
     /// A job of that kind is being built.
     sealing: bool,
     merging: bool,
@@ -66,14 +81,16 @@ impl IndexActor {
         index: Arc<Index>,
         persister: Option<Addr<Persister>>,
         idle_seal: IdleSeal,
-        seq: u64,
+        start: ActorStart,
     ) -> Self {
         IndexActor {
             name,
             generation,
             index,
             persister,
-            seq,
+            seq: start.seq,
+            lsn: start.lsn,
+            pending: start.pending,
             sealing: false,
             merging: false,
             idle_seal,
@@ -212,12 +229,25 @@ impl Handler<AddItems> for IndexActor {
 
     fn handle(&mut self, msg: AddItems, _: &mut Context<Self>) -> Self::Result {
         let index = self.index.clone();
+        let lsn = self.lsn + 1;
+        let logged = self.persister.is_some();
         let work = blocking(self.name.clone(), "add", move || {
             let items = index.params().check_items(msg.items)?;
-            index.add(items)
+            let mut log = LogBatch::default();
+            if logged {
+                log.push_add(
+                    lsn,
+                    items
+                        .iter()
+                        .map(|i| (i.id.as_str(), i.vector.as_slice(), &i.metadata)),
+                );
+            }
+            Ok((index.add(items, lsn)?, log))
         });
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(|res, act, ctx| {
-            let outcome = res.and_then(|r| r)?;
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(move |res, act, ctx| {
+            let (outcome, log) = res.and_then(|r| r)?;
+            act.lsn = lsn;
+            act.pending.append(log);
             act.written(ctx);
             Ok(outcome)
         })))
@@ -230,9 +260,10 @@ impl Handler<DeleteItem> for IndexActor {
     fn handle(&mut self, msg: DeleteItem, _: &mut Context<Self>) -> Self::Result {
         let index = self.index.clone();
         let name = self.name.clone();
+        let lsn = self.lsn + 1;
         let work = blocking(self.name.clone(), "delete", move || {
             if index.delete(&msg.id) {
-                Ok(())
+                Ok(msg.id)
             } else {
                 Err(IndexError::ItemNotFound {
                     index: name,
@@ -240,34 +271,54 @@ impl Handler<DeleteItem> for IndexActor {
                 })
             }
         });
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(|res, act, ctx| {
-            res.and_then(|r| r)?;
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(move |res, act, ctx| {
+            let id = res.and_then(|r| r)?;
+            act.lsn = lsn;
+            if act.persister.is_some() {
+                act.pending.push_delete(lsn, &id);
+            }
             act.written(ctx);
             Ok(())
         })))
     }
 }
 
-impl Handler<TakeSnapshot> for IndexActor {
-    type Result = AtomicResponse<Self, Result<Snapshot, IndexError>>;
+impl Handler<TakeChanges> for IndexActor {
+    type Result = AtomicResponse<Self, Result<Changes, IndexError>>;
 
-    fn handle(&mut self, _: TakeSnapshot, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: TakeChanges, _: &mut Context<Self>) -> Self::Result {
         let index = self.index.clone();
-        let seq = self.seq;
-        let name = self.name.clone();
-        let work = blocking(self.name.clone(), "snapshot", move || {
-            index.snapshot().map_err(|e| {
-                log::error!("index {name:?}: encoding a snapshot failed: {e}");
-                IndexError::Internal(format!("encoding index {name:?} failed: {e}"))
-            })
+        let (seq, lsn) = (self.seq, self.lsn);
+        let log = std::mem::take(&mut self.pending);
+        let work = blocking(self.name.clone(), "describing segments", move || Changes {
+            seq,
+            lsn,
+            log,
+            sealed: index.sealed_segments(),
+            covered_lsn: index.covered_lsn(lsn),
+            params: index.params().clone(),
         });
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(move |res, _, _| {
-            let bytes = res.and_then(|r| r)?;
-            Ok(Snapshot {
-                seq,
-                bytes: bytes.into(),
-            })
-        })))
+        AtomicResponse::new(Box::pin(work.into_actor(self)))
+    }
+}
+
+impl Handler<SealNow> for IndexActor {
+    type Result = ();
+
+    fn handle(&mut self, _: SealNow, ctx: &mut Context<Self>) {
+        let index = self.index.clone();
+        let freeze = blocking(self.name.clone(), "freezing", move || {
+            index.freeze_if_at_least(1)
+        });
+        ctx.wait(freeze.into_actor(self).map(|froze, act, ctx| {
+            if matches!(froze, Ok(true)) {
+                log::info!(
+                    "index {:?}: its log has grown long: growing segment frozen for sealing",
+                    act.name
+                );
+                act.changed(ctx);
+            }
+        }));
     }
 }
 

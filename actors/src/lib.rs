@@ -1,6 +1,6 @@
 //! The actor system of vectord and everything an index needs: the index itself (graph,
 //! tables, search), the index actor that serializes its mutations, the registry that maps
-//! names to actors, the persister that saves indexes to storaged, the LHV1 codec and the
+//! names to actors, persistence to storaged (`persist`), the LHV1 codec and the
 //! storeclient. Nothing here knows about HTTP; the front in `src/` depends on this crate,
 //! never the other way round.
 
@@ -9,9 +9,8 @@ pub mod distance;
 pub mod error;
 pub mod index;
 pub mod index_actor;
-pub mod loader;
 pub mod messages;
-pub mod persister;
+pub mod persist;
 pub mod registry;
 pub mod sample;
 pub mod storeclient;

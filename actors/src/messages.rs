@@ -1,10 +1,11 @@
 //! The messages actors exchange, as plain data named for what they ask.
 
 use actix::prelude::*;
-use bytes::Bytes;
 
+use crate::codec::log::LogBatch;
 use crate::error::IndexError;
-use crate::index::{AddOutcome, NewItem};
+use crate::index::storage::SealedSegment;
+use crate::index::{AddOutcome, IndexParams, NewItem};
 
 /// Add or replace a batch of items (checked inside the actor, all before any change).
 #[derive(Message)]
@@ -25,16 +26,31 @@ pub struct DeleteItem {
 #[rtype(result = "()")]
 pub struct DropIndex;
 
-/// Encode the index as LHV1, between two mutations.
+/// To an index actor, between two mutations: hand over the log records collected since
+/// the last call and describe the sealed segments, for a save.
 #[derive(Message)]
-#[rtype(result = "Result<Snapshot, IndexError>")]
-pub struct TakeSnapshot;
+#[rtype(result = "Result<Changes, IndexError>")]
+pub struct TakeChanges;
 
-/// An encoded index and the mutation count it includes.
-pub struct Snapshot {
+/// What a save needs from an index at one moment (between two mutations).
+pub struct Changes {
+    /// Mutations applied so far (what `flush` waits for).
     pub seq: u64,
-    pub bytes: Bytes,
+    /// Log sequence number of the last client mutation.
+    pub lsn: u64,
+    /// Log records since the last `TakeChanges` (lsns follow the previous batch's).
+    pub log: LogBatch,
+    pub sealed: Vec<SealedSegment>,
+    /// The sealed segments hold every change up to this lsn.
+    pub covered_lsn: u64,
+    pub params: IndexParams,
 }
+
+/// To an index actor: freeze the growing segment now (its log has grown long), so that
+/// a seal lets the next manifest cover the log.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SealNow;
 
 /// To the persister: index `name` (of this `generation`) changed; `seq` counts its
 /// mutations so far.

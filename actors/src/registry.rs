@@ -27,9 +27,10 @@ use futures::channel::oneshot;
 
 use crate::error::IndexError;
 use crate::index::{EngineConfig, Index, IndexParams};
-use crate::index_actor::{IdleSeal, IndexActor};
+use crate::index_actor::{ActorStart, IdleSeal, IndexActor};
 use crate::messages::{DropIndex, Forget, MarkDirty};
-use crate::persister::Persister;
+use crate::persist::loader::Loaded;
+use crate::persist::persister::{Adopt, Persister};
 
 /// What the front needs to serve one index.
 #[derive(Clone)]
@@ -59,6 +60,8 @@ struct Names {
     /// Name → generation of the delete in progress.
     deleting: HashMap<String, u64>,
     failed: HashMap<String, LoadFailure>,
+    /// Loaded indexes whose log replay stopped early (see `load_warnings`).
+    warnings: HashMap<String, String>,
 }
 
 pub struct Registry {
@@ -120,7 +123,11 @@ impl Registry {
         params.check()?;
         let mut names = self.names();
         names.check_free(&params.name)?;
-        let handle = self.start(Index::new(params, self.engine), 1);
+        let start = ActorStart {
+            seq: 1,
+            ..ActorStart::default()
+        };
+        let handle = self.start(Index::new(params, self.engine), start);
         // The persister hears of the new index before the client does, so a `flush` sent
         // right after the create waits for its first save (the index's mutation 1).
         if let Some(persister) = &self.persister {
@@ -145,9 +152,18 @@ impl Registry {
         Ok(handle)
     }
 
-    /// Adds an index loaded from storage (clean: nothing to save); refused when the name
-    /// is live or being deleted meanwhile. Clears a load failure recorded for the name.
-    pub fn insert_loaded(&self, index: Index) -> Result<IndexHandle, IndexError> {
+    /// Adds an index loaded from storage, and tells the persister what storage holds of
+    /// it; refused when the name is live or being deleted meanwhile. Clears a load failure
+    /// recorded for the name.
+    pub fn insert_loaded(&self, loaded: Loaded) -> Result<IndexHandle, IndexError> {
+        let Loaded {
+            index,
+            start,
+            stored,
+            dirty,
+            warning,
+            ..
+        } = loaded;
         let name = index.params().name.clone();
         let mut names = self.names();
         if names.live.contains_key(&name) {
@@ -160,12 +176,37 @@ impl Registry {
             });
         }
         names.failed.remove(&name);
-        let handle = self.start(index, 0);
+        let handle = self.start(index, start);
+        if let Some(persister) = &self.persister {
+            persister.do_send(Adopt {
+                name: name.clone(),
+                generation: handle.generation,
+                actor: handle.actor.clone(),
+                stored,
+                dirty,
+            });
+        }
+        if let Some(w) = warning {
+            names.warnings.insert(name.clone(), w);
+        }
         names.live.insert(name, handle.clone());
         Ok(handle)
     }
 
-    fn start(&self, index: Index, seq: u64) -> IndexHandle {
+    /// A problem found while loading index `name` that did not stop it from loading (a
+    /// log replay cut short), for `/health`.
+    pub fn load_warnings(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .names()
+            .warnings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn start(&self, index: Index, start: ActorStart) -> IndexHandle {
         let index = Arc::new(index);
         let name = index.params().name.clone();
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
@@ -176,7 +217,7 @@ impl Registry {
             self.idle_seal,
         );
         let actor = IndexActor::start_in_arbiter(&self.arbiter, move |_| {
-            IndexActor::new(n, generation, i, p, idle, seq)
+            IndexActor::new(n, generation, i, p, idle, start)
         });
         IndexHandle {
             name,
@@ -311,6 +352,7 @@ impl Registry {
         if names.deleting.get(name) == Some(&generation) {
             names.deleting.remove(name);
             names.failed.remove(name);
+            names.warnings.remove(name);
         }
     }
 

@@ -5,7 +5,13 @@
 //! escaped segment by segment, so a segment may hold any character. awc's client is not
 //! `Send`, so one is built per call on the calling arbiter's thread; the struct itself is
 //! cheap to clone and can move between threads. The timeout bounds each whole operation,
-//! body included (awc's own timeout stops at the response head).
+//! body included (awc's own timeout stops at the response head), and grows with the size
+//! of what is sent or read (`MIN_RATE`), so that a big segment object is not cut off just
+//! for being big.
+//!
+//! Big objects travel as streams: `put_stream` sends chunks as they are produced (chunked
+//! transfer encoding), `get_stream` hands over the body chunk by chunk, so neither side
+//! holds a whole segment object in memory.
 
 use std::time::Duration;
 
@@ -22,8 +28,11 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 /// Longest error body kept in a message.
 const PREVIEW_BYTES: usize = 256;
-/// Largest object `get` accepts (awc's default is 2 MiB).
-const MAX_OBJECT_BYTES: usize = 16 << 30;
+/// Largest object `get` reads into memory at once (awc's default is 2 MiB); bigger ones
+/// are read with `get_stream`.
+const MAX_OBJECT_BYTES: usize = 4 << 30;
+/// Transfers are given at least this many bytes per second on top of the timeout.
+const MIN_RATE: u64 = 8 << 20;
 /// Largest list answer accepted.
 const MAX_LIST_BYTES: usize = 256 << 20;
 /// Most bytes reserved up front from a `Content-Length` header.
@@ -90,11 +99,20 @@ impl StoreClient {
     }
 
     fn client(&self) -> awc::Client {
+        self.client_for(self.timeout)
+    }
+
+    fn client_for(&self, timeout: Duration) -> awc::Client {
         awc::Client::builder()
             .connector(awc::Connector::new().timeout(self.timeout))
-            .timeout(self.timeout)
+            .timeout(timeout)
             .disable_redirects()
             .finish()
+    }
+
+    /// The time allowed for moving `bytes`: the timeout, plus `MIN_RATE`.
+    fn timeout_for(&self, bytes: u64) -> Duration {
+        self.timeout + Duration::from_secs(bytes / MIN_RATE)
     }
 
     fn url(&self, op: &str, key: &str) -> String {
@@ -103,12 +121,112 @@ impl StoreClient {
 
     /// Stores `body` under `key`, replacing what was there.
     pub async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
-        self.within("put", key, self.put_inner(key, body)).await
+        let limit = self.timeout_for(body.len() as u64);
+        self.within_for("put", key, limit, self.put_inner(key, body))
+            .await
+    }
+
+    /// Stores the chunks of `body` (`len` bytes in all) under `key`, as they come.
+    pub async fn put_stream(
+        &self,
+        key: &str,
+        len: u64,
+        body: impl futures::Stream<Item = Bytes> + Unpin + 'static,
+    ) -> Result<(), StoreError> {
+        let op = "put";
+        let work = async {
+            let body = body.map(Ok::<Bytes, std::io::Error>);
+            let mut resp = self
+                .client_for(self.timeout_for(len))
+                .put(self.url(op, key))
+                .insert_header(("Content-Type", "application/octet-stream"))
+                .send_stream(body)
+                .await
+                .map_err(|e| transport(op, key, e))?;
+            check(op, key, &mut resp).await
+        };
+        self.within_for(op, key, self.timeout_for(len), work).await
     }
 
     /// The object's bytes; `KeyNotFound` when there is none.
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        self.within("get", key, self.get_inner(key)).await
+        let mut buf = BytesMut::new();
+        self.get_stream(key, |chunk| {
+            if buf.len() + chunk.len() > MAX_OBJECT_BYTES {
+                return Err(format!(
+                    "object is larger than {MAX_OBJECT_BYTES} bytes; read it as a stream"
+                ));
+            }
+            buf.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await?;
+        Ok(buf.freeze())
+    }
+
+    /// Feeds the object's bytes to `sink` chunk by chunk as they arrive; returns the
+    /// object's length. `KeyNotFound` when there is none. The timeout grows with the
+    /// length storaged announces.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+        mut sink: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<u64, StoreError> {
+        let op = "get";
+        let started = std::time::Instant::now();
+        let mut resp = self
+            .within(op, key, async {
+                self.client()
+                    .get(self.url(op, key))
+                    .send()
+                    .await
+                    .map_err(|e| transport(op, key, e))
+            })
+            .await?;
+        if resp.status().as_u16() == 404 {
+            return Err(StoreError::KeyNotFound(key.to_string()));
+        }
+        check(op, key, &mut resp).await?;
+        let declared = resp
+            .headers()
+            .get(awc::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let limit = self.timeout_for(declared.unwrap_or(0));
+        let mut got = 0u64;
+        let body = async {
+            while let Some(chunk) = resp.next().await {
+                let chunk = chunk.map_err(|e| transport(op, key, e))?;
+                got += chunk.len() as u64;
+                sink(&chunk).map_err(|message| StoreError::Decode {
+                    op,
+                    key: key.to_string(),
+                    message,
+                })?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        let left = limit.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, body).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(transport(
+                    op,
+                    key,
+                    format!("no complete answer within {limit:?}"),
+                ))
+            }
+        }
+        if let Some(n) = declared {
+            if got != n {
+                return Err(transport(
+                    op,
+                    key,
+                    format!("answer ended after {got} of {n} bytes"),
+                ));
+            }
+        }
+        Ok(got)
     }
 
     /// Removes the object; a missing key is not an error.
@@ -128,12 +246,22 @@ impl StoreClient {
         key: &str,
         work: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, work).await {
+        self.within_for(op, key, self.timeout, work).await
+    }
+
+    async fn within_for<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        limit: Duration,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(limit, work).await {
             Ok(result) => result,
             Err(_) => Err(transport(
                 op,
                 key,
-                format!("no complete answer within {:?}", self.timeout),
+                format!("no complete answer within {limit:?}"),
             )),
         }
     }
@@ -141,28 +269,13 @@ impl StoreClient {
     async fn put_inner(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
         let op = "put";
         let mut resp = self
-            .client()
+            .client_for(self.timeout_for(body.len() as u64))
             .put(self.url(op, key))
             .insert_header(("Content-Type", "application/octet-stream"))
             .send_body(body)
             .await
             .map_err(|e| transport(op, key, e))?;
         check(op, key, &mut resp).await
-    }
-
-    async fn get_inner(&self, key: &str) -> Result<Bytes, StoreError> {
-        let op = "get";
-        let mut resp = self
-            .client()
-            .get(self.url(op, key))
-            .send()
-            .await
-            .map_err(|e| transport(op, key, e))?;
-        if resp.status().as_u16() == 404 {
-            return Err(StoreError::KeyNotFound(key.to_string()));
-        }
-        check(op, key, &mut resp).await?;
-        read_body(op, key, &mut resp, MAX_OBJECT_BYTES).await
     }
 
     async fn delete_inner(&self, key: &str) -> Result<(), StoreError> {

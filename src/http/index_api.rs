@@ -8,7 +8,7 @@ use vectord_actors::distance::Metric;
 use vectord_actors::index::IndexParams;
 use vectord_actors::index_actor::IsIndexing;
 use vectord_actors::messages::Flush;
-use vectord_actors::persister::LastError;
+use vectord_actors::persist::persister::LastError;
 use vectord_actors::registry::IndexHandle;
 
 use super::errors::ApiError;

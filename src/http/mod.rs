@@ -17,7 +17,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::web;
-use vectord_actors::persister::Persister;
+use vectord_actors::persist::persister::Persister;
 use vectord_actors::registry::{IndexHandle, Registry};
 
 use errors::ApiError;

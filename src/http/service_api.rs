@@ -24,6 +24,15 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     if !failures.is_empty() {
         body["failed_indexes"] = Value::Array(failures);
     }
+    let warnings: Vec<Value> = state
+        .registry
+        .load_warnings()
+        .into_iter()
+        .map(|(name, warning)| json!({ "name": name, "warning": warning }))
+        .collect();
+    if !warnings.is_empty() {
+        body["load_warnings"] = Value::Array(warnings);
+    }
     HttpResponse::Ok().json(body)
 }
 

@@ -17,6 +17,8 @@
 //!
 //! This module is a leaf: it frames plain data and knows nothing of indexes or actors.
 
+pub mod log;
+pub mod manifest;
 pub mod segment;
 pub mod v1;
 

@@ -7,9 +7,27 @@
 //! a JSON object, empty for `{}`), `metadata_ends` (u64), and for a sealed segment the flat
 //! graph: `links0`, `upper_points`, `upper_start`, `upper` (u32) and `upper_levels` (u8).
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::DecodeError;
+use super::{DecodeError, FORMAT_NAME, MAGIC, MAX_ENVELOPE_BYTES, VERSION};
+
+pub const KIND_SEGMENT: &str = "segment";
+
+/// The envelope of a segment object (`_vectors/<name>/<incarnation>/seg-<id>.lhv1`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentEnvelope {
+    pub format: String,
+    pub version: u32,
+    pub kind: String,
+    /// The index and incarnation the segment belongs to.
+    pub index: String,
+    pub incarnation: String,
+    pub segment: SegmentHeader,
+}
 
 /// What the envelope says about one segment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,20 +131,14 @@ impl SegmentHeader {
 /// Encodes a segment's arrays: its header (without id, growing and deleted, which the
 /// caller fills in) and its sections' bytes, in payload order.
 pub fn encode(view: &SegmentView) -> (SegmentHeader, Vec<Vec<u8>>) {
-    let mut parts: Vec<(&str, Vec<u8>)> = vec![
-        ("vectors", le_f32(view.vectors)),
-        ("id_bytes", view.id_bytes.to_vec()),
-        ("id_ends", le_u64(view.id_ends)),
-        ("metadata_bytes", view.metadata_bytes.to_vec()),
-        ("metadata_ends", le_u64(view.metadata_ends)),
-    ];
-    if let Some(g) = &view.graph {
-        parts.push(("links0", le_u32(g.links0)));
-        parts.push(("upper_points", le_u32(g.upper_points)));
-        parts.push(("upper_start", le_u32(g.upper_start)));
-        parts.push(("upper", le_u32(g.upper)));
-        parts.push(("upper_levels", g.upper_levels.to_vec()));
-    }
+    let parts: Vec<(&str, Vec<u8>)> = sections_of(view)
+        .into_iter()
+        .map(|(name, values)| {
+            let mut bytes = Vec::with_capacity(values.count() * values.width());
+            values.write(0, values.count(), &mut bytes);
+            (name, bytes)
+        })
+        .collect();
     let sections = parts
         .iter()
         .map(|(name, bytes)| Section {
@@ -153,120 +165,496 @@ pub fn encode(view: &SegmentView) -> (SegmentHeader, Vec<Vec<u8>>) {
 /// Reads a segment's sections from `payload` (exactly its sections, back to back),
 /// checking names, lengths and checksums.
 pub fn decode(header: &SegmentHeader, payload: &[u8]) -> Result<SegmentArrays, DecodeError> {
-    let expected: Vec<&str> = match header.graph {
-        Some(_) => PLAIN.iter().chain(GRAPH.iter()).copied().collect(),
-        None => PLAIN.to_vec(),
-    };
-    let names: Vec<&str> = header.sections.iter().map(|s| s.name.as_str()).collect();
-    if names != expected {
-        return Err(DecodeError::Invalid(format!(
-            "segment {} has sections {names:?}, expected {expected:?}",
-            header.id
-        )));
+    let mut reader = SectionsReader::new(header.clone())?;
+    reader.feed(payload)?;
+    reader.finish()
+}
+
+/// The typed array a section fills.
+enum Target {
+    F32(Vec<f32>),
+    U32(Vec<u32>),
+    U64(Vec<u64>),
+    Bytes(Vec<u8>),
+}
+
+impl Target {
+    fn width(&self) -> usize {
+        match self {
+            Target::F32(_) | Target::U32(_) => 4,
+            Target::U64(_) => 8,
+            Target::Bytes(_) => 1,
+        }
     }
-    if header.payload_len() != payload.len() as u64 {
-        return Err(DecodeError::Length {
-            what: format!("segment {}", header.id),
-            expected: header.payload_len(),
-            actual: payload.len() as u64,
-        });
+
+    /// Appends whole little-endian values.
+    fn extend(&mut self, bytes: &[u8]) {
+        match self {
+            Target::F32(v) => v.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            ),
+            Target::U32(v) => v.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            ),
+            Target::U64(v) => v.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])),
+            ),
+            Target::Bytes(v) => v.extend_from_slice(bytes),
+        }
     }
-    let mut parts = Vec::with_capacity(header.sections.len());
-    let mut at = 0usize;
-    for s in &header.sections {
-        let bytes = &payload[at..at + s.len as usize];
-        at += s.len as usize;
-        let actual = crc32c::crc32c(bytes);
-        if actual != s.crc32c {
+}
+
+/// Reads a segment's sections as their bytes arrive, straight into the arrays (no copy
+/// of the whole payload is ever held), checking each section's length and checksum.
+pub struct SectionsReader {
+    header: SegmentHeader,
+    targets: Vec<Target>,
+    /// Section being read, bytes of it still to come, its running checksum.
+    section: usize,
+    left: u64,
+    crc: u32,
+    /// Bytes of a value split between two chunks.
+    carry: Vec<u8>,
+}
+
+/// Most capacity reserved for a section before its bytes arrive: a header that claims a
+/// huge segment cannot make the reader allocate more than what is actually sent.
+const MAX_RESERVE: u64 = 64 << 20;
+
+impl SectionsReader {
+    /// Checks the header's consistency (section names, and lengths against points, dim
+    /// and graph width) before anything is read.
+    pub fn new(header: SegmentHeader) -> Result<SectionsReader, DecodeError> {
+        let expected: Vec<&str> = match header.graph {
+            Some(_) => PLAIN.iter().chain(GRAPH.iter()).copied().collect(),
+            None => PLAIN.to_vec(),
+        };
+        let names: Vec<&str> = header.sections.iter().map(|s| s.name.as_str()).collect();
+        if names != expected {
+            return Err(DecodeError::Invalid(format!(
+                "segment {} has sections {names:?}, expected {expected:?}",
+                header.id
+            )));
+        }
+        let n = header.points as u64;
+        let invalid = |what: &str| {
+            DecodeError::Invalid(format!(
+                "segment {}: section {what} does not fit {n} points of dim {}",
+                header.id, header.dim
+            ))
+        };
+        let len = |i: usize| header.sections[i].len;
+        let vectors = n
+            .checked_mul(header.dim as u64)
+            .and_then(|x| x.checked_mul(4));
+        if vectors != Some(len(0)) {
+            return Err(invalid("vectors"));
+        }
+        if n.checked_mul(8) != Some(len(2)) || n.checked_mul(8) != Some(len(4)) {
+            return Err(invalid("ends"));
+        }
+        if let Some(g) = header.graph {
+            let row = (1 + 2 * g.m as u64) * 4;
+            if n.checked_mul(row) != Some(len(5)) || g.m == 0 || g.m > 1024 {
+                return Err(invalid("links0"));
+            }
+            if len(6) % 4 != 0 || len(7) != len(6) || len(9) * 4 != len(6) || len(8) % 4 != 0 {
+                return Err(invalid("upper layers"));
+            }
+        }
+        let targets = header
+            .sections
+            .iter()
+            .map(|s| {
+                let cap = s.len.min(MAX_RESERVE) as usize;
+                match s.name.as_str() {
+                    "vectors" => Target::F32(Vec::with_capacity(cap / 4)),
+                    "id_ends" | "metadata_ends" => Target::U64(Vec::with_capacity(cap / 8)),
+                    "links0" | "upper_points" | "upper_start" | "upper" => {
+                        Target::U32(Vec::with_capacity(cap / 4))
+                    }
+                    _ => Target::Bytes(Vec::with_capacity(cap)),
+                }
+            })
+            .collect();
+        let left = header.sections.first().map_or(0, |s| s.len);
+        Ok(SectionsReader {
+            header,
+            targets,
+            section: 0,
+            left,
+            crc: 0,
+            carry: Vec::new(),
+        })
+    }
+
+    /// Takes the next bytes of the payload.
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), DecodeError> {
+        while !chunk.is_empty() {
+            // Sections of zero length are done before they start.
+            self.skip_finished_sections()?;
+            if self.section >= self.targets.len() {
+                return Err(DecodeError::Length {
+                    what: format!("segment {}", self.header.id),
+                    expected: self.header.payload_len(),
+                    actual: self.header.payload_len() + chunk.len() as u64,
+                });
+            }
+            let take = (chunk.len() as u64).min(self.left) as usize;
+            let (now, rest) = chunk.split_at(take);
+            chunk = rest;
+            self.crc = crc32c::crc32c_append(self.crc, now);
+            self.left -= take as u64;
+            let target = &mut self.targets[self.section];
+            let width = target.width();
+            if self.carry.is_empty() {
+                let whole = now.len() / width * width;
+                target.extend(&now[..whole]);
+                self.carry.extend_from_slice(&now[whole..]);
+            } else {
+                self.carry.extend_from_slice(now);
+                let whole = self.carry.len() / width * width;
+                target.extend(&self.carry[..whole]);
+                self.carry.drain(..whole);
+            }
+            if self.left == 0 {
+                self.close_section()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close_section(&mut self) -> Result<(), DecodeError> {
+        let s = &self.header.sections[self.section];
+        if self.crc != s.crc32c {
             return Err(DecodeError::ChecksumMismatch {
-                what: format!("segment {} section {}", header.id, s.name),
+                what: format!("segment {} section {}", self.header.id, s.name),
                 expected: s.crc32c,
-                actual,
+                actual: self.crc,
             });
         }
-        parts.push(bytes);
+        // Lengths are whole values (checked in `new`), so nothing can be left over.
+        self.carry.clear();
+        self.section += 1;
+        self.crc = 0;
+        self.left = self.header.sections.get(self.section).map_or(0, |s| s.len);
+        Ok(())
     }
-    let n = header.points;
-    let sized = |what: &str, bytes: &[u8], want: u64| {
-        if bytes.len() as u64 == want {
-            Ok(())
-        } else {
-            Err(DecodeError::Length {
-                what: format!("segment {} section {what}", header.id),
-                expected: want,
-                actual: bytes.len() as u64,
-            })
+
+    fn skip_finished_sections(&mut self) -> Result<(), DecodeError> {
+        while self.section < self.targets.len() && self.left == 0 {
+            self.close_section()?;
         }
-    };
-    sized("vectors", parts[0], n as u64 * header.dim as u64 * 4)?;
-    sized("id_ends", parts[2], n as u64 * 8)?;
-    sized("metadata_ends", parts[4], n as u64 * 8)?;
-    let graph = match header.graph {
-        None => None,
-        Some(g) => {
-            sized("links0", parts[5], n as u64 * (1 + 2 * g.m as u64) * 4)?;
-            if parts[6].len() % 4 != 0 || parts[7].len() != parts[6].len() {
-                return Err(DecodeError::Invalid(format!(
-                    "segment {}: upper-layer tables disagree",
-                    header.id
-                )));
+        Ok(())
+    }
+
+    /// The arrays, once every section has arrived whole.
+    pub fn finish(mut self) -> Result<SegmentArrays, DecodeError> {
+        self.skip_finished_sections()?;
+        if self.section < self.targets.len() {
+            let got: u64 = self.header.sections[..self.section]
+                .iter()
+                .map(|s| s.len)
+                .sum::<u64>()
+                + (self.header.sections[self.section].len - self.left);
+            return Err(DecodeError::Length {
+                what: format!("segment {}", self.header.id),
+                expected: self.header.payload_len(),
+                actual: got,
+            });
+        }
+        let mut t = self.targets.into_iter();
+        let mut next = || t.next();
+        let f32s = |x: Option<Target>| match x {
+            Some(Target::F32(v)) => v,
+            _ => Vec::new(),
+        };
+        let u32s = |x: Option<Target>| match x {
+            Some(Target::U32(v)) => v,
+            _ => Vec::new(),
+        };
+        let u64s = |x: Option<Target>| match x {
+            Some(Target::U64(v)) => v,
+            _ => Vec::new(),
+        };
+        let bytes = |x: Option<Target>| match x {
+            Some(Target::Bytes(v)) => v,
+            _ => Vec::new(),
+        };
+        let vectors = f32s(next());
+        let id_bytes = bytes(next());
+        let id_ends = u64s(next());
+        let metadata_bytes = bytes(next());
+        let metadata_ends = u64s(next());
+        let graph = self.header.graph.map(|g| GraphArrays {
+            m: g.m,
+            entry: g.entry,
+            links0: u32s(next()),
+            upper_points: u32s(next()),
+            upper_start: u32s(next()),
+            upper: u32s(next()),
+            upper_levels: bytes(next()),
+        });
+        Ok(SegmentArrays {
+            vectors,
+            id_bytes,
+            id_ends,
+            metadata_bytes,
+            metadata_ends,
+            graph,
+        })
+    }
+}
+
+/// Whatever holds a segment's arrays, so that a writer can stream them without a copy.
+pub trait SegmentSource: Send + Sync {
+    fn view(&self) -> SegmentView<'_>;
+}
+
+/// One section's values, borrowed.
+enum Values<'a> {
+    F32(&'a [f32]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    Bytes(&'a [u8]),
+}
+
+impl Values<'_> {
+    fn width(&self) -> usize {
+        match self {
+            Values::F32(_) | Values::U32(_) => 4,
+            Values::U64(_) => 8,
+            Values::Bytes(_) => 1,
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::U32(v) => v.len(),
+            Values::U64(v) => v.len(),
+            Values::Bytes(v) => v.len(),
+        }
+    }
+
+    /// Appends values `from..to` as little-endian bytes.
+    fn write(&self, from: usize, to: usize, out: &mut Vec<u8>) {
+        match self {
+            Values::F32(v) => v[from..to]
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Values::U32(v) => v[from..to]
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Values::U64(v) => v[from..to]
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Values::Bytes(v) => out.extend_from_slice(&v[from..to]),
+        }
+    }
+}
+
+/// The sections of a view, in payload order.
+fn sections_of<'a>(view: &SegmentView<'a>) -> Vec<(&'static str, Values<'a>)> {
+    let mut out = vec![
+        ("vectors", Values::F32(view.vectors)),
+        ("id_bytes", Values::Bytes(view.id_bytes)),
+        ("id_ends", Values::U64(view.id_ends)),
+        ("metadata_bytes", Values::Bytes(view.metadata_bytes)),
+        ("metadata_ends", Values::U64(view.metadata_ends)),
+    ];
+    if let Some(g) = &view.graph {
+        out.push(("links0", Values::U32(g.links0)));
+        out.push(("upper_points", Values::U32(g.upper_points)));
+        out.push(("upper_start", Values::U32(g.upper_start)));
+        out.push(("upper", Values::U32(g.upper)));
+        out.push(("upper_levels", Values::Bytes(g.upper_levels)));
+    }
+    out
+}
+
+/// Size of the chunks a segment object is streamed in.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Streams a segment object from its arrays, in chunks of about 1 MiB: at most one chunk
+/// is ever held besides the arrays themselves.
+pub struct SegmentWriter {
+    source: Arc<dyn SegmentSource>,
+    head: Option<Bytes>,
+    len: u64,
+    /// Section and value to write next.
+    section: usize,
+    value: usize,
+}
+
+impl SegmentWriter {
+    /// Computes every section's checksum (one pass over the arrays, in chunks) and frames
+    /// the envelope. Slow for big segments: run it off the async threads.
+    pub fn new(
+        source: Arc<dyn SegmentSource>,
+        index: &str,
+        incarnation: &str,
+        id: u64,
+    ) -> Result<SegmentWriter, String> {
+        let view = source.view();
+        let mut sections = Vec::new();
+        let mut buf = Vec::with_capacity(CHUNK_BYTES);
+        for (name, values) in sections_of(&view) {
+            let mut crc = 0u32;
+            let per_chunk = (CHUNK_BYTES / values.width()).max(1);
+            let mut at = 0;
+            while at < values.count() {
+                let to = (at + per_chunk).min(values.count());
+                buf.clear();
+                values.write(at, to, &mut buf);
+                crc = crc32c::crc32c_append(crc, &buf);
+                at = to;
             }
-            sized("upper_levels", parts[9], parts[6].len() as u64 / 4)?;
-            if parts[8].len() % 4 != 0 {
-                return Err(DecodeError::Invalid(format!(
-                    "segment {}: upper section is not whole u32 values",
-                    header.id
-                )));
-            }
-            Some(GraphArrays {
+            sections.push(Section {
+                name: name.to_string(),
+                len: (values.count() * values.width()) as u64,
+                crc32c: crc,
+            });
+        }
+        let header = SegmentHeader {
+            id,
+            points: view.id_ends.len(),
+            dim: view.dim,
+            growing: false,
+            graph: view.graph.as_ref().map(|g| GraphHeader {
                 m: g.m,
                 entry: g.entry,
-                links0: from_le_u32(parts[5]),
-                upper_points: from_le_u32(parts[6]),
-                upper_start: from_le_u32(parts[7]),
-                upper: from_le_u32(parts[8]),
-                upper_levels: parts[9].to_vec(),
-            })
+            }),
+            deleted: Vec::new(),
+            sections,
+        };
+        let payload = header.payload_len();
+        let envelope = SegmentEnvelope {
+            format: FORMAT_NAME.into(),
+            version: VERSION,
+            kind: KIND_SEGMENT.into(),
+            index: index.into(),
+            incarnation: incarnation.into(),
+            segment: header,
+        };
+        let head = super::encode(&envelope, &[])?;
+        Ok(SegmentWriter {
+            len: head.len() as u64 + payload,
+            head: Some(head.into()),
+            source,
+            section: 0,
+            value: 0,
+        })
+    }
+
+    /// The object's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Iterator for SegmentWriter {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if let Some(head) = self.head.take() {
+            return Some(head);
         }
-    };
-    Ok(SegmentArrays {
-        vectors: from_le_f32(parts[0]),
-        id_bytes: parts[1].to_vec(),
-        id_ends: from_le_u64(parts[2]),
-        metadata_bytes: parts[3].to_vec(),
-        metadata_ends: from_le_u64(parts[4]),
-        graph,
-    })
+        let view = self.source.view();
+        let sections = sections_of(&view);
+        let mut out = Vec::with_capacity(CHUNK_BYTES);
+        while out.len() < CHUNK_BYTES {
+            let (_, values) = sections.get(self.section)?;
+            if self.value >= values.count() {
+                self.section += 1;
+                self.value = 0;
+                if self.section >= sections.len() {
+                    break;
+                }
+                continue;
+            }
+            let room = (CHUNK_BYTES - out.len()) / values.width();
+            let to = (self.value + room.max(1)).min(values.count());
+            values.write(self.value, to, &mut out);
+            self.value = to;
+        }
+        (!out.is_empty()).then(|| out.into())
+    }
 }
 
-fn le_f32(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+/// Reads a segment object as its bytes arrive: the envelope first, then the sections
+/// straight into the arrays.
+#[derive(Default)]
+pub struct SegmentObjectReader {
+    head: Vec<u8>,
+    envelope: Option<SegmentEnvelope>,
+    sections: Option<SectionsReader>,
 }
 
-fn le_u32(v: &[u32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
+impl SegmentObjectReader {
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), DecodeError> {
+        while self.sections.is_none() {
+            // The head: magic and length (8 bytes), then the envelope.
+            let want = if self.head.len() < 8 {
+                8
+            } else {
+                let len =
+                    u32::from_be_bytes([self.head[4], self.head[5], self.head[6], self.head[7]])
+                        as usize;
+                if len > MAX_ENVELOPE_BYTES {
+                    return Err(DecodeError::EnvelopePastEnd { len, total: 8 });
+                }
+                8 + len
+            };
+            let take = want.saturating_sub(self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.head.len() >= 4 && &self.head[..4] != MAGIC {
+                return Err(DecodeError::BadMagic);
+            }
+            if self.head.len() < want {
+                return Ok(()); // more bytes needed
+            }
+            if want == 8 {
+                continue; // the length is known now
+            }
+            let env: SegmentEnvelope = serde_json::from_slice(&self.head[8..])
+                .map_err(|e| DecodeError::BadJson(e.to_string()))?;
+            if env.format != FORMAT_NAME || env.version != VERSION || env.kind != KIND_SEGMENT {
+                return Err(DecodeError::UnknownVersion {
+                    format: env.format,
+                    version: env.version,
+                    kind: env.kind,
+                });
+            }
+            self.sections = Some(SectionsReader::new(env.segment.clone())?);
+            self.envelope = Some(env);
+        }
+        match &mut self.sections {
+            Some(reader) => reader.feed(chunk),
+            None => Ok(()),
+        }
+    }
 
-fn le_u64(v: &[u64]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn from_le_f32(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-fn from_le_u32(b: &[u8]) -> Vec<u32> {
-    b.chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-fn from_le_u64(b: &[u8]) -> Vec<u64> {
-    b.chunks_exact(8)
-        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect()
+    pub fn finish(self) -> Result<(SegmentEnvelope, SegmentArrays), DecodeError> {
+        match (self.envelope, self.sections) {
+            (Some(env), Some(reader)) => Ok((env, reader.finish()?)),
+            _ => Err(DecodeError::Truncated(format!(
+                "{} bytes, the envelope is not complete",
+                self.head.len()
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -306,6 +694,66 @@ mod tests {
             assert_eq!(arrays.id_ends, [1, 2]);
             assert_eq!(arrays.metadata_bytes, b"{\"k\":1}");
             assert_eq!(arrays.graph.is_some(), graph);
+        }
+    }
+
+    struct Owned {
+        vectors: Vec<f32>,
+        links0: Vec<u32>,
+    }
+
+    impl SegmentSource for Owned {
+        fn view(&self) -> SegmentView<'_> {
+            SegmentView {
+                dim: 2,
+                vectors: &self.vectors,
+                id_bytes: b"ab",
+                id_ends: &[1, 2],
+                metadata_bytes: b"{\"k\":1}",
+                metadata_ends: &[0, 7],
+                graph: Some(GraphView {
+                    m: 2,
+                    entry: 0,
+                    links0: &self.links0,
+                    upper_points: &[],
+                    upper_levels: &[],
+                    upper_start: &[],
+                    upper: &[],
+                }),
+            }
+        }
+    }
+
+    #[test]
+    fn streamed_objects_read_back_whatever_the_chunking() {
+        let source = Arc::new(Owned {
+            vectors: vec![1.0, 2.0, 3.0, 4.0],
+            links0: vec![1, 1, 0, 0, 0, 1, 0, 0, 0, 0],
+        });
+        let writer = SegmentWriter::new(source, "idx", "00000000000000aa", 5).unwrap();
+        let len = writer.len();
+        let bytes: Vec<u8> = writer.flat_map(|b| b.to_vec()).collect();
+        assert_eq!(bytes.len() as u64, len);
+        for step in [1, 2, 3, 7, 64, bytes.len()] {
+            let mut reader = SegmentObjectReader::default();
+            for chunk in bytes.chunks(step) {
+                reader.feed(chunk).unwrap();
+            }
+            let (env, arrays) = reader.finish().unwrap();
+            assert_eq!((env.index.as_str(), env.segment.id), ("idx", 5));
+            assert_eq!(arrays.vectors, [1.0, 2.0, 3.0, 4.0]);
+            assert_eq!(arrays.graph.unwrap().links0, [1, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
+        }
+        for cut in 0..bytes.len() {
+            let mut reader = SegmentObjectReader::default();
+            let fed = reader.feed(&bytes[..cut]);
+            assert!(fed.is_err() || reader.finish().is_err(), "cut {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            let mut reader = SegmentObjectReader::default();
+            let _ = reader.feed(&b).and_then(|_| reader.finish().map(|_| ()));
         }
     }
 

@@ -263,6 +263,7 @@ impl Index {
                 };
                 let seg = &mut s.segments[pos];
                 seg.graph = graph.map(Arc::new);
+                seg.first_lsn = None;
                 seg.busy.store(false, Relaxed);
                 JobReport {
                     summary: format!(
@@ -307,6 +308,7 @@ impl Index {
                             deleted,
                             deleted_count,
                             busy: AtomicBool::new(false),
+                            first_lsn: None,
                         },
                     );
                     format!(

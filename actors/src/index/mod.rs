@@ -33,6 +33,7 @@ pub mod scratch;
 pub mod sealed;
 mod search;
 pub mod snapshot;
+pub mod storage;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -99,6 +100,9 @@ struct Growing {
     points: Points,
     deleted: BitSet,
     deleted_count: usize,
+    /// Log sequence number of the first mutation whose items are here: the log objects
+    /// from that one on are needed to rebuild the segment after a restart.
+    first_lsn: Option<u64>,
 }
 
 /// A segment that no longer changes, but for its tombstones.
@@ -113,6 +117,9 @@ struct Segment {
     /// are planned and given up under the read lock (only the index actor does either,
     /// one at a time), never waiting behind a long search.
     busy: AtomicBool,
+    /// For a frozen segment: the log sequence number of its first mutation (see
+    /// `Growing`); none once sealed (its points are then stored as a segment object).
+    first_lsn: Option<u64>,
 }
 
 /// Where a live item is.
@@ -266,12 +273,23 @@ impl Index {
     /// Adds a checked batch (see `IndexParams::check_items`): new ids are appended to the
     /// growing segment, known ids replaced (their old copy tombstoned). The whole batch
     /// becomes visible at once. Refused with `Busy` while too many points wait to be sealed.
-    /// Must not run concurrently with another mutation.
-    pub fn add(&self, items: Vec<NewItem>) -> Result<AddOutcome, IndexError> {
+    /// `lsn` is the mutation's log sequence number. Must not run concurrently with another
+    /// mutation.
+    pub fn add(&self, items: Vec<NewItem>, lsn: u64) -> Result<AddOutcome, IndexError> {
+        self.add_inner(items, lsn, true)
+    }
+
+    /// `add` for a batch replayed from the log at start-up: never refused as busy.
+    pub(crate) fn add_inner(
+        &self,
+        items: Vec<NewItem>,
+        lsn: u64,
+        back_pressure: bool,
+    ) -> Result<AddOutcome, IndexError> {
         let added = items.len();
         let mut s = self.write();
         let unsealed = s.unsealed_points();
-        if unsealed > 0 && unsealed + added > self.config.max_unsealed_points {
+        if back_pressure && unsealed > 0 && unsealed + added > self.config.max_unsealed_points {
             return Err(IndexError::Busy {
                 message: format!(
                     "index {:?} has {unsealed} items waiting to be indexed (limit {}); retry shortly",
@@ -280,6 +298,7 @@ impl Index {
                 retry_after_s: 2,
             });
         }
+        s.growing.first_lsn.get_or_insert(lsn);
         for item in items {
             if let Some(loc) = s.locate(&item.id) {
                 s.tombstone(loc);
@@ -373,6 +392,7 @@ impl Growing {
             points: Points::new(dim),
             deleted: BitSet::default(),
             deleted_count: 0,
+            first_lsn: None,
         }
     }
 }
@@ -449,6 +469,7 @@ impl State {
             deleted: old.deleted,
             deleted_count: old.deleted_count,
             busy: AtomicBool::new(false),
+            first_lsn: old.first_lsn,
         });
     }
 

@@ -87,7 +87,7 @@ fn encode_segment(
 }
 
 /// Each point's metadata as JSON, back to back (empty for `{}`), with end offsets.
-fn encode_metadata(metadata: &[Metadata]) -> (Vec<u8>, Vec<u64>) {
+pub(super) fn encode_metadata(metadata: &[Metadata]) -> (Vec<u8>, Vec<u64>) {
     let mut bytes = Vec::new();
     let mut ends = Vec::with_capacity(metadata.len());
     for m in metadata {
@@ -100,7 +100,7 @@ fn encode_metadata(metadata: &[Metadata]) -> (Vec<u8>, Vec<u64>) {
     (bytes, ends)
 }
 
-fn decode_metadata(bytes: &[u8], ends: &[u64]) -> Result<Vec<Metadata>, String> {
+pub(super) fn decode_metadata(bytes: &[u8], ends: &[u64]) -> Result<Vec<Metadata>, String> {
     let mut out = Vec::with_capacity(ends.len());
     let mut start = 0usize;
     for (p, &end) in ends.iter().enumerate() {
@@ -208,6 +208,7 @@ fn from_v2(envelope: IndexEnvelope, payload: &[u8], config: EngineConfig) -> Res
                 points,
                 deleted,
                 deleted_count,
+                first_lsn: None,
             });
         } else {
             segments.push(Segment {
@@ -217,6 +218,7 @@ fn from_v2(envelope: IndexEnvelope, payload: &[u8], config: EngineConfig) -> Res
                 deleted,
                 deleted_count,
                 busy: AtomicBool::new(false),
+                first_lsn: None,
             });
         }
     }
@@ -237,7 +239,7 @@ fn from_v2(envelope: IndexEnvelope, payload: &[u8], config: EngineConfig) -> Res
 }
 
 /// Every live id must be live in one segment only.
-fn check_unique_live_ids(state: &State) -> Result<(), String> {
+pub(super) fn check_unique_live_ids(state: &State) -> Result<(), String> {
     let mut seen = std::collections::HashSet::new();
     let all = state
         .segments
@@ -335,6 +337,7 @@ fn from_v1(
             deleted,
             deleted_count,
             busy: AtomicBool::new(false),
+            first_lsn: None,
         }],
         next_id: 3,
     };

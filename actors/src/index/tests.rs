@@ -54,7 +54,9 @@ fn items_from(first: usize, vectors: &[Vec<f32>], prefix: &str, p: &IndexParams)
 fn add_all(index: &Index, data: &[Vec<f32>], prefix: &str, batch: usize) {
     let p = index.params().clone();
     for (b, chunk) in data.chunks(batch).enumerate() {
-        index.add(items_from(b * batch, chunk, prefix, &p)).unwrap();
+        index
+            .add(items_from(b * batch, chunk, prefix, &p), 0)
+            .unwrap();
     }
 }
 
@@ -107,7 +109,7 @@ fn recall_at_10_is_at_least_095_over_sealed_and_growing_segments() {
         };
         let index = Index::new(p.clone(), config);
         for (b, chunk) in data.chunks(1200).enumerate() {
-            index.add(items_from(b * 1200, chunk, "", &p)).unwrap();
+            index.add(items_from(b * 1200, chunk, "", &p), 0).unwrap();
             settle(&index);
         }
         let segments = index.segments();
@@ -197,7 +199,7 @@ fn an_id_replaced_across_segments_is_returned_once_with_its_new_vector() {
         })
         .collect();
     let replaced = far.len();
-    index.add(p.check_items(far).unwrap()).unwrap();
+    index.add(p.check_items(far).unwrap(), 0).unwrap();
     let mut deleted = 0;
     for i in (0..3000).step_by(3) {
         assert!(index.delete(&i.to_string()));
@@ -311,14 +313,14 @@ fn writes_while_a_job_builds_are_kept() {
         assert!(index.delete(&i.to_string()));
     }
     let fresh = random_vectors(22, 50, 8);
-    index.add(items(&fresh, "new-", &p)).unwrap();
+    index.add(items(&fresh, "new-", &p), 0).unwrap();
     let replacement = NewItem {
         id: "999".into(),
         vector: vec![50.0; 8],
         metadata: serde_json::from_value(json!({"v": 2})).unwrap(),
     };
     index
-        .add(p.check_items(vec![replacement]).unwrap())
+        .add(p.check_items(vec![replacement]).unwrap(), 0)
         .unwrap();
     let built = index.build(job).unwrap();
     index.install(built);
@@ -378,7 +380,7 @@ fn searches_and_writes_go_on_during_seals_and_merges() {
     };
     // writes: all items, then every other one deleted, then a third replaced
     for (b, chunk) in data.chunks(100).enumerate() {
-        index.add(items_from(b * 100, chunk, "", &p)).unwrap();
+        index.add(items_from(b * 100, chunk, "", &p), 0).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     for i in (0..6000).step_by(2) {
@@ -393,7 +395,9 @@ fn searches_and_writes_go_on_during_seals_and_merges() {
         })
         .collect();
     for chunk in replacements.chunks(100) {
-        index.add(p.check_items(chunk.to_vec()).unwrap()).unwrap();
+        index
+            .add(p.check_items(chunk.to_vec()).unwrap(), 0)
+            .unwrap();
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -429,14 +433,14 @@ fn add_answers_busy_while_too_much_waits_to_be_sealed() {
     let index = Index::new(p.clone(), config);
     let data = random_vectors(40, 400, 4);
     add_all(&index, &data[..200], "a", 100); // two frozen segments
-    let err = index.add(items(&data[200..300], "b", &p)).unwrap_err();
+    let err = index.add(items(&data[200..300], "b", &p), 0).unwrap_err();
     match err {
         IndexError::Busy { message, .. } => assert!(message.contains("waiting"), "{message}"),
         other => panic!("expected busy, got {other:?}"),
     }
     assert_eq!(index.stats().count, 200, "a refused batch changes nothing");
     settle(&index);
-    assert!(index.add(items(&data[200..300], "b", &p)).is_ok());
+    assert!(index.add(items(&data[200..300], "b", &p), 0).is_ok());
     assert_eq!(index.stats().count, 300);
 }
 
@@ -474,6 +478,7 @@ fn a_multi_segment_index_round_trips_exactly() {
                     metadata: Map::new(),
                 }])
                 .unwrap(),
+                0,
             )
             .unwrap();
         let again = Index::decode(&restored.snapshot().unwrap(), small(1000)).unwrap();

@@ -86,7 +86,10 @@ pub fn build_index(data: &Dataset, p: &IndexParams, batch: usize) -> (Arc<Index>
                 metadata: Map::new(),
             })
             .collect();
-        match p.check_items(items).map(|items| index.add(items)) {
+        match p
+            .check_items(items)
+            .map(|items| index.add(items, b as u64 + 1))
+        {
             Ok(Ok(_)) => {}
             Ok(Err(e)) | Err(e) => eprintln!("batch {b} refused: {e}"),
         }

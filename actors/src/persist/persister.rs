@@ -4,9 +4,9 @@
 //!
 //! Each index has a slot. A save or delete for a name never overlaps another one for the
 //! same name, and a deleted index's slot cancels its pending saves, waits for a save in
-//! flight, then removes the stored copy, so a deleted index can never come back. The
-//! snapshot is taken by the index actor between two mutations; the network write happens
-//! here, with no lock held.
+//! flight, then removes the stored copy, so a deleted index can never come back. What a
+//! save writes and in which order is in `save`; the changes are taken by the index actor
+//! between two mutations, and the network writes happen here, with no lock held.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -16,17 +16,17 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures::channel::oneshot;
 
+use super::layout::{manifest_key, new_incarnation};
+use super::save::{self, SaveError, Stored};
 use crate::error::IndexError;
 use crate::index_actor::IndexActor;
-use crate::messages::{Flush, FlushAll, Forget, MarkDirty, TakeSnapshot};
-use crate::storeclient::{StoreClient, StoreError};
+use crate::messages::{Flush, FlushAll, Forget, MarkDirty, SealNow};
+use crate::storeclient::StoreClient;
 
-/// Where index `name` is stored.
-pub fn object_key(name: &str) -> String {
-    format!("{KEY_PREFIX}{name}{KEY_SUFFIX}")
-}
-pub const KEY_PREFIX: &str = "_vectors/";
-pub const KEY_SUFFIX: &str = ".lhv1";
+/// When the log objects waiting for a manifest pass this size or count, the index is asked
+/// to seal its growing segment, so that the next manifest covers them.
+const LOG_SEAL_BYTES: u64 = 64 << 20;
+const LOG_SEAL_COUNT: usize = 1024;
 
 /// How often slots are checked for due work.
 const TICK: Duration = Duration::from_millis(25);
@@ -78,6 +78,12 @@ struct Slot {
     flush_waiters: Vec<(u64, oneshot::Sender<Result<bool, IndexError>>)>,
     /// Last failure, for the index info; cleared by the next success.
     last_error: Option<String>,
+    /// What storage holds of this index (taken by a save in flight, then put back).
+    stored: Stored,
+    /// The incarnation (kept here too: a delete needs it while a save holds `stored`).
+    incarnation: String,
+    /// The index was asked to seal for its log's sake and has not yet been covered.
+    seal_asked: bool,
 }
 
 /// A delete waiting to be carried out (or retried).
@@ -89,8 +95,11 @@ struct PendingDelete {
 }
 
 impl Slot {
-    fn new(generation: u64, now: Instant) -> Slot {
+    fn new(generation: u64, now: Instant, stored: Stored) -> Slot {
         Slot {
+            incarnation: stored.incarnation.clone(),
+            stored,
+            seal_asked: false,
             generation,
             actor: None,
             dirty_seq: 0,
@@ -203,52 +212,66 @@ impl Persister {
         actor: Addr<IndexActor>,
     ) {
         let store = self.store.clone();
-        let key = object_key(&name);
         let started = Instant::now();
-        let work = async move {
-            let snapshot = match actor.send(TakeSnapshot).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(SaveError::Snapshot(e.to_string())),
-                // The actor stopped: the index was deleted; the Forget will follow.
-                Err(_) => return Err(SaveError::Gone),
-            };
-            let len = snapshot.bytes.len();
-            store
-                .put(&key, snapshot.bytes)
-                .await
-                .map_err(SaveError::Store)?;
-            Ok((snapshot.seq, len))
+        let Some(slot) = self.slots.get_mut(&name) else {
+            return;
         };
-        ctx.spawn(work.into_actor(self).map(move |res, act, _| {
+        let mut stored = std::mem::take(&mut slot.stored);
+        let index = name.clone();
+        let seal_actor = actor.clone();
+        let work = async move {
+            let result = save::save(&store, &index, actor, &mut stored).await;
+            (stored, result)
+        };
+        ctx.spawn(work.into_actor(self).map(move |(stored, res), act, _| {
             let Some(slot) = act.slots.get_mut(&name) else {
                 return;
             };
             if slot.generation != generation {
                 return; // cannot happen: a slot outlives its busy operation
             }
+            slot.stored = stored;
             slot.busy = false;
             match res {
-                Ok((seq, len)) => {
+                Ok(saved) => {
                     act.stats.saves_ok.fetch_add(1, Relaxed);
-                    act.stats.bytes_saved.fetch_add(len as u64, Relaxed);
+                    act.stats
+                        .bytes_saved
+                        .fetch_add(saved.bytes_written, Relaxed);
                     log::debug!(
-                        "index {name:?}: saved {len} bytes to {} in {} ms",
-                        object_key(&name),
+                        "index {name:?}: saved {} bytes{} in {} ms",
+                        saved.bytes_written,
+                        if saved.manifest_written {
+                            " and a new manifest"
+                        } else {
+                            ""
+                        },
                         started.elapsed().as_millis()
                     );
                     slot.succeeded();
-                    slot.saved_seq = slot.saved_seq.max(seq);
+                    slot.saved_seq = slot.saved_seq.max(saved.seq);
                     if slot.saved_seq >= slot.dirty_seq {
                         slot.first_dirty = None;
                     }
-                    let saved = slot.saved_seq;
-                    let (done, waiting): (Vec<_>, Vec<_>) = slot
+                    let done = slot.saved_seq;
+                    let (ready, waiting): (Vec<_>, Vec<_>) = slot
                         .flush_waiters
                         .drain(..)
-                        .partition(|(target, _)| *target <= saved);
+                        .partition(|(target, _)| *target <= done);
                     slot.flush_waiters = waiting;
-                    for (_, tx) in done {
+                    for (_, tx) in ready {
                         let _ = tx.send(Ok(true));
+                    }
+                    // A long log: have the growing segment sealed, so that a manifest
+                    // can cover it (asked once until that happens).
+                    let long = slot.stored.log_bytes() > LOG_SEAL_BYTES
+                        || slot.stored.logs.len() > LOG_SEAL_COUNT;
+                    if saved.manifest_written {
+                        slot.seal_asked = false;
+                    }
+                    if long && !slot.seal_asked {
+                        slot.seal_asked = true;
+                        seal_actor.do_send(SealNow);
                     }
                 }
                 // The index was deleted meanwhile; the delete answers its waiters.
@@ -256,8 +279,8 @@ impl Persister {
                 Err(e) => {
                     act.stats.saves_failed.fetch_add(1, Relaxed);
                     log::warn!(
-                        "index {name:?}: saving {} failed, will retry in {} ms: {e}",
-                        object_key(&name),
+                        "index {name:?}: saving to {} failed, will retry in {} ms: {e}",
+                        manifest_key(&name),
                         slot.backoff.as_millis()
                     );
                     slot.failed(Instant::now(), e.to_string());
@@ -270,8 +293,13 @@ impl Persister {
 
     fn start_delete(&mut self, ctx: &mut Context<Self>, name: String, generation: u64) {
         let store = self.store.clone();
-        let key = object_key(&name);
-        let work = async move { store.delete(&key).await };
+        let index = name.clone();
+        let incarnation = self
+            .slots
+            .get(&name)
+            .map(|s| s.incarnation.clone())
+            .filter(|i| !i.is_empty());
+        let work = async move { save::remove(&store, &index, incarnation.as_deref()).await };
         ctx.spawn(work.into_actor(self).map(move |res, act, _| {
             let Some(slot) = act.slots.get_mut(&name) else { return };
             if slot.generation != generation {
@@ -281,7 +309,7 @@ impl Persister {
             match res {
                 Ok(()) => {
                     act.stats.deletes_ok.fetch_add(1, Relaxed);
-                    log::info!("index {name:?}: removed {} from storage", object_key(&name));
+                    log::info!("index {name:?}: removed {} from storage", manifest_key(&name));
                     // This generation is over: the name may be used again from now on.
                     if let Some(slot) = act.slots.remove(&name) {
                         if let Some(pending) = slot.delete {
@@ -298,7 +326,7 @@ impl Persister {
                     act.stats.deletes_failed.fetch_add(1, Relaxed);
                     log::warn!(
                         "index {name:?}: removing {} failed, will retry in {} ms: {e}",
-                        object_key(&name),
+                        manifest_key(&name),
                         slot.backoff.as_millis()
                     );
                     slot.failed(Instant::now(), e.to_string());
@@ -317,16 +345,6 @@ impl Persister {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum SaveError {
-    #[error("index is gone")]
-    Gone,
-    #[error("snapshot failed: {0}")]
-    Snapshot(String),
-    #[error("{0}")]
-    Store(StoreError),
-}
-
 impl Actor for Persister {
     type Context = Context<Self>;
 
@@ -340,17 +358,16 @@ impl Handler<MarkDirty> for Persister {
 
     fn handle(&mut self, msg: MarkDirty, _: &mut Context<Self>) {
         let now = Instant::now();
-        let slot = self
-            .slots
-            .entry(msg.name.clone())
-            .or_insert_with(|| Slot::new(msg.generation, now));
+        // A created index (the registry reports its creation) starts a new incarnation.
+        let fresh = || Slot::new(msg.generation, now, Stored::new(new_incarnation()));
+        let slot = self.slots.entry(msg.name.clone()).or_insert_with(fresh);
         if msg.generation < slot.generation || slot.delete.is_some() {
             return; // a late word from a deleted index
         }
         if msg.generation > slot.generation {
             // A clean slot of an earlier index (the registry reserves a name until the
             // delete of its previous index is done, so no delete can be pending here).
-            let mut old = std::mem::replace(slot, Slot::new(msg.generation, now));
+            let mut old = std::mem::replace(slot, fresh());
             old.answer_flushes(|| Err(IndexError::IndexNotFound(msg.name.clone())));
         }
         slot.actor = Some(msg.actor);
@@ -392,10 +409,12 @@ impl Handler<Forget> for Persister {
 
     fn handle(&mut self, msg: Forget, _: &mut Context<Self>) -> Self::Result {
         let name = msg.name;
+        // No slot: an index loaded and never changed, or a stored copy that failed to
+        // load (its incarnation unknown: its other objects wait for the start-up cleanup).
         let slot = self
             .slots
             .entry(name.clone())
-            .or_insert_with(|| Slot::new(msg.generation, Instant::now()));
+            .or_insert_with(|| Slot::new(msg.generation, Instant::now(), Stored::default()));
         if msg.generation < slot.generation {
             // Cannot happen while the registry reserves names; never delete a newer
             // index's copy.
@@ -463,6 +482,33 @@ impl Handler<FlushAll> for Persister {
             }
             first_error.map_or(Ok(()), Err)
         })
+    }
+}
+
+/// To the persister, from the start-up load: index `name` of `generation` is stored as
+/// `stored` says; `dirty` when it must be saved at once (read from an old layout).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt {
+    pub name: String,
+    pub generation: u64,
+    pub actor: Addr<IndexActor>,
+    pub stored: Stored,
+    pub dirty: bool,
+}
+
+impl Handler<Adopt> for Persister {
+    type Result = ();
+
+    fn handle(&mut self, msg: Adopt, _: &mut Context<Self>) {
+        let now = Instant::now();
+        let mut slot = Slot::new(msg.generation, now, msg.stored);
+        slot.actor = Some(msg.actor);
+        if msg.dirty {
+            slot.dirty_seq = 1;
+            slot.first_dirty = Some(now);
+        }
+        self.slots.insert(msg.name, slot);
     }
 }
 

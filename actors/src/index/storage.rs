@@ -1,0 +1,260 @@
+//! What persistence needs from an index, and an index rebuilt from what was stored.
+//!
+//! Stored, an index is its sealed segments (each an immutable object written once) with
+//! their tombstones, plus the log of the mutations since the oldest unsealed point was
+//! added (`covered_lsn`): the growing and frozen segments are rebuilt from the log at
+//! start-up and sealed again in the background.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use super::bitset::BitSet;
+use super::ids::IdTable;
+use super::points::{Metadata, Points};
+use super::sealed::FlatGraph;
+use super::{EngineConfig, Growing, Index, IndexParams, NewItem, Segment, State};
+use crate::codec::log::{LogBatch, LogRecord};
+use crate::codec::segment::{SegmentArrays, SegmentSource, SegmentView};
+
+/// A sealed segment, as the persister sees it: enough to write its object (once) and its
+/// tombstones (in every manifest).
+#[derive(Clone)]
+pub struct SealedSegment {
+    pub id: u64,
+    pub points: usize,
+    pub tombstones: usize,
+    /// Tombstone bits, `ceil(points / 8)` bytes, bit p of byte p / 8.
+    pub tombstone_bits: Vec<u8>,
+    data: Arc<Points>,
+    graph: Arc<FlatGraph>,
+}
+
+impl SealedSegment {
+    /// The segment's arrays, ready to stream (metadata encoded as JSON now).
+    pub fn source(&self) -> Arc<dyn SegmentSource> {
+        let (metadata_bytes, metadata_ends) =
+            super::snapshot::encode_metadata(self.data.metadata_slice());
+        Arc::new(StoredArrays {
+            points: self.data.clone(),
+            graph: self.graph.clone(),
+            metadata_bytes,
+            metadata_ends,
+        })
+    }
+}
+
+struct StoredArrays {
+    points: Arc<Points>,
+    graph: Arc<FlatGraph>,
+    metadata_bytes: Vec<u8>,
+    metadata_ends: Vec<u64>,
+}
+
+impl SegmentSource for StoredArrays {
+    fn view(&self) -> SegmentView<'_> {
+        let (id_bytes, id_ends) = self.points.ids().parts();
+        SegmentView {
+            dim: self.points.dim(),
+            vectors: self.points.vectors(),
+            id_bytes,
+            id_ends,
+            metadata_bytes: &self.metadata_bytes,
+            metadata_ends: &self.metadata_ends,
+            graph: Some(self.graph.view()),
+        }
+    }
+}
+
+fn bits_of(deleted: &BitSet, points: usize) -> Vec<u8> {
+    let mut out = vec![0u8; points.div_ceil(8)];
+    for p in deleted.ones().filter(|&p| p < points) {
+        out[p / 8] |= 1 << (p % 8);
+    }
+    out
+}
+
+/// A stored segment, decoded, with its tombstones from the manifest.
+pub struct LoadedSegment {
+    pub id: u64,
+    pub arrays: SegmentArrays,
+    pub tombstone_bits: Vec<u8>,
+}
+
+impl Index {
+    /// Every sealed segment, oldest first.
+    pub fn sealed_segments(&self) -> Vec<SealedSegment> {
+        let s = self.read();
+        s.segments
+            .iter()
+            .filter_map(|seg| {
+                Some(SealedSegment {
+                    id: seg.id,
+                    points: seg.points.len(),
+                    tombstones: seg.deleted_count,
+                    tombstone_bits: bits_of(&seg.deleted, seg.points.len()),
+                    data: seg.points.clone(),
+                    graph: seg.graph.clone()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The last log sequence number whose changes the sealed segments hold: every point
+    /// not yet sealed was added by a later mutation. `current` when all points are sealed.
+    pub fn covered_lsn(&self, current: u64) -> u64 {
+        let s = self.read();
+        let unsealed = s
+            .segments
+            .iter()
+            .filter(|seg| seg.graph.is_none())
+            .filter_map(|seg| seg.first_lsn)
+            .chain(s.growing.first_lsn.filter(|_| !s.growing.points.is_empty()));
+        unsealed.min().map_or(current, |first| first - 1)
+    }
+
+    /// For an index read from a whole-index object (0.1.0, or the one-object layout), whose
+    /// unsealed points have no log yet: their live items as one add record at lsn 1, which
+    /// the first save writes as a log object; returns it (empty when nothing is unsealed).
+    pub fn unsealed_as_log(&self) -> LogBatch {
+        let mut s = self.write();
+        let mut batch = LogBatch::default();
+        let mut items: Vec<(String, Vec<f32>, serde_json::Map<String, serde_json::Value>)> =
+            Vec::new();
+        let growing = (&s.growing.points, &s.growing.deleted);
+        let frozen = s
+            .segments
+            .iter()
+            .filter(|seg| seg.graph.is_none())
+            .map(|seg| (&*seg.points, &seg.deleted));
+        for (points, deleted) in frozen.chain(std::iter::once(growing)) {
+            for p in (0..points.len()).filter(|&p| !deleted.get(p)) {
+                items.push((
+                    points.id(p).to_string(),
+                    points.vector(p).to_vec(),
+                    points.metadata_owned(p),
+                ));
+            }
+        }
+        if !items.is_empty() {
+            batch.push_add(
+                1,
+                items.iter().map(|(i, v, m)| (i.as_str(), v.as_slice(), m)),
+            );
+            for seg in s.segments.iter_mut().filter(|seg| seg.graph.is_none()) {
+                seg.first_lsn = Some(1);
+            }
+            if !s.growing.points.is_empty() {
+                s.growing.first_lsn = Some(1);
+            }
+        }
+        batch
+    }
+
+    /// An index from its stored sealed segments (no unsealed points yet: the log comes
+    /// next, with `replay`).
+    pub fn from_storage(
+        params: IndexParams,
+        config: EngineConfig,
+        segments: Vec<LoadedSegment>,
+    ) -> Result<Index, String> {
+        params
+            .check()
+            .map_err(|e| format!("bad index parameters: {e}"))?;
+        let mut restored = Vec::with_capacity(segments.len());
+        let mut next_id = 1;
+        for seg in segments {
+            let id = seg.id;
+            let (points, graph) = arrays_to_segment(seg.arrays, params.dim, params.m)
+                .map_err(|e| format!("segment {id}: {e}"))?;
+            let n = points.len();
+            if seg.tombstone_bits.len() != n.div_ceil(8) {
+                return Err(format!("segment {id}: tombstones do not fit {n} points"));
+            }
+            let mut deleted = BitSet::with_len(n);
+            let mut deleted_count = 0;
+            for p in 0..n {
+                if seg.tombstone_bits[p / 8] & (1 << (p % 8)) != 0 {
+                    deleted.set(p);
+                    deleted_count += 1;
+                }
+            }
+            if restored.iter().any(|s: &Segment| s.id == id) {
+                return Err(format!("segment {id} appears twice"));
+            }
+            next_id = next_id.max(id + 1);
+            restored.push(Segment {
+                id,
+                points: Arc::new(points),
+                graph: Some(Arc::new(graph)),
+                deleted,
+                deleted_count,
+                busy: AtomicBool::new(false),
+                first_lsn: None,
+            });
+        }
+        let state = State {
+            growing: Growing::new(next_id, params.dim),
+            segments: restored,
+            next_id: next_id + 1,
+        };
+        super::snapshot::check_unique_live_ids(&state)?;
+        Ok(Index::from_state(params, config, state))
+    }
+
+    /// Applies logged mutations in lsn order (at start-up, before the index serves). An
+    /// add replaces earlier copies of its ids, a delete of an absent id does nothing, so
+    /// replaying a change the segments already hold is harmless.
+    pub fn replay(&self, records: Vec<LogRecord>) -> Result<(), String> {
+        for record in records {
+            match record {
+                LogRecord::Add { lsn, items } => {
+                    let items: Vec<NewItem> = items
+                        .into_iter()
+                        .map(|i| NewItem {
+                            id: i.id,
+                            vector: i.vector,
+                            metadata: i.metadata,
+                        })
+                        .collect();
+                    let items = self
+                        .params
+                        .check_items(items)
+                        .map_err(|e| format!("log record {lsn}: {e}"))?;
+                    self.add_inner(items, lsn, false)
+                        .map_err(|e| format!("log record {lsn}: {e}"))?;
+                }
+                LogRecord::Delete { id, .. } => {
+                    self.delete(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Points and graph of a stored sealed segment.
+pub(super) fn arrays_to_segment(
+    arrays: SegmentArrays,
+    dim: usize,
+    m: usize,
+) -> Result<(Points, FlatGraph), String> {
+    let ids = IdTable::from_parts(arrays.id_bytes, arrays.id_ends)?;
+    let metadata: Vec<Metadata> =
+        super::snapshot::decode_metadata(&arrays.metadata_bytes, &arrays.metadata_ends)?;
+    let points = Points::from_parts(dim, arrays.vectors, ids, metadata)?;
+    let g = arrays.graph.ok_or("a sealed segment without a graph")?;
+    if g.m != m {
+        return Err(format!("a graph of m {}, the index has m {m}", g.m));
+    }
+    let graph = FlatGraph::from_parts(
+        points.len(),
+        g.m,
+        g.links0,
+        g.upper_points,
+        g.upper_levels,
+        g.upper_start,
+        g.upper,
+        g.entry,
+    )?;
+    Ok((points, graph))
+}
