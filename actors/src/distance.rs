@@ -60,18 +60,6 @@ impl Metric {
     }
 }
 
-impl Metric {
-    /// The API distance from the graph's distance for the same pair (see the graph
-    /// distance types below): equal for cosine and l2, the inverse remapping for ip.
-    pub fn from_graph(self, d: f32) -> f32 {
-        match self {
-            Metric::Cosine | Metric::L2 => d,
-            Metric::Ip if d >= 1.0 => d - 1.0,
-            Metric::Ip => 1.0 - 1.0 / d,
-        }
-    }
-}
-
 /// The distance kernels for this CPU: plain function pointers, so a hot loop calls them
 /// without re-checking the CPU.
 #[derive(Clone, Copy)]
@@ -531,18 +519,28 @@ mod tests {
         assert_eq!(by_graph, by_api);
     }
 
+    /// The API distance from the graph's distance for the same pair: equal for cosine and
+    /// l2, the inverse remapping for ip.
+    fn api_from_graph(metric: Metric, d: f32) -> f32 {
+        match metric {
+            Metric::Cosine | Metric::L2 => d,
+            Metric::Ip if d >= 1.0 => d - 1.0,
+            Metric::Ip => 1.0 - 1.0 / d,
+        }
+    }
+
     #[test]
     fn graph_distances_map_back_to_api_distances() {
         for pair in vectors(11, 200, 16).chunks(2) {
             let (mut a, mut b) = (pair[0].clone(), pair[1].clone());
             a.iter_mut().for_each(|x| *x *= 3.0);
-            let ip = Metric::Ip.from_graph(IpDistance.eval(&a, &b));
+            let ip = api_from_graph(Metric::Ip, IpDistance.eval(&a, &b));
             assert!((ip - Metric::Ip.reported(&a, &b)).abs() < 1e-4, "{ip}");
-            let l2 = Metric::L2.from_graph(L2Distance.eval(&a, &b));
+            let l2 = api_from_graph(Metric::L2, L2Distance.eval(&a, &b));
             assert!((l2 - Metric::L2.reported(&a, &b)).abs() < 1e-5);
             normalize(&mut a);
             normalize(&mut b);
-            let cos = Metric::Cosine.from_graph(CosineDistance.eval(&a, &b));
+            let cos = api_from_graph(Metric::Cosine, CosineDistance.eval(&a, &b));
             assert!((cos - Metric::Cosine.reported(&a, &b)).abs() < 1e-6);
         }
     }

@@ -2,10 +2,12 @@
 //! order: add batches, item deletes, the installs of background jobs (seals, merges,
 //! compactions), snapshots for the persister, and the index's own deletion.
 //!
-//! The actor only sequences work. Every step that touches the index's lock runs on the
+//! The actor only sequences work. Every step that takes the index's write lock runs on the
 //! blocking pool while the actor waits for it (`AtomicResponse`, `ctx.wait`), so the actor
 //! thread, which all index actors share, never blocks: a long search holding one index's
-//! read lock delays that index's next mutation, never another index's. Searches and reads
+//! read lock delays that index's next mutation, never another index's. (Planning a job
+//! takes the read lock on the actor thread; no writer can be waiting then, since the
+//! actor itself runs the writes, so it does not wait.) Searches and reads
 //! do not go through the actor at all: they use the shared `Index` and run beside it.
 //!
 //! Background jobs: after each mutation the actor asks the index for due work — at most
@@ -23,6 +25,9 @@ use crate::error::IndexError;
 use crate::index::{AddOutcome, Index, JobKind};
 use crate::messages::{AddItems, Changes, DeleteItem, DropIndex, MarkDirty, SealNow, TakeChanges};
 use crate::persist::persister::Persister;
+
+/// Wait before retrying a background job that failed.
+const JOB_RETRY: Duration = Duration::from_secs(5);
 
 /// When an idle index seals its growing segment.
 #[derive(Debug, Clone, Copy)]
@@ -166,26 +171,35 @@ impl IndexActor {
                     Ok(built) => built,
                     Err(e) => {
                         log::error!(
-                            "index {:?}: background job on segments {segments:?} failed: {e}",
-                            act.name
+                            "index {:?}: background job on segments {segments:?} failed, retrying in {} s: {e}",
+                            act.name,
+                            JOB_RETRY.as_secs()
                         );
                         act.index.release(&segments);
                         act.job_done(kind);
+                        ctx.run_later(JOB_RETRY, |act, ctx| act.start_jobs(ctx));
                         return;
                     }
                 };
                 // Installed between two mutations, on the blocking pool.
+                let install_segments = segments.clone();
                 let index = act.index.clone();
                 let install = blocking(act.name.clone(), "installing a segment", move || {
                     index.install(built)
                 });
                 ctx.wait(install.into_actor(act).map(move |report, act, ctx| {
                     act.job_done(kind);
-                    if let Ok(report) = report {
-                        log::info!("index {:?}: {}", act.name, report.summary);
-                        act.changed(ctx);
-                    } else {
-                        act.start_jobs(ctx);
+                    match report {
+                        Ok(report) => {
+                            log::info!("index {:?}: {}", act.name, report.summary);
+                            act.changed(ctx);
+                        }
+                        Err(_) => {
+                            // The install panicked (logged by `blocking`): give the segments
+                            // back so that a later job can take them.
+                            act.index.release(&install_segments);
+                            ctx.run_later(JOB_RETRY, |act, ctx| act.start_jobs(ctx));
+                        }
                     }
                 }));
             }));
@@ -245,7 +259,16 @@ impl Handler<AddItems> for IndexActor {
             Ok((index.add(items, lsn)?, log))
         });
         AtomicResponse::new(Box::pin(work.into_actor(self).map(move |res, act, ctx| {
-            let (outcome, log) = res.and_then(|r| r)?;
+            let (outcome, log) = match res.and_then(|r| r) {
+                Ok(done) => done,
+                Err(e) => {
+                    if matches!(e, IndexError::Busy { .. }) {
+                        // Too much waits to be sealed: make sure the seal is under way.
+                        act.start_jobs(ctx);
+                    }
+                    return Err(e);
+                }
+            };
             act.lsn = lsn;
             act.pending.append(log);
             act.written(ctx);
@@ -327,18 +350,5 @@ impl Handler<DropIndex> for IndexActor {
 
     fn handle(&mut self, _: DropIndex, ctx: &mut Context<Self>) {
         ctx.stop();
-    }
-}
-
-/// Whether the actor is building or installing background work (for the index info).
-#[derive(Message)]
-#[rtype(result = "bool")]
-pub struct IsIndexing;
-
-impl Handler<IsIndexing> for IndexActor {
-    type Result = bool;
-
-    fn handle(&mut self, _: IsIndexing, _: &mut Context<Self>) -> bool {
-        self.sealing || self.merging
     }
 }

@@ -75,13 +75,17 @@ pub struct Flush {
 
 /// To the persister: index `name` of `generation` was deleted (or, for a stored index that
 /// failed to load, is to be removed): cancel its pending saves, wait for a save in flight,
-/// then delete its stored copy. Answers after the first attempt; a failed attempt is
-/// retried with backoff, and `removed` fires once the stored copy is gone for good.
+/// then delete its stored copy. `first_attempt` hears the outcome of the first attempt; a
+/// failed attempt is retried with backoff, and `removed` fires once the stored copy is
+/// gone for good. Sent with `do_send`, which queues it even when the persister's mailbox
+/// is full (an `Addr::send` would defer it to the first poll of its future, and a client
+/// that hangs up before that would lose the delete).
 #[derive(Message)]
-#[rtype(result = "Result<(), IndexError>")]
+#[rtype(result = "()")]
 pub struct Forget {
     pub name: String,
     pub generation: u64,
+    pub first_attempt: futures::channel::oneshot::Sender<Result<(), IndexError>>,
     pub removed: futures::channel::oneshot::Sender<()>,
 }
 

@@ -156,6 +156,16 @@ impl Registry {
     /// it; refused when the name is live or being deleted meanwhile. Clears a load failure
     /// recorded for the name.
     pub fn insert_loaded(&self, loaded: Loaded) -> Result<IndexHandle, IndexError> {
+        self.insert_loaded_as(loaded, false)
+    }
+
+    /// `insert_loaded` for a retried load: refused unless the name's load failure is still
+    /// recorded (an operator may have deleted the stored copy while the retry ran).
+    pub fn insert_retried(&self, loaded: Loaded) -> Result<IndexHandle, IndexError> {
+        self.insert_loaded_as(loaded, true)
+    }
+
+    fn insert_loaded_as(&self, loaded: Loaded, retry: bool) -> Result<IndexHandle, IndexError> {
         let Loaded {
             index,
             start,
@@ -174,6 +184,9 @@ impl Registry {
                 code: "index_deleting",
                 message: format!("index {name:?} is being deleted"),
             });
+        }
+        if retry && !names.failed.contains_key(&name) {
+            return Err(IndexError::IndexNotFound(name));
         }
         names.failed.remove(&name);
         let handle = self.start(index, start);
@@ -282,10 +295,10 @@ impl Registry {
                     background.finish_delete(&bg_name, generation);
                 }
             });
-            let outcome = first.await.unwrap_or_else(|e| {
-                Err(IndexError::StorageUnavailable(format!(
-                    "the persister is unavailable: {e}"
-                )))
+            let outcome = first.await.unwrap_or_else(|_| {
+                Err(IndexError::StorageUnavailable(
+                    "the persister stopped before removing the stored copy".into(),
+                ))
             });
             if outcome.is_ok() {
                 // Before the client hears 204: a create right after must find the name free.
@@ -303,7 +316,7 @@ impl Registry {
     ) -> Result<
         (
             u64,
-            Option<actix::dev::Request<Persister, Forget>>,
+            Option<oneshot::Receiver<Result<(), IndexError>>>,
             oneshot::Receiver<()>,
         ),
         IndexError,
@@ -335,13 +348,15 @@ impl Registry {
             }
         }
         let (tx, rx) = oneshot::channel();
-        // `send` queues the message now; only the answer is awaited later.
         let first = self.persister.as_ref().map(|p| {
-            p.send(Forget {
+            let (first_tx, first_rx) = oneshot::channel();
+            p.do_send(Forget {
                 name: name.to_string(),
                 generation,
+                first_attempt: first_tx,
                 removed: tx,
-            })
+            });
+            first_rx
         });
         Ok((generation, first, rx))
     }

@@ -30,7 +30,9 @@ pub async fn read(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_big());
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    // Reserve from Content-Length only up to 1 MiB: a client that announces 64 MiB and
+    // sends nothing must not hold 64 MiB of this process.
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request("bad_body", format!("reading the body failed: {e}"))

@@ -6,7 +6,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vectord_actors::distance::Metric;
 use vectord_actors::index::IndexParams;
-use vectord_actors::index_actor::IsIndexing;
 use vectord_actors::messages::Flush;
 use vectord_actors::persist::persister::LastError;
 use vectord_actors::registry::IndexHandle;
@@ -81,12 +80,7 @@ async fn describe(
             .flatten(),
         None => None,
     };
-    let mut body = info(&state, &handle, last_error);
-    // Whether seals or merges are under way (the actor is gone if the index was deleted).
-    if let Ok(indexing) = handle.actor.send(IsIndexing).await {
-        body["indexing"] = json!(indexing);
-    }
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(info(&state, &handle, last_error)))
 }
 
 async fn delete(
@@ -138,6 +132,7 @@ fn info(state: &AppState, handle: &IndexHandle, last_save_error: Option<String>)
         "memory_bytes_estimate": stats.memory_bytes,
         "sealed_segments": stats.sealed_segments,
         "unsealed_count": stats.unsealed_points,
+        "indexing": handle.index.indexing(),
         "persistence": if state.persister.is_some() { "storaged" } else { "ephemeral" },
     });
     if let Some(e) = last_save_error {

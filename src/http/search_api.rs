@@ -1,6 +1,7 @@
 //! `/vectors/index/{name}/search`: nearest neighbours, optionally filtered by metadata.
-//! Searches run on the blocking pool, at most `search_threads` at once, straight against
-//! the index (not through its actor), so they go on while the index takes writes.
+//! Searches run straight against the index (not through its actor), so they go on while
+//! the index takes writes, at most `search_threads` at once: cheap ones on the HTTP worker
+//! when the index's lock is free, the others on the blocking pool.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -10,8 +11,10 @@ use serde_json::{Map, Value};
 use super::errors::ApiError;
 use super::{body, AppState};
 
-/// Searches up to this `ef` (without filter) run on the HTTP worker itself.
+/// Searches up to this `ef` (without filter) run on the HTTP worker itself...
 const INLINE_MAX_EF: usize = 256;
+/// ...when the index has at most this many unsealed points to scan.
+const INLINE_MAX_UNSEALED: usize = 4096;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,20 +68,27 @@ async fn search(
             format!("search on index {:?} failed", handle.name),
         )
     };
-    // A search without filter and of moderate width takes well under a millisecond: it
-    // runs right here, on the HTTP worker (a hand-off to the blocking pool and back costs
-    // as much as the search itself). Wider or filtered searches, which can take long, go
-    // to the blocking pool so that they never hold up other requests on this worker.
-    let inline = request.filter.is_none() && ef <= INLINE_MAX_EF;
-    let hits = if inline {
+    // A search without filter, of moderate width, over an index with few unsealed points
+    // (which are scanned) takes well under a millisecond: it runs right here, on the HTTP
+    // worker, if the index's lock is free (a hand-off to the blocking pool and back costs
+    // as much as the search itself). Anything else goes to the blocking pool, so that no
+    // worker ever waits behind an index's writer or a long search.
+    let cheap = request.filter.is_none()
+        && ef <= INLINE_MAX_EF
+        && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
+    let inline = if cheap {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            index.search(&query, k, ef, None)
+            index.try_search(&query, k, ef, None)
         }))
         .map_err(|_| failed("panicked".into()))?
     } else {
-        web::block(move || index.search(&query, k, ef, request.filter.as_ref()))
+        None
+    };
+    let hits = match inline {
+        Some(hits) => hits,
+        None => web::block(move || index.search(&query, k, ef, request.filter.as_ref()))
             .await
-            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))?,
     };
     state.metrics.observe_search(started.elapsed());
     let results: Vec<SearchResult> = hits

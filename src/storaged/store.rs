@@ -16,7 +16,7 @@ use std::fmt::Display;
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -319,7 +319,12 @@ where
     E: Display,
 {
     let (tx, rx) = mpsc::channel::<Piece>(WRITE_QUEUE);
-    let writer = tokio::task::spawn_blocking(move || write_local(&target, rx));
+    // If the request is dropped (the client gave up, say on a timeout) while the object
+    // is being synced, it must not be renamed into place afterwards: the client may
+    // already have written something newer under that key, or deleted it.
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let guard = AbandonOnDrop(abandoned.clone());
+    let writer = tokio::task::spawn_blocking(move || write_local(&target, rx, &abandoned));
     let mut total = 0u64;
     let mut refused = None;
     while let Some(chunk) = body.next().await {
@@ -350,6 +355,7 @@ where
     let result = writer
         .await
         .map_err(|e| StoreError::Backend(format!("writer task failed: {e}")))?;
+    guard.keep();
     if let Some(err) = refused {
         return Err(err);
     }
@@ -361,7 +367,26 @@ where
     }
 }
 
-fn write_local(target: &Path, mut rx: mpsc::Receiver<Piece>) -> Result<u64, WriteFail> {
+/// Marks a write abandoned when dropped before `keep` (the request future went away).
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl AbandonOnDrop {
+    fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+fn write_local(
+    target: &Path,
+    mut rx: mpsc::Receiver<Piece>,
+    abandoned: &AtomicBool,
+) -> Result<u64, WriteFail> {
     let dir = target
         .parent()
         .ok_or_else(|| WriteFail::Io(io::Error::other("object path has no parent")))?;
@@ -372,7 +397,7 @@ fn write_local(target: &Path, mut rx: mpsc::Receiver<Piece>) -> Result<u64, Writ
     }
     ensure_dir(dir)?;
     let (file, temp) = create_temp(target).map_err(WriteFail::Io)?;
-    let result = fill_and_commit(file, &temp, target, dir, &mut rx);
+    let result = fill_and_commit(file, &temp, target, dir, &mut rx, abandoned);
     if result.is_err() {
         if let Err(e) = fs::remove_file(&temp) {
             if e.kind() != ErrorKind::NotFound {
@@ -389,6 +414,7 @@ fn fill_and_commit(
     target: &Path,
     dir: &Path,
     rx: &mut mpsc::Receiver<Piece>,
+    abandoned: &AtomicBool,
 ) -> Result<u64, WriteFail> {
     let mut out = io::BufWriter::with_capacity(WRITE_BUFFER, file);
     let mut size = 0u64;
@@ -407,6 +433,9 @@ fn fill_and_commit(
         .map_err(|e| WriteFail::Io(e.into_error()))?;
     file.sync_all().map_err(WriteFail::Io)?;
     drop(file);
+    if abandoned.load(Ordering::SeqCst) {
+        return Err(WriteFail::Aborted);
+    }
     fs::rename(temp, target).map_err(|e| match e.kind() {
         ErrorKind::IsADirectory | ErrorKind::DirectoryNotEmpty => {
             WriteFail::Conflict("the key is a prefix of existing objects".into())

@@ -260,11 +260,18 @@ impl SectionsReader {
             return Err(invalid("ends"));
         }
         if let Some(g) = header.graph {
-            let row = (1 + 2 * g.m as u64) * 4;
-            if n.checked_mul(row) != Some(len(5)) || g.m == 0 || g.m > 1024 {
+            if g.m == 0 || g.m > 1024 {
                 return Err(invalid("links0"));
             }
-            if len(6) % 4 != 0 || len(7) != len(6) || len(9) * 4 != len(6) || len(8) % 4 != 0 {
+            let row = (1 + 2 * g.m as u64) * 4;
+            if n.checked_mul(row) != Some(len(5)) {
+                return Err(invalid("links0"));
+            }
+            if len(6) % 4 != 0
+                || len(7) != len(6)
+                || len(9).checked_mul(4) != Some(len(6))
+                || len(8) % 4 != 0
+            {
                 return Err(invalid("upper layers"));
             }
         }

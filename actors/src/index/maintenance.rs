@@ -74,7 +74,7 @@ enum BuiltWork {
     },
     Rebuilt {
         sources: Vec<u64>,
-        points: Points,
+        points: Box<Points>,
         graph: Option<FlatGraph>,
         /// (source position, point in source) of each new point.
         origins: Vec<(u32, u32)>,
@@ -130,6 +130,7 @@ impl Index {
                 s.segments[pos].busy.store(true, Relaxed);
             }
         }
+        self.jobs.fetch_add(1, Relaxed);
         Some(job)
     }
 
@@ -235,7 +236,7 @@ impl Index {
                 let graph = build_graph(&points, p.distance, p.m, p.ef_construction)?;
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
-                    points,
+                    points: Box::new(points),
                     graph,
                     origins,
                     why,
@@ -253,6 +254,13 @@ impl Index {
     /// planned are carried over. Must not run concurrently with another mutation.
     pub fn install(&self, built: Built) -> JobReport {
         let mut s = self.write();
+        let report = self.install_into(&mut s, built);
+        self.refresh_stats(&s);
+        self.jobs.fetch_sub(1, Relaxed);
+        report
+    }
+
+    fn install_into(&self, s: &mut State, built: Built) -> JobReport {
         let took = built.took.as_millis();
         match built.work {
             BuiltWork::Sealed { segment, graph } => {
@@ -303,7 +311,7 @@ impl Index {
                         at,
                         Segment {
                             id,
-                            points: Arc::new(points),
+                            points: Arc::new(*points),
                             graph: graph.map(Arc::new),
                             deleted,
                             deleted_count,
@@ -330,6 +338,7 @@ impl Index {
                 s.segments[pos].busy.store(false, Relaxed);
             }
         }
+        self.jobs.fetch_sub(1, Relaxed);
     }
 }
 

@@ -35,8 +35,8 @@ mod search;
 pub mod snapshot;
 pub mod storage;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::{Map, Value};
 
@@ -83,6 +83,11 @@ pub struct Index {
     params: IndexParams,
     config: EngineConfig,
     state: RwLock<State>,
+    /// The sizes as of the last mutation, so that `/health`, `/metrics` and the index
+    /// info never wait for the index's lock (a long search or a write can hold it).
+    stats: Mutex<IndexStats>,
+    /// Background jobs planned and not yet installed or given up.
+    jobs: AtomicUsize,
 }
 
 /// Every segment of the index, kept together so that readers see one consistent version.
@@ -196,10 +201,13 @@ impl Index {
     }
 
     fn from_state(params: IndexParams, config: EngineConfig, state: State) -> Index {
+        let stats = Mutex::new(state.stats());
         Index {
             params,
             config,
             state: RwLock::new(state),
+            stats,
+            jobs: AtomicUsize::new(0),
         }
     }
 
@@ -222,28 +230,19 @@ impl Index {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The sizes as of the last mutation (never waits for the index's lock).
     pub fn stats(&self) -> IndexStats {
-        let s = self.read();
-        let mut stats = IndexStats {
-            points: s.growing.points.len(),
-            tombstones: s.growing.deleted_count,
-            memory_bytes: s.growing.points.heap_bytes() + s.growing.deleted.heap_bytes(),
-            unsealed_points: s.growing.points.len(),
-            ..IndexStats::default()
-        };
-        for seg in &s.segments {
-            stats.points += seg.points.len();
-            stats.tombstones += seg.deleted_count;
-            stats.memory_bytes += seg.points.heap_bytes()
-                + seg.deleted.heap_bytes()
-                + seg.graph.as_ref().map_or(0, |g| g.heap_bytes());
-            match seg.graph {
-                Some(_) => stats.sealed_segments += 1,
-                None => stats.unsealed_points += seg.points.len(),
-            }
-        }
-        stats.count = stats.points - stats.tombstones;
-        stats
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the sizes after a mutation (called with the write lock held).
+    fn refresh_stats(&self, s: &State) {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = s.stats();
+    }
+
+    /// Whether background jobs (seals, merges, compactions) are under way.
+    pub fn indexing(&self) -> bool {
+        self.jobs.load(Ordering::Relaxed) > 0
     }
 
     /// Every segment, oldest first, the growing one last.
@@ -309,6 +308,7 @@ impl Index {
         if froze {
             s.freeze();
         }
+        self.refresh_stats(&s);
         Ok(AddOutcome {
             added,
             count: s.count(),
@@ -322,6 +322,7 @@ impl Index {
         match s.locate(id) {
             Some(loc) => {
                 s.tombstone(loc);
+                self.refresh_stats(&s);
                 true
             }
             None => false,
@@ -356,22 +357,41 @@ impl Index {
         search::search(&s, self.params.distance, query, k, ef, filter)
     }
 
+    /// `search`, but only if the index's lock is free right now (None otherwise): for
+    /// callers that must not wait behind a writer, such as an HTTP worker thread.
+    pub fn try_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&Map<String, Value>>,
+    ) -> Option<Vec<Hit>> {
+        let s = match self.state.try_read() {
+            Ok(s) => s,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(search::search(
+            &s,
+            self.params.distance,
+            query,
+            k,
+            ef,
+            filter,
+        ))
+    }
+
     /// Freezes the growing segment if it holds at least `min_points` points (for an index
     /// that has been idle a while); true when it did.
     pub fn freeze_if_at_least(&self, min_points: usize) -> bool {
         let mut s = self.write();
         if s.growing.points.len() >= min_points.max(1) {
             s.freeze();
+            self.refresh_stats(&s);
             true
         } else {
             false
         }
-    }
-
-    /// True when tombstones make up at least `ratio` of the points.
-    pub fn needs_compaction(&self, ratio: f64) -> bool {
-        let st = self.stats();
-        st.tombstones >= 64 && st.tombstones as f64 >= ratio * st.points as f64
     }
 
     /// Neighbour lists of every sealed segment's graph, by segment id (for tests of exact
@@ -398,6 +418,30 @@ impl Growing {
 }
 
 impl State {
+    fn stats(&self) -> IndexStats {
+        let g = &self.growing;
+        let mut stats = IndexStats {
+            points: g.points.len(),
+            tombstones: g.deleted_count,
+            memory_bytes: g.points.heap_bytes() + g.deleted.heap_bytes(),
+            unsealed_points: g.points.len(),
+            ..IndexStats::default()
+        };
+        for seg in &self.segments {
+            stats.points += seg.points.len();
+            stats.tombstones += seg.deleted_count;
+            stats.memory_bytes += seg.points.heap_bytes()
+                + seg.deleted.heap_bytes()
+                + seg.graph.as_ref().map_or(0, |g| g.heap_bytes());
+            match seg.graph {
+                Some(_) => stats.sealed_segments += 1,
+                None => stats.unsealed_points += seg.points.len(),
+            }
+        }
+        stats.count = stats.points - stats.tombstones;
+        stats
+    }
+
     /// Where `id` is live, if anywhere.
     fn locate(&self, id: &str) -> Option<Loc> {
         if let Some(p) = self.growing.points.find(id) {

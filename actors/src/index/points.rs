@@ -16,6 +16,14 @@ pub struct Points {
     vectors: Vec<f32>,
     ids: IdTable,
     metadata: Vec<Metadata>,
+    /// Estimated heap bytes of the metadata maps, kept up to date by every push (so
+    /// `heap_bytes` need not walk them).
+    metadata_heap: usize,
+}
+
+/// Estimated heap bytes of one metadata map (its nodes, keys and values).
+fn metadata_cost(m: &Metadata) -> usize {
+    m.as_ref().map_or(0, |m| 64 + m.len() * 96)
 }
 
 impl Points {
@@ -29,6 +37,7 @@ impl Points {
             vectors: Vec::with_capacity(points * dim),
             ids: IdTable::with_capacity(points, id_bytes),
             metadata: Vec::with_capacity(points),
+            metadata_heap: 0,
         }
     }
 
@@ -51,6 +60,7 @@ impl Points {
             dim,
             vectors,
             ids,
+            metadata_heap: metadata.iter().map(metadata_cost).sum(),
             metadata,
         })
     }
@@ -102,15 +112,18 @@ impl Points {
     pub fn push(&mut self, id: &str, vector: &[f32], metadata: Map<String, Value>) -> u32 {
         debug_assert_eq!(vector.len(), self.dim);
         self.vectors.extend_from_slice(vector);
-        self.metadata
-            .push((!metadata.is_empty()).then(|| Box::new(metadata)));
+        let metadata = (!metadata.is_empty()).then(|| Box::new(metadata));
+        self.metadata_heap += metadata_cost(&metadata);
+        self.metadata.push(metadata);
         self.ids.push(id)
     }
 
     /// Appends point `p` of `other` (same dim).
     pub fn push_from(&mut self, other: &Points, p: usize) -> u32 {
         self.vectors.extend_from_slice(other.vector(p));
-        self.metadata.push(other.metadata[p].clone());
+        let metadata = other.metadata[p].clone();
+        self.metadata_heap += metadata_cost(&metadata);
+        self.metadata.push(metadata);
         self.ids.push(other.id(p))
     }
 
@@ -123,16 +136,10 @@ impl Points {
 
     /// Bytes held on the heap, by capacity (metadata maps estimated from their JSON size).
     pub fn heap_bytes(&self) -> usize {
-        let metadata: usize = self
-            .metadata
-            .iter()
-            .flatten()
-            .map(|m| 64 + m.len() * 96)
-            .sum();
         self.vectors.capacity() * 4
             + self.ids.heap_bytes()
             + self.metadata.capacity() * std::mem::size_of::<Metadata>()
-            + metadata
+            + self.metadata_heap
     }
 
     pub fn metadata_slice(&self) -> &[Metadata] {

@@ -83,12 +83,6 @@ impl Scratch {
         }
     }
 
-    /// Whether `p` was visited (for prefetch decisions).
-    #[inline]
-    pub fn seen(&self, p: u32) -> bool {
-        self.visited[p as usize] == self.epoch
-    }
-
     /// The visited mark of `p`, to prefetch it.
     #[inline]
     pub fn mark_address(&self, p: u32) -> *const u16 {

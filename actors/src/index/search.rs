@@ -34,7 +34,9 @@ struct View<'a> {
     deleted_count: usize,
 }
 
-/// A result candidate: ordered by search distance, then id (API.md: ties by id).
+/// A result candidate: ordered by the distance the client sees, then id (API.md: ties by
+/// id). Comparing reported distances (not search distances) matters where two search
+/// distances report the same: a square root or a clamp at 0 can merge them.
 #[derive(Debug, Clone, Copy)]
 struct Candidate<'a> {
     distance: f32,
@@ -120,17 +122,21 @@ fn run<D: Fn(&[f32], &[f32]) -> f32>(
     filter: Option<&Map<String, Value>>,
     distance: &D,
 ) -> Vec<Hit> {
+    let search = Search {
+        metric,
+        query,
+        k,
+        ef,
+        filter,
+        distance,
+    };
     let mut all: Vec<Candidate> = with_scratch(|scratch| {
         views
             .iter()
             .enumerate()
-            .flat_map(|(i, v)| segment_top(i, v, query, k, ef, filter, distance, scratch))
+            .flat_map(|(i, v)| search.segment_top(i, v, scratch))
             .collect()
     });
-    // Reported distances can tie where search distances did not (a square root rounds);
-    // ties are broken by id on what the client sees.
-    all.iter_mut()
-        .for_each(|c| c.distance = reported(metric, c.distance));
     all.sort_unstable();
     all.truncate(k);
     all.into_iter()
@@ -142,174 +148,142 @@ fn run<D: Fn(&[f32], &[f32]) -> f32>(
         .collect()
 }
 
-/// The best `k` matches of one segment.
-#[allow(clippy::too_many_arguments)]
-fn segment_top<'a, D: Fn(&[f32], &[f32]) -> f32>(
-    index: usize,
-    v: &View<'a>,
-    query: &[f32],
+/// One search's parameters, shared by the segments it runs over.
+struct Search<'q, D> {
+    metric: Metric,
+    query: &'q [f32],
     k: usize,
     ef: usize,
-    filter: Option<&Map<String, Value>>,
-    distance: &D,
-    scratch: &mut Scratch,
-) -> Vec<Candidate<'a>> {
-    let n = v.points.len();
-    let live = n - v.deleted_count;
-    if live == 0 {
-        return Vec::new();
-    }
-    let alive = |p: u32| !v.deleted.get(p as usize);
-    let Some(graph) = v.graph else {
-        let matching = |p: u32| alive(p) && filter.is_none_or(|f| matches(v.points, p, f));
-        return scan(
-            index,
-            v,
-            query,
-            k,
-            (0..n as u32).filter(|&p| matching(p)),
-            distance,
-        );
-    };
-    match filter {
-        None if live <= SCAN_MAX => scan(
-            index,
-            v,
-            query,
-            k,
-            (0..n as u32).filter(|&p| alive(p)),
-            distance,
-        ),
-        None if v.deleted_count == 0 => walk(
-            index,
-            v,
-            graph,
-            query,
-            k,
-            ef,
-            live,
-            &|_| true,
-            distance,
-            scratch,
-        ),
-        None => walk(
-            index, v, graph, query, k, ef, live, &alive, distance, scratch,
-        ),
-        Some(f) => {
-            let allowed: Vec<u32> = (0..n as u32)
-                .filter(|&p| alive(p) && matches(v.points, p, f))
-                .collect();
-            if allowed.len() <= SCAN_MAX || allowed.len() * 10 <= live {
-                return scan(index, v, query, k, allowed.into_iter(), distance);
-            }
-            let mut mask = BitSet::with_len(n);
-            allowed.iter().for_each(|&p| {
-                mask.set(p as usize);
-            });
-            let accept = |p: u32| mask.get(p as usize);
-            walk(
-                index,
-                v,
-                graph,
-                query,
-                k,
-                ef,
-                allowed.len(),
-                &accept,
-                distance,
-                scratch,
-            )
-        }
-    }
+    filter: Option<&'q Map<String, Value>>,
+    /// The search distance (what graphs are ordered by).
+    distance: &'q D,
 }
 
-/// Graph search, widening `ef` until `k` accepted points come back (or all `allowed` of
-/// them) or the graph has been searched as wide as it is; then an exact scan if still short.
-#[allow(clippy::too_many_arguments)]
-fn walk<'a, D: Fn(&[f32], &[f32]) -> f32>(
-    index: usize,
-    v: &View<'a>,
-    graph: &FlatGraph,
-    query: &[f32],
-    k: usize,
-    ef: usize,
-    allowed: usize,
-    accept: &impl Fn(u32) -> bool,
-    distance: &D,
-    scratch: &mut Scratch,
-) -> Vec<Candidate<'a>> {
-    let want = k.min(allowed);
-    let total = v.points.len();
-    let mut ef = ef.max(k);
-    loop {
-        let mut found = graph.search(v.points, query, ef, distance, accept, scratch);
-        if found.len() >= want {
-            // Sorted by distance: only the first k (and any tying with the k-th, which
-            // their ids will order) can be among the results.
-            let mut keep = k.min(found.len());
-            while keep < found.len() && found[keep].distance == found[keep - 1].distance {
-                keep += 1;
+impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
+    /// The best `k` matches of one segment.
+    fn segment_top<'a>(
+        &self,
+        index: usize,
+        v: &View<'a>,
+        scratch: &mut Scratch,
+    ) -> Vec<Candidate<'a>> {
+        let n = v.points.len();
+        let live = n - v.deleted_count;
+        if live == 0 {
+            return Vec::new();
+        }
+        let alive = |p: u32| !v.deleted.get(p as usize);
+        let Some(graph) = v.graph else {
+            let matching = |p: u32| alive(p) && self.filter.is_none_or(|f| matches(v.points, p, f));
+            return self.scan(index, v, (0..n as u32).filter(|&p| matching(p)));
+        };
+        match self.filter {
+            None if live <= SCAN_MAX => self.scan(index, v, (0..n as u32).filter(|&p| alive(p))),
+            None if v.deleted_count == 0 => self.walk(index, v, graph, live, &|_| true, scratch),
+            None => self.walk(index, v, graph, live, &alive, scratch),
+            Some(f) => {
+                let allowed: Vec<u32> = (0..n as u32)
+                    .filter(|&p| alive(p) && matches(v.points, p, f))
+                    .collect();
+                if allowed.len() <= SCAN_MAX || allowed.len() * 10 <= live {
+                    return self.scan(index, v, allowed.into_iter());
+                }
+                let mut mask = BitSet::with_len(n);
+                allowed.iter().for_each(|&p| {
+                    mask.set(p as usize);
+                });
+                let accept = |p: u32| mask.get(p as usize);
+                self.walk(index, v, graph, allowed.len(), &accept, scratch)
             }
-            found.truncate(keep);
-            let mut out: Vec<Candidate> = found
-                .into_iter()
-                .map(|s| Candidate {
-                    distance: s.distance,
-                    id: v.points.id(s.point as usize),
-                    view: index,
-                    point: s.point,
-                })
-                .collect();
-            out.sort_unstable();
-            return keep_best(out, k);
         }
-        if ef >= total {
-            break;
-        }
-        ef = (ef * 4).min(total);
     }
-    let points = (0..total as u32).filter(|&p| accept(p));
-    scan(index, v, query, k, points, distance)
-}
 
-/// Exact search over the given points.
-fn scan<'a, D: Fn(&[f32], &[f32]) -> f32>(
-    index: usize,
-    v: &View<'a>,
-    query: &[f32],
-    k: usize,
-    points: impl Iterator<Item = u32>,
-    distance: &D,
-) -> Vec<Candidate<'a>> {
-    // The best k so far, worst on top. The heap orders by distance then id, so among
-    // points at equal distance the smaller ids stay (API.md: ties by id).
-    let mut best: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
-    for p in points {
-        let d = distance(query, v.points.vector(p as usize));
-        if best.len() >= k {
-            if let Some(worst) = best.peek() {
-                if d > worst.distance {
-                    continue;
+    /// Graph search, widening `ef` until `k` accepted points come back (or all `allowed`
+    /// of them) or the graph has been searched as wide as it is; then an exact scan if
+    /// still short.
+    fn walk<'a>(
+        &self,
+        index: usize,
+        v: &View<'a>,
+        graph: &FlatGraph,
+        allowed: usize,
+        accept: &impl Fn(u32) -> bool,
+        scratch: &mut Scratch,
+    ) -> Vec<Candidate<'a>> {
+        let k = self.k;
+        let want = k.min(allowed);
+        let total = v.points.len();
+        let mut ef = self.ef.max(k);
+        loop {
+            let found = graph.search(v.points, self.query, ef, self.distance, accept, scratch);
+            if found.len() >= want {
+                // Sorted by distance: only the first k (and any reporting the same
+                // distance as the k-th, which their ids will order) can be results.
+                let reported: Vec<f32> = found
+                    .iter()
+                    .map(|s| reported(self.metric, s.distance))
+                    .collect();
+                let mut keep = k.min(found.len());
+                while keep < found.len() && reported[keep] == reported[keep - 1] {
+                    keep += 1;
+                }
+                let mut out: Vec<Candidate> = found[..keep]
+                    .iter()
+                    .zip(&reported)
+                    .map(|(s, &distance)| Candidate {
+                        distance,
+                        id: v.points.id(s.point as usize),
+                        view: index,
+                        point: s.point,
+                    })
+                    .collect();
+                out.sort_unstable();
+                out.truncate(k);
+                return out;
+            }
+            if ef >= total {
+                break;
+            }
+            ef = (ef * 4).min(total);
+        }
+        self.scan(index, v, (0..total as u32).filter(|&p| accept(p)))
+    }
+
+    /// Exact search over the given points.
+    fn scan<'a>(
+        &self,
+        index: usize,
+        v: &View<'a>,
+        points: impl Iterator<Item = u32>,
+    ) -> Vec<Candidate<'a>> {
+        let k = self.k;
+        // The best k so far, worst on top. The heap orders by reported distance then id,
+        // so among points at equal distance the smaller ids stay (API.md: ties by id).
+        let mut best: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
+        for p in points {
+            let d = reported(
+                self.metric,
+                (self.distance)(self.query, v.points.vector(p as usize)),
+            );
+            if best.len() >= k {
+                if let Some(worst) = best.peek() {
+                    if d > worst.distance {
+                        continue;
+                    }
                 }
             }
+            best.push(Candidate {
+                distance: d,
+                id: v.points.id(p as usize),
+                view: index,
+                point: p,
+            });
+            if best.len() > k {
+                best.pop();
+            }
         }
-        best.push(Candidate {
-            distance: d,
-            id: v.points.id(p as usize),
-            view: index,
-            point: p,
-        });
-        if best.len() > k {
-            best.pop();
-        }
+        best.into_sorted_vec()
     }
-    best.into_sorted_vec()
-}
-
-/// The first `k` of sorted candidates.
-fn keep_best(mut sorted: Vec<Candidate>, k: usize) -> Vec<Candidate> {
-    sorted.truncate(k);
-    sorted
 }
 
 /// True when point `p`'s metadata holds every key of `filter` with exactly that value.

@@ -195,10 +195,17 @@ fn from_v2(envelope: IndexEnvelope, payload: &[u8], config: EngineConfig) -> Res
         at += len;
         let (points, graph, deleted, deleted_count) =
             restore_segment(header, arrays, params.dim, params.m)?;
-        if segments.iter().any(|s: &Segment| s.id == header.id) {
+        let taken = segments.iter().any(|s: &Segment| s.id == header.id)
+            || growing
+                .as_ref()
+                .is_some_and(|g: &Growing| g.id == header.id);
+        if taken {
             return Err(format!("segment {} appears twice", header.id));
         }
-        next_id = next_id.max(header.id + 1);
+        if !header.growing && graph.is_none() && points.is_empty() {
+            return Err(format!("segment {} is empty and has no graph", header.id));
+        }
+        next_id = next_id.max(header.id.saturating_add(1));
         if header.growing {
             if growing.is_some() || graph.is_some() {
                 return Err("more than one growing segment, or one with a graph".into());

@@ -131,7 +131,7 @@ pub async fn rehydrate(
             objects: needed_objects(&l.stored),
             also: l.keep_incarnation.clone(),
         });
-        match install(registry, &name, result) {
+        match install(registry, &name, result, false) {
             Ok(count) => {
                 report.loaded += 1;
                 log::info!(
@@ -239,7 +239,7 @@ pub async fn retry_failed_loads(store: StoreClient, registry: &Registry, timeout
                 continue;
             }
             let result = load_within(&store, &failure.name, timeout, registry.engine()).await;
-            match install(registry, &failure.name, result) {
+            match install(registry, &failure.name, result, true) {
                 Ok(count) => log::info!("index {:?} loaded on retry, {count} items", failure.name),
                 Err(again) => {
                     if registry.has_failure(&failure.name) {
@@ -263,6 +263,7 @@ fn install(
     registry: &Registry,
     name: &str,
     result: Result<Loaded, LoadError>,
+    retry: bool,
 ) -> Result<usize, LoadFailure> {
     let failure = |message: String, retrying: bool| LoadFailure {
         name: name.to_string(),
@@ -274,9 +275,12 @@ fn install(
     if let Some(w) = &loaded.warning {
         log::error!("index {name:?}: {w}");
     }
-    let handle = registry
-        .insert_loaded(loaded)
-        .map_err(|e| failure(e.to_string(), false))?;
+    let handle = if retry {
+        registry.insert_retried(loaded)
+    } else {
+        registry.insert_loaded(loaded)
+    }
+    .map_err(|e| failure(e.to_string(), false))?;
     Ok(handle.index.stats().count)
 }
 

@@ -274,8 +274,11 @@ impl Persister {
                         seal_actor.do_send(SealNow);
                     }
                 }
-                // The index was deleted meanwhile; the delete answers its waiters.
-                Err(SaveError::Gone) => {}
+                // The index was deleted meanwhile (its actor is gone): nothing more to
+                // save; the delete answers the waiters.
+                Err(SaveError::Gone) => {
+                    slot.actor = None;
+                }
                 Err(e) => {
                     act.stats.saves_failed.fetch_add(1, Relaxed);
                     log::warn!(
@@ -405,9 +408,9 @@ impl Handler<Flush> for Persister {
 }
 
 impl Handler<Forget> for Persister {
-    type Result = ResponseFuture<Result<(), IndexError>>;
+    type Result = ();
 
-    fn handle(&mut self, msg: Forget, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Forget, _: &mut Context<Self>) {
         let name = msg.name;
         // No slot: an index loaded and never changed, or a stored copy that failed to
         // load (its incarnation unknown: its other objects wait for the start-up cleanup).
@@ -423,28 +426,21 @@ impl Handler<Forget> for Persister {
                 msg.generation,
                 slot.generation
             );
+            let _ = msg.first_attempt.send(Ok(()));
             let _ = msg.removed.send(());
-            return Box::pin(async { Ok(()) });
+            return;
         }
         slot.generation = msg.generation;
         slot.actor = None;
         slot.first_dirty = None;
         slot.attempt_now = true;
         slot.answer_flushes(|| Err(IndexError::IndexNotFound(name.clone())));
-        let (tx, rx) = oneshot::channel();
         let pending = slot.delete.get_or_insert_with(|| PendingDelete {
             attempt_waiters: Vec::new(),
             removed: Vec::new(),
         });
-        pending.attempt_waiters.push(tx);
+        pending.attempt_waiters.push(msg.first_attempt);
         pending.removed.push(msg.removed);
-        Box::pin(async move {
-            rx.await.unwrap_or_else(|_| {
-                Err(IndexError::Internal(
-                    "the persister dropped a delete".into(),
-                ))
-            })
-        })
     }
 }
 
