@@ -86,6 +86,8 @@ pub struct VectordConfig {
     pub max_segment_points: usize,
     /// Searches that may run at once (0 = number of cores); others queue.
     pub search_threads: usize,
+    /// Saves (and deletes of stored indexes) running at once, at most.
+    pub max_concurrent_saves: usize,
     /// HTTP worker threads (0 = number of cores).
     pub workers: usize,
 }
@@ -129,6 +131,7 @@ impl Default for Config {
                 merge_factor: 4,
                 max_segment_points: 2_000_000,
                 search_threads: 0,
+                max_concurrent_saves: 2,
                 workers: 0,
             },
             storaged: StoragedConfig {
@@ -164,6 +167,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("vectord.merge_factor", "VECTORD_MERGE_FACTOR"),
     ("vectord.max_segment_points", "VECTORD_MAX_SEGMENT_POINTS"),
     ("vectord.search_threads", "VECTORD_SEARCH_THREADS"),
+    (
+        "vectord.max_concurrent_saves",
+        "VECTORD_MAX_CONCURRENT_SAVES",
+    ),
     ("vectord.workers", "VECTORD_WORKERS"),
     ("storaged.bind", "VECTORD_STORAGED_BIND"),
     ("storaged.root", "VECTORD_STORAGED_ROOT"),
@@ -271,6 +278,9 @@ impl Config {
                 v.max_segment_points = parse_range(key, value, 1, 1_000_000_000)?
             }
             "vectord.search_threads" => v.search_threads = parse_range(key, value, 0, 1024)?,
+            "vectord.max_concurrent_saves" => {
+                v.max_concurrent_saves = parse_range(key, value, 1, 1024)?
+            }
             "vectord.workers" => v.workers = parse_range(key, value, 0, 1024)?,
             "storaged.bind" => s.bind = parse_addr(key, value)?,
             "storaged.root" => {

@@ -102,6 +102,10 @@ fn main() -> ExitCode {
 
 async fn run(cfg: Config) -> std::io::Result<()> {
     let v = cfg.vectord.clone();
+    let stale = vectord_actors::index::hnsw::remove_stale_temp_dirs();
+    if stale > 0 {
+        log::info!("vectord: removed {stale} temporary directories left by a killed process");
+    }
     let persistent = !v.storaged_url.is_empty();
 
     // storaged in this process, so one command gives a persistent service. It handles no
@@ -129,8 +133,16 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     };
 
     let store = StoreClient::new(&v.storaged_url, Duration::from_secs(v.storage_timeout_s));
-    let persister = persistent
-        .then(|| Persister::new(store.clone(), v.save_quiet(), v.save_max_delay()).start());
+    let persister = persistent.then(|| {
+        Persister::new(
+            store.clone(),
+            v.save_quiet(),
+            v.save_max_delay(),
+            v.max_concurrent_saves,
+        )
+    });
+    let saves = persister.as_ref().map(|p| p.status());
+    let persister = persister.map(Actor::start);
     if !persistent {
         log::warn!("vectord: ephemeral mode (vectord.storaged_url is empty): indexes are kept in memory only");
     }
@@ -160,7 +172,7 @@ async fn run(cfg: Config) -> std::io::Result<()> {
             ef_construction: v.default_ef_construction,
             ef_search: v.default_ef_search,
         },
-        metrics: Arc::new(http::metrics::Metrics::default()),
+        saves,
     });
 
     let workers = if v.workers == 0 { cores() } else { v.workers };
@@ -198,6 +210,9 @@ async fn run(cfg: Config) -> std::io::Result<()> {
             loop {
                 match loader::rehydrate(&store, &registry, timeout, cores()).await {
                     Ok(report) => {
+                        vectord_actors::metrics::metrics()
+                            .rehydrate_seconds
+                            .set(started.elapsed().as_secs_f64());
                         log::info!(
                             "vectord: ready, {} indexes loaded, {} failed ({} retried in the background), {} ms",
                             report.loaded,

@@ -430,7 +430,17 @@ fn the_whole_contract() {
         text.contains("vectord_index_items{index=\"docs\"} 2"),
         "{text}"
     );
-    assert!(text.contains("vectord_search_seconds_count"), "{text}");
+    assert!(
+        text.contains(
+            "vectord_http_request_seconds_count{route=\"POST /vectors/index/{name}/search\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    assert!(
+        !text.contains("index=\"nope\""),
+        "no series for unknown names: {text}"
+    );
 
     // unknown routes answer in the error shape
     let (s, b) = api.get("/nowhere");

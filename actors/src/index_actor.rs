@@ -167,9 +167,21 @@ impl IndexActor {
                 index.build(job)
             });
             ctx.spawn(build.into_actor(self).map(move |built, act, ctx| {
+                let kind_label = match kind {
+                    JobKind::Seal => "seal",
+                    JobKind::Merge => "merge",
+                };
+                let m = crate::metrics::metrics();
                 let built = match built.and_then(|b| b.map_err(IndexError::Internal)) {
-                    Ok(built) => built,
+                    Ok(built) => {
+                        m.jobs.with_label_values(&[kind_label, "ok"]).inc();
+                        m.job_seconds
+                            .with_label_values(&[kind_label])
+                            .observe(built.took.as_secs_f64());
+                        built
+                    }
                     Err(e) => {
+                        m.jobs.with_label_values(&[kind_label, "failed"]).inc();
                         log::error!(
                             "index {:?}: background job on segments {segments:?} failed, retrying in {} s: {e}",
                             act.name,

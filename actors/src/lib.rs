@@ -10,6 +10,7 @@ pub mod error;
 pub mod index;
 pub mod index_actor;
 pub mod messages;
+pub mod metrics;
 pub mod persist;
 pub mod registry;
 pub mod sample;

@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 use vectord_actors::distance::Metric;
 use vectord_actors::index::IndexParams;
 use vectord_actors::messages::Flush;
-use vectord_actors::persist::persister::LastError;
 use vectord_actors::registry::IndexHandle;
 
 use super::errors::ApiError;
@@ -51,7 +50,7 @@ async fn create(
         ef_search: create.ef_search.unwrap_or(d.ef_search),
     };
     let handle = state.registry.create(params)?;
-    Ok(HttpResponse::Created().json(info(&state, &handle, None)))
+    Ok(HttpResponse::Created().json(info(&state, &handle)))
 }
 
 async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -60,7 +59,7 @@ async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
         .registry
         .list()
         .iter()
-        .map(|h| info(&state, h, None))
+        .map(|h| info(&state, h))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "indexes": indexes })))
 }
@@ -70,17 +69,7 @@ async fn describe(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let handle = state.index(&name)?;
-    let last_error = match &state.persister {
-        Some(p) => p
-            .send(LastError {
-                name: handle.name.clone(),
-            })
-            .await
-            .ok()
-            .flatten(),
-        None => None,
-    };
-    Ok(HttpResponse::Ok().json(info(&state, &handle, last_error)))
+    Ok(HttpResponse::Ok().json(info(&state, &handle)))
 }
 
 async fn delete(
@@ -116,8 +105,9 @@ async fn flush(
     Ok(HttpResponse::Ok().json(json!({ "persisted": persisted })))
 }
 
-/// The index info of API.md, plus sizes and the last save error when there is one.
-fn info(state: &AppState, handle: &IndexHandle, last_save_error: Option<String>) -> Value {
+/// The index info of API.md, plus sizes, background indexing, and the saves (when the
+/// index was last stored, since when changes wait, and the last save error if saves fail).
+fn info(state: &AppState, handle: &IndexHandle) -> Value {
     let p = handle.index.params();
     let stats = handle.index.stats();
     let mut v = json!({
@@ -135,8 +125,21 @@ fn info(state: &AppState, handle: &IndexHandle, last_save_error: Option<String>)
         "indexing": handle.index.indexing(),
         "persistence": if state.persister.is_some() { "storaged" } else { "ephemeral" },
     });
-    if let Some(e) = last_save_error {
-        v["last_save_error"] = json!(e);
+    if let Some(saves) = state.saves.as_ref().and_then(|s| s.get(&handle.name)) {
+        let epoch = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        };
+        if let Some(t) = saves.last_save {
+            v["last_save_at"] = json!(epoch(t));
+        }
+        if let Some(t) = saves.unsaved_since {
+            v["unsaved_for_ms"] = json!(t.elapsed().as_millis() as u64);
+        }
+        if let Some(e) = saves.last_error {
+            v["last_save_error"] = json!(e);
+        }
     }
     v
 }

@@ -18,6 +18,7 @@ use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::web;
 use vectord_actors::persist::persister::Persister;
+use vectord_actors::persist::status::PersistStatus;
 use vectord_actors::registry::{IndexHandle, Registry};
 
 use errors::ApiError;
@@ -33,7 +34,8 @@ pub struct AppState {
     pub search_permits: Arc<tokio::sync::Semaphore>,
     pub max_body_bytes: usize,
     pub defaults: IndexDefaults,
-    pub metrics: Arc<metrics::Metrics>,
+    /// What is known about each index's saves; none in ephemeral mode.
+    pub saves: Option<Arc<PersistStatus>>,
 }
 
 /// Index parameters used when a create request leaves them out.

@@ -59,7 +59,6 @@ async fn search(
     })?;
     let index = handle.index.clone();
     let k = request.k;
-    let started = std::time::Instant::now();
     let failed = |e: String| {
         log::error!("index {:?}: search failed: {e}", handle.name);
         ApiError::new(
@@ -90,7 +89,6 @@ async fn search(
             .await
             .map_err(|e| failed(e.to_string()))?,
     };
-    state.metrics.observe_search(started.elapsed());
     let results: Vec<SearchResult> = hits
         .into_iter()
         .map(|h| SearchResult {

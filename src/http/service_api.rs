@@ -24,6 +24,25 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     if !failures.is_empty() {
         body["failed_indexes"] = Value::Array(failures);
     }
+    // Indexes whose saves fail: what is in memory is not stored (see the index info).
+    let failing: Vec<Value> = state
+        .saves
+        .as_ref()
+        .map(|s| s.all())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, saves)| {
+            let error = saves.last_error?;
+            let since = saves
+                .failing_since
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs());
+            Some(json!({ "name": name, "error": error, "failing_since": since }))
+        })
+        .collect();
+    if !failing.is_empty() {
+        body["save_errors"] = Value::Array(failing);
+    }
     let warnings: Vec<Value> = state
         .registry
         .load_warnings()
@@ -50,7 +69,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&state.registry))
+        .body(super::metrics::render(&state.registry))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -59,7 +78,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics));
 }
 
-/// Middleware: one debug line per request, and the status counters for `/metrics`.
+/// Middleware: one debug line per request, and the request metrics (by route pattern, so
+/// that index names and item ids do not become label values).
 pub async fn log_request(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
@@ -67,15 +87,21 @@ pub async fn log_request(
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.path().to_string();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
     let res = next.call(req).await?;
     let status = res.status().as_u16();
-    if let Some(state) = state {
-        state.metrics.observe_request(status);
-    }
-    log::debug!(
-        "{method} {path} {status} {} us",
-        started.elapsed().as_micros()
-    );
+    let took = started.elapsed();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let route = format!("{method} {route}");
+    let status_label = status.to_string();
+    let labels = [route.as_str(), status_label.as_str()];
+    let m = vectord_actors::metrics::metrics();
+    m.requests.with_label_values(&labels).inc();
+    m.request_seconds
+        .with_label_values(&labels)
+        .observe(took.as_secs_f64());
+    log::debug!("{method} {path} {status} {} us", took.as_micros());
     Ok(res)
 }

@@ -10,9 +10,11 @@
 //! - `layout`: the keys;
 //! - `persister`: the actor that debounces and runs saves and deletes, and answers flush;
 //! - `save`: one save of one index, and the removal of a deleted index;
-//! - `loader`: the start-up load and the collection of orphaned objects.
+//! - `loader`: the start-up load and the collection of orphaned objects;
+//! - `status`: what is known about each index's saves, for `/health` and the index info.
 
 pub mod layout;
 pub mod loader;
 pub mod persister;
 pub mod save;
+pub mod status;

@@ -9,7 +9,6 @@
 //! between two mutations, and the network writes happen here, with no lock held.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,9 +17,11 @@ use futures::channel::oneshot;
 
 use super::layout::{manifest_key, new_incarnation};
 use super::save::{self, SaveError, Stored};
+use super::status::PersistStatus;
 use crate::error::IndexError;
 use crate::index_actor::IndexActor;
 use crate::messages::{Flush, FlushAll, Forget, MarkDirty, SealNow};
+use crate::metrics::metrics;
 use crate::storeclient::StoreClient;
 
 /// When the log objects waiting for a manifest pass this size or count, the index is asked
@@ -33,22 +34,15 @@ const TICK: Duration = Duration::from_millis(25);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// Save and delete counters, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct PersistStats {
-    pub saves_ok: std::sync::atomic::AtomicU64,
-    pub saves_failed: std::sync::atomic::AtomicU64,
-    pub bytes_saved: std::sync::atomic::AtomicU64,
-    pub deletes_ok: std::sync::atomic::AtomicU64,
-    pub deletes_failed: std::sync::atomic::AtomicU64,
-}
-
 pub struct Persister {
     store: StoreClient,
     quiet: Duration,
     max_delay: Duration,
+    /// Saves and deletes running at once, at most (so that a restart of storaged does not
+    /// start every index's save together).
+    max_concurrent: usize,
     slots: HashMap<String, Slot>,
-    stats: Arc<PersistStats>,
+    status: Arc<PersistStatus>,
 }
 
 /// The persistence state of one index: one generation of one name. A later index of the
@@ -76,8 +70,6 @@ struct Slot {
     attempt_now: bool,
     /// `flush` callers, each with the mutation count it waits for.
     flush_waiters: Vec<(u64, oneshot::Sender<Result<bool, IndexError>>)>,
-    /// Last failure, for the index info; cleared by the next success.
-    last_error: Option<String>,
     /// What storage holds of this index (taken by a save in flight, then put back).
     stored: Stored,
     /// The incarnation (kept here too: a delete needs it while a save holds `stored`).
@@ -112,7 +104,6 @@ impl Slot {
             backoff: FIRST_BACKOFF,
             attempt_now: false,
             flush_waiters: Vec::new(),
-            last_error: None,
         }
     }
 
@@ -125,16 +116,14 @@ impl Slot {
         self.attempt_now || self.retry_at.is_none_or(|t| now >= t)
     }
 
-    fn failed(&mut self, now: Instant, error: String) {
+    fn failed(&mut self, now: Instant) {
         self.retry_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        self.last_error = Some(error);
     }
 
     fn succeeded(&mut self) {
         self.retry_at = None;
         self.backoff = FIRST_BACKOFF;
-        self.last_error = None;
     }
 
     /// Answers every flush waiter with `result`.
@@ -152,30 +141,43 @@ enum Op {
 }
 
 impl Persister {
-    pub fn new(store: StoreClient, quiet: Duration, max_delay: Duration) -> Persister {
+    pub fn new(
+        store: StoreClient,
+        quiet: Duration,
+        max_delay: Duration,
+        max_concurrent: usize,
+    ) -> Persister {
         Persister {
             store,
             quiet,
             max_delay,
+            max_concurrent: max_concurrent.max(1),
             slots: HashMap::new(),
-            stats: Arc::new(PersistStats::default()),
+            status: Arc::new(PersistStatus::default()),
         }
     }
 
-    pub fn stats(&self) -> Arc<PersistStats> {
-        self.stats.clone()
+    /// What is known about each index's saves (shared, readable at any time).
+    pub fn status(&self) -> Arc<PersistStatus> {
+        self.status.clone()
     }
 
-    /// Starts every save or delete that is due.
+    /// Starts the saves and deletes that are due, up to `max_concurrent` in flight:
+    /// deletes first, then the indexes whose oldest unsaved change is oldest.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let mut due = Vec::new();
+        let mut running = 0;
         for (name, slot) in &mut self.slots {
-            if slot.busy || !slot.may_attempt(now) {
+            if slot.busy {
+                running += 1;
+                continue;
+            }
+            if !slot.may_attempt(now) {
                 continue;
             }
             if slot.delete.is_some() {
-                due.push((name.clone(), slot.generation, Op::Delete));
+                due.push((None, name.clone(), slot.generation, Op::Delete));
             } else if slot.dirty() {
                 let quiet = now.duration_since(slot.last_dirty) >= self.quiet;
                 let capped = slot
@@ -183,12 +185,18 @@ impl Persister {
                     .is_some_and(|t| now.duration_since(t) >= self.max_delay);
                 if quiet || capped || slot.attempt_now {
                     if let Some(actor) = slot.actor.clone() {
-                        due.push((name.clone(), slot.generation, Op::Save { actor }));
+                        let since = Some(slot.first_dirty.unwrap_or(now));
+                        due.push((since, name.clone(), slot.generation, Op::Save { actor }));
                     }
                 }
             }
         }
-        for (name, generation, op) in due {
+        due.sort_by_key(|(since, _, _, _)| *since);
+        for (_, name, generation, op) in due {
+            if running >= self.max_concurrent {
+                break;
+            }
+            running += 1;
             if let Some(slot) = self.slots.get_mut(&name) {
                 slot.busy = true;
                 slot.attempt_now = false;
@@ -199,9 +207,37 @@ impl Persister {
             }
         }
         // Forget slots with nothing left to do and no index behind them.
-        self.slots.retain(|_, s| {
-            s.actor.is_some() || s.busy || s.delete.is_some() || !s.flush_waiters.is_empty()
+        let status = &self.status;
+        self.slots.retain(|name, s| {
+            let keep =
+                s.actor.is_some() || s.busy || s.delete.is_some() || !s.flush_waiters.is_empty();
+            if !keep {
+                status.remove(name);
+            }
+            keep
         });
+        // The backlog, for the metrics.
+        let m = metrics();
+        let dirty: Vec<&Slot> = self.slots.values().filter(|s| s.dirty()).collect();
+        m.dirty_indexes.set(dirty.len() as i64);
+        let oldest = dirty
+            .iter()
+            .filter_map(|s| s.first_dirty)
+            .min()
+            .map_or(0, |t| now.duration_since(t).as_secs());
+        m.oldest_unsaved_seconds.set(oldest as i64);
+        m.flush_waiters.set(
+            self.slots
+                .values()
+                .map(|s| s.flush_waiters.len())
+                .sum::<usize>() as i64,
+        );
+        m.log_bytes_waiting.set(
+            self.slots
+                .values()
+                .map(|s| s.stored.log_bytes())
+                .sum::<u64>() as i64,
+        );
     }
 
     fn start_save(
@@ -234,10 +270,10 @@ impl Persister {
             slot.busy = false;
             match res {
                 Ok(saved) => {
-                    act.stats.saves_ok.fetch_add(1, Relaxed);
-                    act.stats
-                        .bytes_saved
-                        .fetch_add(saved.bytes_written, Relaxed);
+                    let m = metrics();
+                    m.saves.with_label_values(&["ok"]).inc();
+                    m.save_bytes.inc_by(saved.bytes_written);
+                    m.save_seconds.observe(started.elapsed().as_secs_f64());
                     log::debug!(
                         "index {name:?}: saved {} bytes{} in {} ms",
                         saved.bytes_written,
@@ -253,6 +289,15 @@ impl Persister {
                     if slot.saved_seq >= slot.dirty_seq {
                         slot.first_dirty = None;
                     }
+                    let clean = slot.first_dirty.is_none();
+                    act.status.update(&name, |s| {
+                        s.last_save = Some(std::time::SystemTime::now());
+                        s.last_error = None;
+                        s.failing_since = None;
+                        if clean {
+                            s.unsaved_since = None;
+                        }
+                    });
                     let done = slot.saved_seq;
                     let (ready, waiting): (Vec<_>, Vec<_>) = slot
                         .flush_waiters
@@ -280,13 +325,18 @@ impl Persister {
                     slot.actor = None;
                 }
                 Err(e) => {
-                    act.stats.saves_failed.fetch_add(1, Relaxed);
+                    metrics().saves.with_label_values(&["failed"]).inc();
+                    act.status.update(&name, |s| {
+                        s.last_error = Some(e.to_string());
+                        s.failing_since
+                            .get_or_insert_with(std::time::SystemTime::now);
+                    });
                     log::warn!(
                         "index {name:?}: saving to {} failed, will retry in {} ms: {e}",
                         manifest_key(&name),
                         slot.backoff.as_millis()
                     );
-                    slot.failed(Instant::now(), e.to_string());
+                    slot.failed(Instant::now());
                     let message = format!("saving index {name:?} failed: {e}");
                     slot.answer_flushes(|| Err(IndexError::StorageUnavailable(message.clone())));
                 }
@@ -311,7 +361,8 @@ impl Persister {
             slot.busy = false;
             match res {
                 Ok(()) => {
-                    act.stats.deletes_ok.fetch_add(1, Relaxed);
+                    metrics().deletes.with_label_values(&["ok"]).inc();
+                    act.status.remove(&name);
                     log::info!("index {name:?}: removed {} from storage", manifest_key(&name));
                     // This generation is over: the name may be used again from now on.
                     if let Some(slot) = act.slots.remove(&name) {
@@ -326,13 +377,13 @@ impl Persister {
                     }
                 }
                 Err(e) => {
-                    act.stats.deletes_failed.fetch_add(1, Relaxed);
+                    metrics().deletes.with_label_values(&["failed"]).inc();
                     log::warn!(
                         "index {name:?}: removing {} failed, will retry in {} ms: {e}",
                         manifest_key(&name),
                         slot.backoff.as_millis()
                     );
-                    slot.failed(Instant::now(), e.to_string());
+                    slot.failed(Instant::now());
                     if let Some(pending) = &mut slot.delete {
                         for tx in pending.attempt_waiters.drain(..) {
                             let _ = tx.send(Err(IndexError::StorageUnavailable(format!(
@@ -377,6 +428,9 @@ impl Handler<MarkDirty> for Persister {
         slot.dirty_seq = slot.dirty_seq.max(msg.seq);
         slot.first_dirty.get_or_insert(now);
         slot.last_dirty = now;
+        self.status.update(&msg.name, |s| {
+            s.unsaved_since.get_or_insert(now);
+        });
     }
 }
 
@@ -505,20 +559,5 @@ impl Handler<Adopt> for Persister {
             slot.first_dirty = Some(now);
         }
         self.slots.insert(msg.name, slot);
-    }
-}
-
-/// Saves the last-seen error of a name, for the index info.
-#[derive(Message)]
-#[rtype(result = "Option<String>")]
-pub struct LastError {
-    pub name: String,
-}
-
-impl Handler<LastError> for Persister {
-    type Result = Option<String>;
-
-    fn handle(&mut self, msg: LastError, _: &mut Context<Self>) -> Option<String> {
-        self.slots.get(&msg.name).and_then(|s| s.last_error.clone())
     }
 }

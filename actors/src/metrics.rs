@@ -1,0 +1,236 @@
+//! The service's Prometheus metrics, in one registry: persistence (saves, bytes, latency,
+//! backlog, flush waiters, start-up load), background index jobs, HTTP requests (by route
+//! and status, recorded by the front), and the process (resident memory, CPU, open files).
+//! Per-index gauges are set from the registry of indexes when `/metrics` is scraped.
+//!
+//! Metric names follow Prometheus conventions: `_total` counters, `_seconds`/`_bytes`
+//! units. They are documented in the README and used by `deploy/grafana-dashboard.json`
+//! and `deploy/prometheus-alerts.yml`.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub saves: IntCounterVec,
+    pub save_bytes: IntCounter,
+    pub save_seconds: Histogram,
+    pub deletes: IntCounterVec,
+    pub dirty_indexes: IntGauge,
+    pub oldest_unsaved_seconds: IntGauge,
+    pub flush_waiters: IntGauge,
+    pub log_bytes_waiting: IntGauge,
+    pub rehydrate_seconds: prometheus::Gauge,
+    pub load_failures: IntGauge,
+    pub jobs: IntCounterVec,
+    pub job_seconds: HistogramVec,
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub busy_rejections: IntCounterVec,
+    pub index_items: IntGaugeVec,
+    pub index_tombstones: IntGaugeVec,
+    pub index_memory_bytes: IntGaugeVec,
+    pub index_segments: IntGaugeVec,
+    pub index_unsealed: IntGaugeVec,
+    pub indexes: IntGauge,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registration");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registration");
+    g
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registration");
+    g
+}
+
+/// Latency buckets from 0.5 ms to 60 s.
+const SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+// Metric definitions are fixed at compile time: creating or registering them can only
+// fail on a programming error (a duplicate name), caught by the first test that renders.
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let r = Registry::new();
+    #[cfg(target_os = "linux")]
+    {
+        let _ = r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
+    }
+    let save_seconds = Histogram::with_opts(
+        HistogramOpts::new(
+            "vectord_save_seconds",
+            "Time of one save of one index (log, segments, manifest).",
+        )
+        .buckets(SECONDS.to_vec()),
+    )
+    .expect("metric definition");
+    r.register(Box::new(save_seconds.clone()))
+        .expect("metric registration");
+    let job_seconds = HistogramVec::new(
+        HistogramOpts::new(
+            "vectord_index_job_seconds",
+            "Time to build a background index job (seal, merge, compaction).",
+        )
+        .buckets(SECONDS.to_vec()),
+        &["kind"],
+    )
+    .expect("metric definition");
+    r.register(Box::new(job_seconds.clone()))
+        .expect("metric registration");
+    let request_seconds = HistogramVec::new(
+        HistogramOpts::new(
+            "vectord_http_request_seconds",
+            "HTTP request latency, by route and status.",
+        )
+        .buckets(SECONDS.to_vec()),
+        &["route", "status"],
+    )
+    .expect("metric definition");
+    r.register(Box::new(request_seconds.clone()))
+        .expect("metric registration");
+    let rehydrate_seconds = prometheus::Gauge::new(
+        "vectord_rehydrate_seconds",
+        "Time the start-up load of persisted indexes took.",
+    )
+    .expect("metric definition");
+    r.register(Box::new(rehydrate_seconds.clone()))
+        .expect("metric registration");
+    Metrics {
+        saves: counter_vec(
+            &r,
+            "vectord_saves_total",
+            "Saves of an index, by result (ok, failed).",
+            &["result"],
+        ),
+        save_bytes: {
+            let c = IntCounter::new(
+                "vectord_saved_bytes_total",
+                "Bytes written to storaged by saves.",
+            )
+            .expect("metric definition");
+            r.register(Box::new(c.clone()))
+                .expect("metric registration");
+            c
+        },
+        save_seconds,
+        deletes: counter_vec(
+            &r,
+            "vectord_index_deletes_total",
+            "Removals of a deleted index's stored copy, by result.",
+            &["result"],
+        ),
+        dirty_indexes: gauge(
+            &r,
+            "vectord_dirty_indexes",
+            "Indexes with changes not yet stored.",
+        ),
+        oldest_unsaved_seconds: gauge(
+            &r,
+            "vectord_oldest_unsaved_change_seconds",
+            "Age of the oldest change not yet stored, over all indexes.",
+        ),
+        flush_waiters: gauge(
+            &r,
+            "vectord_flush_waiters",
+            "Flush requests waiting for a save.",
+        ),
+        log_bytes_waiting: gauge(
+            &r,
+            "vectord_log_bytes_waiting",
+            "Bytes of log objects not yet covered by a manifest, over all indexes.",
+        ),
+        rehydrate_seconds,
+        load_failures: gauge(
+            &r,
+            "vectord_index_load_failures",
+            "Persisted indexes that failed to load.",
+        ),
+        jobs: counter_vec(
+            &r,
+            "vectord_index_jobs_total",
+            "Background index jobs, by kind and result.",
+            &["kind", "result"],
+        ),
+        job_seconds,
+        requests: counter_vec(
+            &r,
+            "vectord_http_requests_total",
+            "HTTP requests answered, by route and status.",
+            &["route", "status"],
+        ),
+        request_seconds,
+        busy_rejections: counter_vec(
+            &r,
+            "vectord_busy_rejections_total",
+            "Requests refused with 503 busy, by reason.",
+            &["reason"],
+        ),
+        index_items: gauge_vec(
+            &r,
+            "vectord_index_items",
+            "Live items per index.",
+            &["index"],
+        ),
+        index_tombstones: gauge_vec(
+            &r,
+            "vectord_index_tombstones",
+            "Deleted or replaced points not yet compacted away, per index.",
+            &["index"],
+        ),
+        index_memory_bytes: gauge_vec(
+            &r,
+            "vectord_index_memory_bytes",
+            "Heap bytes an index holds.",
+            &["index"],
+        ),
+        index_segments: gauge_vec(
+            &r,
+            "vectord_index_sealed_segments",
+            "Sealed segments per index.",
+            &["index"],
+        ),
+        index_unsealed: gauge_vec(
+            &r,
+            "vectord_index_unsealed_items",
+            "Points per index not yet in a sealed segment.",
+            &["index"],
+        ),
+        indexes: gauge(&r, "vectord_indexes", "Indexes loaded."),
+        registry: r,
+    }
+});
+
+/// The service's metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    /// The whole exposition, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding gathered families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
