@@ -88,6 +88,14 @@ pub struct VectordConfig {
     pub search_threads: usize,
     /// Saves (and deletes of stored indexes) running at once, at most.
     pub max_concurrent_saves: usize,
+    /// Limits on what clients send (items per batch, metadata and id bytes, filter keys,
+    /// indexes).
+    pub limits: vectord_actors::index::Limits,
+    /// When set, every request but `/health`, `/ready` and the console's files needs
+    /// `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    /// `/metrics` without the key (for a scraper on a trusted network).
+    pub metrics_public: bool,
     /// HTTP worker threads (0 = number of cores).
     pub workers: usize,
 }
@@ -101,6 +109,9 @@ pub struct StoragedConfig {
     pub root: PathBuf,
     /// Largest object a PUT accepts.
     pub max_object_bytes: usize,
+    /// When set, storaged needs `Authorization: Bearer <key>` on every request but
+    /// `/health`, and vectord's storeclient sends it.
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,12 +143,16 @@ impl Default for Config {
                 max_segment_points: 2_000_000,
                 search_threads: 0,
                 max_concurrent_saves: 2,
+                limits: vectord_actors::index::Limits::default(),
+                api_key: None,
+                metrics_public: false,
                 workers: 0,
             },
             storaged: StoragedConfig {
                 bind: "127.0.0.1:3211".into(),
                 root: PathBuf::from("./data"),
                 max_object_bytes: 1 << 40,
+                api_key: None,
             },
         }
     }
@@ -173,6 +188,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("vectord.workers", "VECTORD_WORKERS"),
     ("storaged.bind", "VECTORD_STORAGED_BIND"),
+    ("storaged.api_key", "VECTORD_STORAGED_API_KEY"),
+    ("storaged.api_key_file", "VECTORD_STORAGED_API_KEY_FILE"),
     ("storaged.root", "VECTORD_STORAGED_ROOT"),
     (
         "storaged.max_object_bytes",
@@ -281,8 +298,24 @@ impl Config {
             "vectord.max_concurrent_saves" => {
                 v.max_concurrent_saves = parse_range(key, value, 1, 1024)?
             }
+            "vectord.max_batch_items" => {
+                v.limits.max_batch_items = parse_range(key, value, 1, 10_000_000)?
+            }
+            "vectord.max_metadata_bytes" => {
+                v.limits.max_metadata_bytes = parse_range(key, value, 2, 1 << 30)?
+            }
+            "vectord.max_id_bytes" => v.limits.max_id_bytes = parse_range(key, value, 1, 256)?,
+            "vectord.max_filter_keys" => {
+                v.limits.max_filter_keys = parse_range(key, value, 1, 100_000)?
+            }
+            "vectord.max_indexes" => v.limits.max_indexes = parse_range(key, value, 1, 10_000_000)?,
+            "vectord.api_key" => v.api_key = parse_key(key, value)?,
+            "vectord.api_key_file" => v.api_key = read_key_file(key, value)?,
+            "vectord.metrics_public" => v.metrics_public = parse(key, value)?,
             "vectord.workers" => v.workers = parse_range(key, value, 0, 1024)?,
             "storaged.bind" => s.bind = parse_addr(key, value)?,
+            "storaged.api_key" => s.api_key = parse_key(key, value)?,
+            "storaged.api_key_file" => s.api_key = read_key_file(key, value)?,
             "storaged.root" => {
                 if value.is_empty() {
                     return Err(bad(key, value, "must not be empty"));
@@ -324,6 +357,7 @@ impl VectordConfig {
             compact_ratio: self.compact_ratio,
             merge_factor: self.merge_factor,
             max_segment_points: self.max_segment_points,
+            limits: self.limits,
         }
     }
 
@@ -384,6 +418,34 @@ fn parse_addr(key: &str, value: &str) -> Result<String, ConfigError> {
         .parse::<std::net::SocketAddr>()
         .map_err(|e| bad(key, value, &format!("expected host:port ({e})")))?;
     Ok(value.to_string())
+}
+
+/// An API key: empty means none; otherwise at least 16 characters, printable ASCII.
+fn parse_key(key: &str, value: &str) -> Result<Option<String>, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.len() < 16 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        // The value itself is a secret: never echo it.
+        return Err(bad(
+            key,
+            "<redacted>",
+            "an API key must be at least 16 printable ASCII characters without spaces",
+        ));
+    }
+    Ok(Some(value.to_string()))
+}
+
+/// An API key read from a file (so that it need not sit in a unit file or on a command
+/// line); empty path means none.
+fn read_key_file(key: &str, path: &str) -> Result<Option<String>, ConfigError> {
+    if path.trim().is_empty() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path.trim())
+        .map_err(|e| bad(key, path, &format!("cannot read the key file: {e}")))?;
+    parse_key(key, &text)
 }
 
 fn parse_url(key: &str, value: &str) -> Result<String, ConfigError> {

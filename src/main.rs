@@ -132,7 +132,8 @@ async fn run(cfg: Config) -> std::io::Result<()> {
         None
     };
 
-    let store = StoreClient::new(&v.storaged_url, Duration::from_secs(v.storage_timeout_s));
+    let store = StoreClient::new(&v.storaged_url, Duration::from_secs(v.storage_timeout_s))
+        .with_api_key(cfg.storaged.api_key.clone());
     let persister = persistent.then(|| {
         Persister::new(
             store.clone(),
@@ -173,6 +174,9 @@ async fn run(cfg: Config) -> std::io::Result<()> {
             ef_search: v.default_ef_search,
         },
         saves,
+        limits: v.limits,
+        api_key: v.api_key.clone(),
+        metrics_public: v.metrics_public,
     });
 
     let workers = if v.workers == 0 { cores() } else { v.workers };
@@ -180,6 +184,7 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
+            .wrap(middleware::from_fn(http::auth::require_api_key))
             .wrap(middleware::from_fn(http::service_api::log_request))
             .configure(http::configure)
             .default_service(web::to(http::not_found))

@@ -258,7 +258,9 @@ impl Handler<AddItems> for IndexActor {
         let lsn = self.lsn + 1;
         let logged = self.persister.is_some();
         let work = blocking(self.name.clone(), "add", move || {
-            let items = index.params().check_items(msg.items)?;
+            let items = index
+                .params()
+                .check_items_within(msg.items, &index.config().limits)?;
             let mut log = LogBatch::default();
             if logged {
                 log.push_add(

@@ -123,6 +123,16 @@ impl Registry {
         params.check()?;
         let mut names = self.names();
         names.check_free(&params.name)?;
+        let max = self.engine.limits.max_indexes;
+        if names.live.len() >= max {
+            return Err(IndexError::NameUnavailable {
+                code: "too_many_indexes",
+                message: format!(
+                    "vectord holds {} indexes, the limit (vectord.max_indexes is {max}); delete one first",
+                    names.live.len()
+                ),
+            });
+        }
         let start = ActorStart {
             seq: 1,
             ..ActorStart::default()

@@ -83,10 +83,22 @@ struct ListObject {
     size: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreClient {
     base_url: String,
     timeout: Duration,
+    /// Sent as `Authorization: Bearer <key>` when storaged wants one.
+    api_key: Option<String>,
+}
+
+impl std::fmt::Debug for StoreClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreClient")
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl StoreClient {
@@ -95,7 +107,14 @@ impl StoreClient {
         StoreClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             timeout,
+            api_key: None,
         }
+    }
+
+    /// The same client, sending `key` to storaged.
+    pub fn with_api_key(mut self, key: Option<String>) -> Self {
+        self.api_key = key;
+        self
     }
 
     fn client(&self) -> awc::Client {
@@ -103,11 +122,15 @@ impl StoreClient {
     }
 
     fn client_for(&self, timeout: Duration) -> awc::Client {
-        awc::Client::builder()
+        let builder = awc::Client::builder()
             .connector(awc::Connector::new().timeout(self.timeout))
             .timeout(timeout)
-            .disable_redirects()
-            .finish()
+            .disable_redirects();
+        match &self.api_key {
+            Some(key) => builder.bearer_auth(key),
+            None => builder,
+        }
+        .finish()
     }
 
     /// The time allowed for moving `bytes`: the timeout, plus `MIN_RATE`.

@@ -2,6 +2,7 @@
 //! index name to that index's actor (mutations) or to the index itself (reads), and map
 //! the outcome through `errors`. One file per resource, each registering its own routes.
 
+pub mod auth;
 pub mod body;
 pub mod errors;
 pub mod index_api;
@@ -36,6 +37,11 @@ pub struct AppState {
     pub defaults: IndexDefaults,
     /// What is known about each index's saves; none in ephemeral mode.
     pub saves: Option<Arc<PersistStatus>>,
+    /// Limits on what clients send.
+    pub limits: vectord_actors::index::Limits,
+    /// The API key, when requests must carry one (see `auth`).
+    pub api_key: Option<String>,
+    pub metrics_public: bool,
 }
 
 /// Index parameters used when a create request leaves them out.

@@ -49,6 +49,18 @@ async fn search(
     let request: SearchRequest = body::json(&bytes)?;
     let params = handle.index.params();
     let ef = params.check_search(request.k, request.ef)?;
+    if let Some(f) = &request.filter {
+        if f.len() > state.limits.max_filter_keys {
+            return Err(ApiError::bad_request(
+                "too_many_filter_keys",
+                format!(
+                    "filter has {} keys, more than the limit of {} (vectord.max_filter_keys)",
+                    f.len(),
+                    state.limits.max_filter_keys
+                ),
+            ));
+        }
+    }
     let query = params.check_vector(request.vector, "vector")?;
     let _permit = state.search_permits.acquire().await.map_err(|_| {
         ApiError::new(

@@ -43,7 +43,7 @@ use serde_json::{Map, Value};
 use crate::error::IndexError;
 use bitset::BitSet;
 pub use maintenance::{Built, Job, JobKind, JobReport};
-pub use params::{IndexParams, NewItem};
+pub use params::{IndexParams, Limits, NewItem};
 use points::Points;
 use sealed::FlatGraph;
 
@@ -64,6 +64,8 @@ pub struct EngineConfig {
     /// Sealed segments of this many live points or more are not merged any more (only
     /// compacted alone).
     pub max_segment_points: usize,
+    /// Limits on what clients send.
+    pub limits: Limits,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +76,7 @@ impl Default for EngineConfig {
             compact_ratio: 0.25,
             merge_factor: 4,
             max_segment_points: 2_000_000,
+            limits: Limits::default(),
         }
     }
 }

@@ -18,6 +18,61 @@ pub const MAX_M: usize = 128;
 pub const MAX_EF: usize = 10_000;
 pub const MAX_K: usize = 1000;
 
+/// Limits on what clients send, from the configuration (each with a safe default); a
+/// request past one gets a 4xx naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Items in one `add` batch.
+    pub max_batch_items: usize,
+    /// Bytes of one item's metadata, as JSON.
+    pub max_metadata_bytes: usize,
+    /// Bytes of an item id (API.md allows up to 256).
+    pub max_id_bytes: usize,
+    /// Keys in a search filter.
+    pub max_filter_keys: usize,
+    /// Indexes in the process.
+    pub max_indexes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_batch_items: 10_000,
+            max_metadata_bytes: 64 << 10,
+            max_id_bytes: MAX_ID_BYTES,
+            max_filter_keys: 64,
+            max_indexes: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    /// No limit but the contract's: for replaying stored changes, which were accepted
+    /// under whatever limits applied then.
+    pub fn contract() -> Limits {
+        Limits {
+            max_batch_items: usize::MAX,
+            max_metadata_bytes: usize::MAX,
+            max_id_bytes: MAX_ID_BYTES,
+            max_filter_keys: usize::MAX,
+            max_indexes: usize::MAX,
+        }
+    }
+}
+
+/// Counts the bytes written to it (the JSON size of metadata, without a buffer).
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// What an index is: fixed at creation, saved in its file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexParams {
@@ -135,26 +190,60 @@ impl IndexParams {
         Ok(vector)
     }
 
+    /// Checks a whole `add` batch under the default limits (see `check_items_within`).
+    pub fn check_items(&self, items: Vec<NewItem>) -> Result<Vec<NewItem>, IndexError> {
+        self.check_items_within(items, &Limits::default())
+    }
+
     /// Checks a whole `add` batch, all of it before anything is stored. Returns the items
     /// with their vectors as stored.
-    pub fn check_items(&self, items: Vec<NewItem>) -> Result<Vec<NewItem>, IndexError> {
+    pub fn check_items_within(
+        &self,
+        items: Vec<NewItem>,
+        limits: &Limits,
+    ) -> Result<Vec<NewItem>, IndexError> {
         if items.is_empty() {
             return Err(IndexError::invalid(
                 "empty_batch",
                 "items is empty: send at least one item",
             ));
         }
+        if items.len() > limits.max_batch_items {
+            return Err(IndexError::invalid(
+                "too_many_items",
+                format!(
+                    "items holds {} items, more than the limit of {} per batch (vectord.max_batch_items)",
+                    items.len(),
+                    limits.max_batch_items
+                ),
+            ));
+        }
+        let max_id = limits.max_id_bytes.min(MAX_ID_BYTES);
         let mut seen = std::collections::HashMap::with_capacity(items.len());
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
-            if item.id.is_empty() || item.id.len() > MAX_ID_BYTES {
+            if item.id.is_empty() || item.id.len() > max_id {
                 return Err(IndexError::invalid(
                     "invalid_id",
                     format!(
-                        "items[{i}].id must be 1-{MAX_ID_BYTES} bytes, got {} bytes",
+                        "items[{i}].id must be 1-{max_id} bytes, got {} bytes",
                         item.id.len()
                     ),
                 ));
+            }
+            if !item.metadata.is_empty() && limits.max_metadata_bytes < usize::MAX {
+                let mut size = ByteCount(0);
+                // Writing JSON values to a counter cannot fail.
+                let _ = serde_json::to_writer(&mut size, &item.metadata);
+                if size.0 > limits.max_metadata_bytes {
+                    return Err(IndexError::invalid(
+                        "metadata_too_large",
+                        format!(
+                            "items[{i}].metadata is {} bytes as JSON, more than the limit of {} (vectord.max_metadata_bytes)",
+                            size.0, limits.max_metadata_bytes
+                        ),
+                    ));
+                }
             }
             if let Some(first) = seen.insert(item.id.clone(), i) {
                 return Err(IndexError::invalid(

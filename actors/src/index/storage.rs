@@ -218,7 +218,7 @@ impl Index {
                         .collect();
                     let items = self
                         .params
-                        .check_items(items)
+                        .check_items_within(items, &super::Limits::contract())
                         .map_err(|e| format!("log record {lsn}: {e}"))?;
                     self.add_inner(items, lsn, false)
                         .map_err(|e| format!("log record {lsn}: {e}"))?;
