@@ -96,6 +96,10 @@ pub struct VectordConfig {
     pub api_key: Option<String>,
     /// `/metrics` without the key (for a scraper on a trusted network).
     pub metrics_public: bool,
+    /// Bytes of write bodies held at once; more get 503 busy.
+    pub max_write_backlog_bytes: usize,
+    /// Writes waiting per index; more get 503 busy.
+    pub max_queued_writes: usize,
     /// HTTP worker threads (0 = number of cores).
     pub workers: usize,
 }
@@ -146,6 +150,8 @@ impl Default for Config {
                 limits: vectord_actors::index::Limits::default(),
                 api_key: None,
                 metrics_public: false,
+                max_write_backlog_bytes: 256 << 20,
+                max_queued_writes: 64,
                 workers: 0,
             },
             storaged: StoragedConfig {
@@ -312,6 +318,12 @@ impl Config {
             "vectord.api_key" => v.api_key = parse_key(key, value)?,
             "vectord.api_key_file" => v.api_key = read_key_file(key, value)?,
             "vectord.metrics_public" => v.metrics_public = parse(key, value)?,
+            "vectord.max_write_backlog_bytes" => {
+                v.max_write_backlog_bytes = parse_range(key, value, 1 << 20, 1 << 40)?
+            }
+            "vectord.max_queued_writes" => {
+                v.max_queued_writes = parse_range(key, value, 1, 100_000)?
+            }
             "vectord.workers" => v.workers = parse_range(key, value, 0, 1024)?,
             "storaged.bind" => s.bind = parse_addr(key, value)?,
             "storaged.api_key" => s.api_key = parse_key(key, value)?,
@@ -337,6 +349,13 @@ impl Config {
     /// Checks that need several settings at once.
     fn check(&self) -> Result<(), ConfigError> {
         let v = &self.vectord;
+        if v.max_write_backlog_bytes < v.max_body_bytes {
+            return Err(bad(
+                "vectord.max_write_backlog_bytes",
+                &v.max_write_backlog_bytes.to_string(),
+                "must be at least vectord.max_body_bytes (else the largest add could never pass)",
+            ));
+        }
         if v.save_max_delay_ms < v.save_quiet_ms {
             return Err(bad(
                 "vectord.save_max_delay_ms",

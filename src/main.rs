@@ -175,6 +175,11 @@ async fn run(cfg: Config) -> std::io::Result<()> {
         },
         saves,
         limits: v.limits,
+        // KiB permits (a Semaphore counts up to 2^61; u32 KiB requests cover 4 TiB).
+        write_budget: Arc::new(tokio::sync::Semaphore::new(
+            v.max_write_backlog_bytes.div_ceil(1024),
+        )),
+        max_queued_writes: v.max_queued_writes,
         api_key: v.api_key.clone(),
         metrics_public: v.metrics_public,
     });

@@ -347,3 +347,57 @@ fn a_transient_load_failure_is_retried_until_the_index_loads() {
     assert_eq!(api.get("/vectors/index/t").1["count"], 30);
     assert!(api.get("/health").1.get("failed_indexes").is_none());
 }
+
+#[test]
+fn kill_9_loses_at_most_the_writes_of_the_last_save_window() {
+    // With healthy storage a write acknowledged at t is stored by t + save_max_delay_ms
+    // (2 s by default) + the time of one save. Writes every 50 ms keep the index from
+    // ever being quiet, so only the cap makes it save.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    for round in 0..3 {
+        let mut v = persistent(dir.path(), &store.url, &[]);
+        let api = v.api();
+        let name = format!("w{round}");
+        assert_eq!(create(&api, &name, 4).0, 201);
+        let mut acked: Vec<(usize, Instant)> = Vec::new();
+        let started = Instant::now();
+        let run = Duration::from_millis(3000 + 700 * round as u64);
+        let mut i = 0;
+        while started.elapsed() < run {
+            let body = json!({"items": [{"id": format!("x{i}"), "vector": [i, 1, 2, 3]}]});
+            assert_eq!(
+                api.post(&format!("/vectors/index/{name}/add"), &body).0,
+                200
+            );
+            acked.push((i, Instant::now()));
+            i += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let killed = Instant::now();
+        v.kill9();
+        let v = persistent(dir.path(), &store.url, &[]);
+        let api = v.api();
+        // the bound: 2 s cap, plus a save (well under 500 ms here)
+        let bound = Duration::from_millis(2500);
+        let mut kept_late = 0;
+        for (i, at) in &acked {
+            let present = api.get(&format!("/vectors/index/{name}/items/x{i}")).0 == 200;
+            if killed.duration_since(*at) > bound {
+                assert!(
+                    present,
+                    "x{i}, acknowledged {:?} before the kill, is lost",
+                    killed.duration_since(*at)
+                );
+            } else if present {
+                kept_late += 1;
+            }
+        }
+        eprintln!(
+            "round {round}: {} writes, the last {kept_late} within the window survived too",
+            acked.len()
+        );
+        drop(v);
+    }
+}

@@ -257,7 +257,9 @@ impl Handler<AddItems> for IndexActor {
         let index = self.index.clone();
         let lsn = self.lsn + 1;
         let logged = self.persister.is_some();
+        let name = self.name.clone();
         let work = blocking(self.name.clone(), "add", move || {
+            crate::faults::maybe_panic("add", &name);
             let items = index
                 .params()
                 .check_items_within(msg.items, &index.config().limits)?;

@@ -7,6 +7,7 @@
 pub mod codec;
 pub mod distance;
 pub mod error;
+pub mod faults;
 pub mod index;
 pub mod index_actor;
 pub mod messages;

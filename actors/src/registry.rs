@@ -41,6 +41,8 @@ pub struct IndexHandle {
     pub index: Arc<Index>,
     /// For mutations, which the actor applies one at a time.
     pub actor: Addr<IndexActor>,
+    /// Writes (adds, item deletes) accepted and not yet answered, to bound the backlog.
+    pub pending_writes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A persisted index that could not be loaded at start-up; its file is left in place.
@@ -247,6 +249,7 @@ impl Registry {
             generation,
             index,
             actor,
+            pending_writes: Default::default(),
         }
     }
 

@@ -1,10 +1,13 @@
 //! Reading request bodies: the size limit (413) and JSON decoding that names the field
 //! at fault (400), with unknown fields refused by the request types themselves.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::errors::ApiError;
 
@@ -15,20 +18,13 @@ pub async fn read(
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, ApiError> {
-    let too_big = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("request body is larger than the limit of {limit} bytes"),
-        )
-    };
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(too_big());
+        return Err(too_big(limit));
     }
     // Reserve from Content-Length only up to 1 MiB: a client that announces 64 MiB and
     // sends nothing must not hold 64 MiB of this process.
@@ -38,11 +34,80 @@ pub async fn read(
             ApiError::bad_request("bad_body", format!("reading the body failed: {e}"))
         })?;
         if body.len() + chunk.len() > limit {
-            return Err(too_big());
+            return Err(too_big(limit));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// Reads the body of a write, counted against the budget of write bytes held by the
+/// process (in KiB permits, held by the returned permit until the write is done): a
+/// write that would pass it is refused with 503 `busy` before more of it is read, so a
+/// flood of large writes cannot grow memory without limit.
+pub async fn read_budgeted(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<(web::Bytes, OwnedSemaphorePermit), ApiError> {
+    let busy = || {
+        vectord_actors::metrics::metrics()
+            .busy_rejections
+            .with_label_values(&["write_bytes"])
+            .inc();
+        ApiError {
+            retry_after_s: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many bytes of writes are waiting in vectord (vectord.max_write_backlog_bytes); retry shortly",
+            )
+        }
+    };
+    let kib = |n: usize| (n.div_ceil(1024)).max(1) as u32;
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_big(limit));
+    }
+    let mut permit = budget
+        .clone()
+        .try_acquire_many_owned(kib(declared.unwrap_or(0)))
+        .map_err(|_| busy())?;
+    let mut held = declared.unwrap_or(0).div_ceil(1024).max(1) * 1024;
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("bad_body", format!("reading the body failed: {e}"))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_big(limit));
+        }
+        body.extend_from_slice(&chunk);
+        if body.len() > held {
+            // A body longer than announced (or not announced): take more as it comes.
+            let more = kib(body.len() - held);
+            let extra = budget
+                .clone()
+                .try_acquire_many_owned(more)
+                .map_err(|_| busy())?;
+            permit.merge(extra);
+            held += more as usize * 1024;
+        }
+    }
+    Ok((body.freeze(), permit))
+}
+
+fn too_big(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("request body is larger than the limit of {limit} bytes"),
+    )
 }
 
 /// Decodes JSON into `T`; the message names the path of the bad field (`items[3].vector`).

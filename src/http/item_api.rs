@@ -33,7 +33,9 @@ async fn add(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let handle = state.index(&name)?;
-    let bytes = body::read(&req, payload, state.max_body_bytes).await?;
+    let _queued = state.write_slot(&handle)?;
+    let (bytes, _held) =
+        body::read_budgeted(&req, payload, state.max_body_bytes, &state.write_budget).await?;
     // Decoding a big batch is CPU work: keep it off the HTTP thread.
     let request: AddRequest = web::block(move || body::json(&bytes))
         .await
@@ -101,6 +103,7 @@ async fn delete_item(
     let name = path.into_inner().0;
     let id = item_id(&req)?;
     let handle = state.index(&name)?;
+    let _queued = state.write_slot(&handle)?;
     handle.actor.send(DeleteItem { id }).await??;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -39,6 +39,10 @@ pub struct AppState {
     pub saves: Option<Arc<PersistStatus>>,
     /// Limits on what clients send.
     pub limits: vectord_actors::index::Limits,
+    /// Bytes of write bodies held at once, in KiB permits (see `body::read_budgeted`).
+    pub write_budget: Arc<tokio::sync::Semaphore>,
+    /// Writes waiting per index, at most.
+    pub max_queued_writes: usize,
     /// The API key, when requests must carry one (see `auth`).
     pub api_key: Option<String>,
     pub metrics_public: bool,
@@ -52,7 +56,41 @@ pub struct IndexDefaults {
     pub ef_search: usize,
 }
 
+/// A place in an index's write queue, given back when dropped.
+pub struct WriteSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for WriteSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl AppState {
+    /// A place in the index's write queue, or 503 busy when `max_queued_writes` writes
+    /// already wait for it.
+    pub fn write_slot(&self, handle: &IndexHandle) -> Result<WriteSlot, ApiError> {
+        let queued = handle.pending_writes.fetch_add(1, Ordering::AcqRel);
+        let slot = WriteSlot(handle.pending_writes.clone());
+        if queued >= self.max_queued_writes {
+            vectord_actors::metrics::metrics()
+                .busy_rejections
+                .with_label_values(&["index_queue"])
+                .inc();
+            return Err(ApiError {
+                retry_after_s: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!(
+                        "{queued} writes already wait for index {:?} (vectord.max_queued_writes); retry shortly",
+                        handle.name
+                    ),
+                )
+            });
+        }
+        Ok(slot)
+    }
+
     /// The index of that name, once the service is ready.
     pub fn index(&self, name: &str) -> Result<IndexHandle, ApiError> {
         self.check_ready()?;

@@ -89,6 +89,7 @@ async fn search(
         && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
     let inline = if cheap {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            vectord_actors::faults::maybe_panic("search", &handle.name);
             index.try_search(&query, k, ef, None)
         }))
         .map_err(|_| failed("panicked".into()))?
@@ -97,9 +98,15 @@ async fn search(
     };
     let hits = match inline {
         Some(hits) => hits,
-        None => web::block(move || index.search(&query, k, ef, request.filter.as_ref()))
+        None => {
+            let name = handle.name.clone();
+            web::block(move || {
+                vectord_actors::faults::maybe_panic("search", &name);
+                index.search(&query, k, ef, request.filter.as_ref())
+            })
             .await
-            .map_err(|e| failed(e.to_string()))?,
+            .map_err(|e| failed(e.to_string()))?
+        }
     };
     let results: Vec<SearchResult> = hits
         .into_iter()

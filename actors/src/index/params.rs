@@ -37,7 +37,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_batch_items: 10_000,
+            max_batch_items: 100_000,
             max_metadata_bytes: 64 << 10,
             max_id_bytes: MAX_ID_BYTES,
             max_filter_keys: 64,
