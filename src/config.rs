@@ -88,6 +88,10 @@ pub struct VectordConfig {
     pub search_threads: usize,
     /// Saves (and deletes of stored indexes) running at once, at most.
     pub max_concurrent_saves: usize,
+    /// The log of an index may grow to this many bytes (or a quarter of its stored
+    /// segments) before seals and merges are written as segments under a new manifest;
+    /// 0 writes them at every save.
+    pub manifest_log_bytes: u64,
     /// Limits on what clients send (items per batch, metadata and id bytes, filter keys,
     /// indexes).
     pub limits: vectord_actors::index::Limits,
@@ -116,6 +120,11 @@ pub struct StoragedConfig {
     /// When set, storaged needs `Authorization: Bearer <key>` on every request but
     /// `/health`, and vectord's storeclient sends it.
     pub api_key: Option<String>,
+    /// Where the objects are: `local` (files under `root`) or `s3` (a bucket, `s3`).
+    pub backend: crate::storaged::Backend,
+    /// The S3-compatible bucket of the `s3` backend (`s3_*` keys; unset ones come from the
+    /// standard AWS environment variables). Its `Debug` hides the secret key.
+    pub s3: crate::storaged::S3Config,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +156,7 @@ impl Default for Config {
                 max_segment_points: 2_000_000,
                 search_threads: 0,
                 max_concurrent_saves: 2,
+                manifest_log_bytes: 64 << 20,
                 limits: vectord_actors::index::Limits::default(),
                 api_key: None,
                 metrics_public: false,
@@ -159,6 +169,8 @@ impl Default for Config {
                 root: PathBuf::from("./data"),
                 max_object_bytes: 1 << 40,
                 api_key: None,
+                backend: crate::storaged::Backend::Local,
+                s3: crate::storaged::S3Config::default(),
             },
         }
     }
@@ -192,6 +204,20 @@ pub const KEYS: &[(&str, &str)] = &[
         "vectord.max_concurrent_saves",
         "VECTORD_MAX_CONCURRENT_SAVES",
     ),
+    ("vectord.manifest_log_bytes", "VECTORD_MANIFEST_LOG_BYTES"),
+    (
+        "vectord.max_write_backlog_bytes",
+        "VECTORD_MAX_WRITE_BACKLOG_BYTES",
+    ),
+    ("vectord.max_queued_writes", "VECTORD_MAX_QUEUED_WRITES"),
+    ("vectord.max_batch_items", "VECTORD_MAX_BATCH_ITEMS"),
+    ("vectord.max_metadata_bytes", "VECTORD_MAX_METADATA_BYTES"),
+    ("vectord.max_id_bytes", "VECTORD_MAX_ID_BYTES"),
+    ("vectord.max_filter_keys", "VECTORD_MAX_FILTER_KEYS"),
+    ("vectord.max_indexes", "VECTORD_MAX_INDEXES"),
+    ("vectord.api_key", "VECTORD_API_KEY"),
+    ("vectord.api_key_file", "VECTORD_API_KEY_FILE"),
+    ("vectord.metrics_public", "VECTORD_METRICS_PUBLIC"),
     ("vectord.workers", "VECTORD_WORKERS"),
     ("storaged.bind", "VECTORD_STORAGED_BIND"),
     ("storaged.api_key", "VECTORD_STORAGED_API_KEY"),
@@ -201,6 +227,21 @@ pub const KEYS: &[(&str, &str)] = &[
         "storaged.max_object_bytes",
         "VECTORD_STORAGED_MAX_OBJECT_BYTES",
     ),
+    ("storaged.backend", "VECTORD_STORAGED_BACKEND"),
+    ("storaged.s3_bucket", "VECTORD_STORAGED_S3_BUCKET"),
+    ("storaged.s3_endpoint", "VECTORD_STORAGED_S3_ENDPOINT"),
+    ("storaged.s3_region", "VECTORD_STORAGED_S3_REGION"),
+    (
+        "storaged.s3_access_key_id",
+        "VECTORD_STORAGED_S3_ACCESS_KEY_ID",
+    ),
+    (
+        "storaged.s3_secret_access_key",
+        "VECTORD_STORAGED_S3_SECRET_ACCESS_KEY",
+    ),
+    ("storaged.s3_prefix", "VECTORD_STORAGED_S3_PREFIX"),
+    ("storaged.s3_path_style", "VECTORD_STORAGED_S3_PATH_STYLE"),
+    ("storaged.s3_allow_http", "VECTORD_STORAGED_S3_ALLOW_HTTP"),
 ];
 
 impl Config {
@@ -301,6 +342,9 @@ impl Config {
                 v.max_segment_points = parse_range(key, value, 1, 1_000_000_000)?
             }
             "vectord.search_threads" => v.search_threads = parse_range(key, value, 0, 1024)?,
+            "vectord.manifest_log_bytes" => {
+                v.manifest_log_bytes = parse_range(key, value, 0, 1 << 40)?
+            }
             "vectord.max_concurrent_saves" => {
                 v.max_concurrent_saves = parse_range(key, value, 1, 1024)?
             }
@@ -337,6 +381,33 @@ impl Config {
             "storaged.max_object_bytes" => {
                 s.max_object_bytes = parse_range(key, value, 1024, 1 << 40)?
             }
+            "storaged.backend" => s.backend = parse(key, value)?,
+            "storaged.s3_bucket" => {
+                let v = value.trim();
+                if v.len() > 255 || v.contains(|c: char| c == '/' || c.is_whitespace()) {
+                    return Err(bad(key, value, "expected a bucket name"));
+                }
+                s.s3.bucket = v.to_string()
+            }
+            "storaged.s3_endpoint" => {
+                s.s3.endpoint = Some(parse_url(key, value.trim())?).filter(|v| !v.is_empty())
+            }
+            "storaged.s3_region" => {
+                s.s3.region = Some(value.trim().to_string()).filter(|v| !v.is_empty())
+            }
+            "storaged.s3_access_key_id" => {
+                s.s3.access_key_id = Some(value.trim().to_string()).filter(|v| !v.is_empty())
+            }
+            // A secret: never echoed, also not in errors.
+            "storaged.s3_secret_access_key" => {
+                s.s3.secret_access_key = Some(value.trim().to_string()).filter(|v| !v.is_empty())
+            }
+            "storaged.s3_prefix" => {
+                s.s3.prefix = crate::storaged::s3::parse_prefix(value)
+                    .map_err(|message| bad(key, value, &message))?
+            }
+            "storaged.s3_path_style" => s.s3.path_style = parse(key, value)?,
+            "storaged.s3_allow_http" => s.s3.allow_http = parse(key, value)?,
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_string(),
@@ -346,8 +417,96 @@ impl Config {
         Ok(())
     }
 
+    /// The effective value of every setting, as `section.key = value` lines in the order of
+    /// `KEYS` (secrets shown as `<redacted>`), for `--check-config`.
+    pub fn describe(&self) -> String {
+        let v = &self.vectord;
+        let s = &self.storaged;
+        let secret = |k: &Option<String>| {
+            if k.is_some() {
+                "\"<redacted>\"".to_string()
+            } else {
+                "\"\"".to_string()
+            }
+        };
+        let quoted = |x: &str| format!("{x:?}");
+        let mut out = String::new();
+        for (key, _) in KEYS {
+            let value = match *key {
+                "vectord.bind" => quoted(&v.bind),
+                "vectord.storaged_url" => quoted(&v.storaged_url),
+                "vectord.embedded_storaged" => v.embedded_storaged.to_string(),
+                "vectord.max_body_bytes" => v.max_body_bytes.to_string(),
+                "vectord.default_m" => v.default_m.to_string(),
+                "vectord.default_ef_construction" => v.default_ef_construction.to_string(),
+                "vectord.default_ef_search" => v.default_ef_search.to_string(),
+                "vectord.save_quiet_ms" => v.save_quiet_ms.to_string(),
+                "vectord.save_max_delay_ms" => v.save_max_delay_ms.to_string(),
+                "vectord.rehydrate_timeout_s" => v.rehydrate_timeout_s.to_string(),
+                "vectord.storage_timeout_s" => v.storage_timeout_s.to_string(),
+                "vectord.compact_ratio" => v.compact_ratio.to_string(),
+                "vectord.seal_points" => v.seal_points.to_string(),
+                "vectord.seal_idle_ms" => v.seal_idle_ms.to_string(),
+                "vectord.max_unsealed_points" => v.max_unsealed_points.to_string(),
+                "vectord.merge_factor" => v.merge_factor.to_string(),
+                "vectord.max_segment_points" => v.max_segment_points.to_string(),
+                "vectord.search_threads" => v.search_threads.to_string(),
+                "vectord.max_concurrent_saves" => v.max_concurrent_saves.to_string(),
+                "vectord.manifest_log_bytes" => v.manifest_log_bytes.to_string(),
+                "vectord.max_batch_items" => v.limits.max_batch_items.to_string(),
+                "vectord.max_metadata_bytes" => v.limits.max_metadata_bytes.to_string(),
+                "vectord.max_id_bytes" => v.limits.max_id_bytes.to_string(),
+                "vectord.max_filter_keys" => v.limits.max_filter_keys.to_string(),
+                "vectord.max_indexes" => v.limits.max_indexes.to_string(),
+                "vectord.api_key" => secret(&v.api_key),
+                "vectord.metrics_public" => v.metrics_public.to_string(),
+                "vectord.max_write_backlog_bytes" => v.max_write_backlog_bytes.to_string(),
+                "vectord.max_queued_writes" => v.max_queued_writes.to_string(),
+                "vectord.workers" => v.workers.to_string(),
+                "storaged.bind" => quoted(&s.bind),
+                "storaged.api_key" => secret(&s.api_key),
+                "storaged.root" => quoted(&s.root.display().to_string()),
+                "storaged.max_object_bytes" => s.max_object_bytes.to_string(),
+                "storaged.backend" => quoted(&s.backend.to_string()),
+                "storaged.s3_bucket" => quoted(&s.s3.bucket),
+                "storaged.s3_endpoint" => quoted(s.s3.endpoint.as_deref().unwrap_or("")),
+                "storaged.s3_region" => quoted(s.s3.region.as_deref().unwrap_or("")),
+                "storaged.s3_access_key_id" => secret(&s.s3.access_key_id),
+                "storaged.s3_secret_access_key" => secret(&s.s3.secret_access_key),
+                "storaged.s3_prefix" => quoted(&s.s3.prefix),
+                "storaged.s3_path_style" => s.s3.path_style.to_string(),
+                "storaged.s3_allow_http" => s.s3.allow_http.to_string(),
+                // `*_file` keys only fill the key above them.
+                _ => continue,
+            };
+            out.push_str(&format!("{key} = {value}\n"));
+        }
+        out
+    }
+
     /// Checks that need several settings at once.
     fn check(&self) -> Result<(), ConfigError> {
+        let s = &self.storaged;
+        if s.backend == crate::storaged::Backend::S3 && s.s3.bucket.is_empty() {
+            return Err(bad(
+                "storaged.s3_bucket",
+                "",
+                "must be set when storaged.backend = \"s3\"",
+            ));
+        }
+        if let Some(endpoint) = &s.s3.endpoint {
+            if s.backend == crate::storaged::Backend::S3
+                && endpoint.starts_with("http://")
+                && !s.s3.allow_http
+                && std::env::var("AWS_ALLOW_HTTP").map_or(true, |v| v != "true")
+            {
+                return Err(bad(
+                    "storaged.s3_allow_http",
+                    "false",
+                    "must be true for the plain-HTTP storaged.s3_endpoint",
+                ));
+            }
+        }
         let v = &self.vectord;
         if v.max_write_backlog_bytes < v.max_body_bytes {
             return Err(bad(

@@ -63,6 +63,9 @@ struct Args {
     /// Shorthand for --set vectord.embedded_storaged=false: use a storaged run separately.
     #[arg(long)]
     no_embedded_storaged: bool,
+    /// Print the effective configuration (API keys redacted) and exit.
+    #[arg(long)]
+    check_config: bool,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.check_config {
+        print!("{}", cfg.describe());
+        return ExitCode::SUCCESS;
+    }
     env_logger::Builder::from_env(
         env_logger::Env::default()
             .default_filter_or("info,hnsw_rs=warn,anndists=warn,actix_server=warn"),
@@ -140,6 +147,7 @@ async fn run(cfg: Config) -> std::io::Result<()> {
             v.save_quiet(),
             v.save_max_delay(),
             v.max_concurrent_saves,
+            v.manifest_log_bytes,
         )
     });
     let saves = persister.as_ref().map(|p| p.status());
@@ -212,6 +220,10 @@ async fn run(cfg: Config) -> std::io::Result<()> {
         }
     );
 
+    supervisor::start_watchdog();
+    if !persistent {
+        supervisor::ready();
+    }
     if persistent {
         let timeout = Duration::from_secs(v.rehydrate_timeout_s);
         actix_rt::spawn(async move {
@@ -249,6 +261,7 @@ async fn run(cfg: Config) -> std::io::Result<()> {
                 }
             }
             ready.store(true, Ordering::Release);
+            supervisor::ready();
         });
     }
 
@@ -256,6 +269,7 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     actix_rt::spawn(async move {
         let signal = shutdown_signal().await;
         log::info!("vectord: {signal} received, no longer taking requests");
+        supervisor::stopping();
         server_handle.stop(true).await;
     });
     // Returns once a signal stopped the server and in-flight requests finished.
@@ -277,6 +291,44 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     actor_arbiter.stop();
     log::info!("vectord: stopped");
     Ok(())
+}
+
+/// Tells systemd (a `Type=notify` unit) how the service is doing; does nothing when not
+/// started by systemd (no `NOTIFY_SOCKET`).
+mod supervisor {
+    use sd_notify::NotifyState;
+
+    /// Start-up loading is done and requests are served.
+    pub fn ready() {
+        if let Err(e) = sd_notify::notify(&[NotifyState::Ready]) {
+            log::warn!("vectord: telling systemd READY failed: {e}");
+        }
+    }
+
+    /// A stop began (pending changes are being saved).
+    pub fn stopping() {
+        let _ = sd_notify::notify(&[
+            NotifyState::Stopping,
+            NotifyState::Status("saving pending changes"),
+        ]);
+    }
+
+    /// When the unit has `WatchdogSec=`, pings systemd at a third of that interval, from the
+    /// main arbiter: a wedged main thread stops the pings and systemd restarts the service.
+    pub fn start_watchdog() {
+        let Some(interval) = sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) else {
+            return;
+        };
+        let every = interval / 3;
+        log::info!("vectord: systemd watchdog every {} ms", every.as_millis());
+        actix_rt::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+            }
+        });
+    }
 }
 
 /// Waits for SIGTERM or SIGINT and names it.

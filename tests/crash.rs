@@ -305,6 +305,9 @@ fn kill_9_at_random_moments_loses_no_flushed_write_and_resurrects_nothing() {
         "vectord.seal_idle_ms=200",
         "--set",
         "vectord.storage_timeout_s=5",
+        // a manifest once a few KB of log wait: crashes land both before and after one
+        "--set",
+        "vectord.manifest_log_bytes=4000",
     ];
     let mut v = persistent(dir.path(), &store.url, &flags);
     let workers = 3;

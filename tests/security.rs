@@ -191,3 +191,70 @@ fn configured_limits_answer_4xx_naming_the_limit() {
         "refused writes changed nothing"
     );
 }
+
+#[test]
+fn storaged_with_a_key_refuses_requests_without_it_and_vectord_sends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    let port = free_port();
+    let args: Vec<String> = [
+        "--config",
+        &dir.path().join("none.toml").display().to_string(),
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--root",
+        &root.display().to_string(),
+        "--set",
+        &format!("storaged.api_key={KEY}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let store = Proc::start(
+        "storaged",
+        env!("CARGO_BIN_EXE_storaged"),
+        &args,
+        port,
+        &dir.path().join("storaged.log"),
+        "/health",
+    );
+    let sapi = store.api();
+    assert_eq!(with_key(&sapi, "GET", "/health", None), 200);
+    assert_eq!(with_key(&sapi, "GET", "/storage/list?prefix=", None), 401);
+    assert_eq!(
+        with_key(
+            &sapi,
+            "GET",
+            "/storage/list?prefix=",
+            Some("wrong-key-0123456789")
+        ),
+        401
+    );
+    assert_eq!(
+        with_key(&sapi, "GET", "/storage/list?prefix=", Some(KEY)),
+        200
+    );
+    assert_eq!(with_key(&sapi, "GET", "/storage/get/x", None), 401);
+
+    let v = persistent(
+        dir.path(),
+        &store.url,
+        &["--set", &format!("storaged.api_key={KEY}")],
+    );
+    let api = v.api();
+    api.post(
+        "/vectors/index",
+        &json!({"name": "guarded", "dim": 4, "distance": "l2"}),
+    );
+    api.post(
+        "/vectors/index/guarded/add",
+        &add_body("g", &vectors(3, 20, 4)),
+    );
+    assert_eq!(
+        api.post("/vectors/index/guarded/flush", &json!({})).1,
+        json!({"persisted": true})
+    );
+    assert!(root.join("_vectors/guarded.lhv1").exists());
+    assert!(!store.log_text().contains(KEY), "the key is never logged");
+}

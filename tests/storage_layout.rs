@@ -154,7 +154,13 @@ fn delete_removes_the_manifest_first_and_start_up_collects_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let store = storaged(dir.path(), &root, None);
-    let seal = ["--set", "vectord.seal_points=50"];
+    // every seal written at once, so that the delete has segment objects to remove
+    let seal = [
+        "--set",
+        "vectord.seal_points=50",
+        "--set",
+        "vectord.manifest_log_bytes=0",
+    ];
     let mut v = persistent(dir.path(), &store.url, &seal);
     let api = v.api();
     for name in ["d", "keep"] {
@@ -288,4 +294,74 @@ fn a_small_change_to_a_big_index_writes_a_small_log_object() {
         m_before,
         "the manifest was rewritten"
     );
+}
+
+#[test]
+fn seals_wait_in_the_log_until_it_is_long_and_the_shutdown_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    // 32-d vectors weigh about 150 bytes in the log: 1,000 of them stay under the bound,
+    // 2,000 pass it
+    let flags = [
+        "--set",
+        "vectord.seal_points=500",
+        "--set",
+        "vectord.manifest_log_bytes=200000",
+    ];
+    let mut v = persistent(dir.path(), &store.url, &flags);
+    let api = v.api();
+    api.post(
+        "/vectors/index",
+        &json!({"name": "lazy", "dim": 32, "distance": "l2"}),
+    );
+    let flush = |api: &Api| {
+        assert_eq!(
+            api.post("/vectors/index/lazy/flush", &json!({})).1["persisted"],
+            true
+        );
+    };
+    flush(&api); // the first manifest, naming no segment
+    let all = vectors(9, 3000, 32);
+    api.post("/vectors/index/lazy/add", &add_body("a", &all[..1000]));
+    wait_sealed(&api, "lazy");
+    flush(&api);
+    let files = files_under(&root.join("_vectors/lazy"));
+    assert!(
+        named(&files, "seg-").is_empty(),
+        "sealed, not yet written: {files:?}"
+    );
+    assert!(!named(&files, "log-").is_empty(), "{files:?}");
+
+    // kill -9 now: the log alone brings everything back
+    v.kill9();
+    let mut v = persistent(dir.path(), &store.url, &flags);
+    let api = v.api();
+    assert_eq!(api.get("/vectors/index/lazy").1["count"], 1000);
+
+    // past the bound: the next seal is written with a manifest, the log objects go
+    api.post("/vectors/index/lazy/add", &add_body("b", &all[1000..2000]));
+    wait_sealed(&api, "lazy");
+    api.post("/vectors/index/lazy/add", &add_body("c", &all[2000..2010]));
+    flush(&api);
+    let files = files_under(&root.join("_vectors/lazy"));
+    assert!(!named(&files, "seg-").is_empty(), "{files:?}");
+    let logs = named(&files, "log-");
+    assert!(logs.len() <= 2, "covered log objects are removed: {logs:?}");
+
+    // a clean shutdown writes what it can under a manifest (c and d fill one segment)
+    api.post("/vectors/index/lazy/add", &add_body("d", &all[2010..2500]));
+    wait_sealed(&api, "lazy");
+    assert!(v.terminate().success());
+    let files = files_under(&root.join("_vectors/lazy"));
+    assert!(named(&files, "log-").is_empty(), "checkpointed: {files:?}");
+    let v = persistent(dir.path(), &store.url, &flags);
+    let api = v.api();
+    assert_eq!(api.get("/vectors/index/lazy").1["count"], 2500);
+    for (i, id) in [(0, "a0"), (1500, "b500"), (2005, "c5"), (2499, "d489")] {
+        let (s, item) = api.get(&format!("/vectors/index/lazy/items/{id}"));
+        assert_eq!(s, 200, "{id}");
+        let got: Vec<f32> = serde_json::from_value(item["vector"].clone()).unwrap();
+        assert_eq!(got, all[i], "{id}");
+    }
 }

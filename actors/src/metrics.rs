@@ -19,6 +19,7 @@ pub struct Metrics {
     pub saves: IntCounterVec,
     pub save_bytes: IntCounter,
     pub save_seconds: Histogram,
+    pub save_lag_seconds: Histogram,
     pub deletes: IntCounterVec,
     pub dirty_indexes: IntGauge,
     pub oldest_unsaved_seconds: IntGauge,
@@ -86,6 +87,21 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .expect("metric definition");
     r.register(Box::new(save_seconds.clone()))
         .expect("metric registration");
+    // Fine buckets around the debounce cap (2 s by default): this is the kill -9 loss window.
+    let save_lag_seconds = Histogram::with_opts(
+        HistogramOpts::new(
+            "vectord_save_lag_seconds",
+            "Time from the oldest change a save covers to the end of that save: how long an \
+             acknowledged write waited to be durable, at worst.",
+        )
+        .buckets(vec![
+            0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 3.0, 3.5, 4.0, 5.0,
+            7.5, 10.0, 20.0, 30.0, 60.0, 120.0,
+        ]),
+    )
+    .expect("metric definition");
+    r.register(Box::new(save_lag_seconds.clone()))
+        .expect("metric registration");
     let job_seconds = HistogramVec::new(
         HistogramOpts::new(
             "vectord_index_job_seconds",
@@ -133,6 +149,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             c
         },
         save_seconds,
+        save_lag_seconds,
         deletes: counter_vec(
             &r,
             "vectord_index_deletes_total",

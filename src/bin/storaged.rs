@@ -1,5 +1,6 @@
 //! The storaged binary: loads the configuration (file, environment, flags) and serves the
-//! `[storaged]` section's object store over HTTP until SIGINT/SIGTERM.
+//! `[storaged]` section's object store (a local directory, or an S3-compatible bucket with
+//! `storaged.backend = "s3"`) over HTTP until SIGINT/SIGTERM.
 
 use std::process::ExitCode;
 
@@ -39,12 +40,14 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
     let root = &cfg.storaged.root;
-    if let Err(e) = std::fs::create_dir_all(root) {
-        eprintln!(
-            "storaged: cannot create storaged.root {}: {e}",
-            root.display()
-        );
-        return ExitCode::from(1);
+    if cfg.storaged.backend == vectord::storaged::Backend::Local {
+        if let Err(e) = std::fs::create_dir_all(root) {
+            eprintln!(
+                "storaged: cannot create storaged.root {}: {e}",
+                root.display()
+            );
+            return ExitCode::from(1);
+        }
     }
     let result = actix_web::rt::System::new().block_on(async {
         let server = vectord::storaged::server(&cfg.storaged)?;

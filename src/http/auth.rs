@@ -1,7 +1,7 @@
 //! API keys: when `vectord.api_key` is set, every request needs `Authorization: Bearer
 //! <key>`, except `/health` and `/ready` (for supervisors and load balancers), the web
-//! console's static files (which hold no data: the console sends the key on its API
-//! calls), and `/metrics` when `vectord.metrics_public` is set. A missing or wrong key gets
+//! console's static files and `/openapi.json` (which hold no data: the console sends the
+//! key on its API calls), and `/metrics` when `vectord.metrics_public` is set. A missing or wrong key gets
 //! 401 in the usual error shape.
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -17,6 +17,7 @@ use super::AppState;
 fn open_path(path: &str, metrics_public: bool) -> bool {
     path == "/health"
         || path == "/ready"
+        || path == "/openapi.json"
         || path == "/ui"
         || path.starts_with("/ui/")
         || (metrics_public && path == "/metrics")

@@ -1,9 +1,9 @@
 //! The one place where errors become HTTP responses:
 //! `{"error":{"code":"<snake_case>","message":"..."}}` with the status API.md gives.
 
+use super::schema::{ErrorBody, ErrorDetail};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 use vectord_actors::error::IndexError;
 
 /// An error on its way to the client.
@@ -53,9 +53,12 @@ impl ResponseError for ApiError {
         if let Some(s) = self.retry_after_s {
             response.insert_header(("Retry-After", s.to_string()));
         }
-        response.json(json!({
-            "error": {"code": self.code, "message": self.message}
-        }))
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+            },
+        })
     }
 }
 

@@ -3,27 +3,45 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 use vectord_actors::distance::Metric;
 use vectord_actors::index::IndexParams;
 use vectord_actors::messages::Flush;
 use vectord_actors::registry::IndexHandle;
 
 use super::errors::ApiError;
+use super::schema::{ErrorBody, FlushResponse, IndexInfo, IndexList};
 use super::{body, AppState};
 
-#[derive(Deserialize)]
+/// A new index. Unknown fields are refused.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateIndex {
+#[schema(example = json!({"name": "docs", "dim": 384, "distance": "cosine"}))]
+pub struct CreateIndex {
+    /// 1-128 characters of `[A-Za-z0-9._-]`, not starting with `.`.
     name: String,
+    /// 1-4096.
     dim: usize,
+    /// `cosine` (1 - cos), `l2` (Euclidean, not squared) or `ip` (1 - dot).
     distance: String,
+    /// 2-128 (default 16).
     m: Option<usize>,
+    /// 1-10000 (default 200).
     ef_construction: Option<usize>,
+    /// 1-10000 (default 64).
     ef_search: Option<usize>,
 }
 
-async fn create(
+/// Creates an index.
+#[utoipa::path(post, path = "/vectors/index", tag = "indexes", request_body = CreateIndex,
+    responses(
+        (status = 201, description = "created", body = IndexInfo),
+        (status = 400, description = "invalid parameters or body", body = ErrorBody),
+        (status = 409, description = "the name is taken (`index_exists`), being deleted (`index_deleting`), held by an index that failed to load (`index_load_failed`), or the index limit is reached (`too_many_indexes`)", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 503, description = "still loading (`not_ready`)", body = ErrorBody),
+    ))]
+pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -53,18 +71,32 @@ async fn create(
     Ok(HttpResponse::Created().json(info(&state, &handle)))
 }
 
-async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Every index, sorted by name.
+#[utoipa::path(get, path = "/vectors/index", tag = "indexes",
+    responses(
+        (status = 200, body = IndexList),
+        (status = 503, description = "still loading (`not_ready`)", body = ErrorBody),
+    ))]
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.check_ready()?;
-    let indexes: Vec<Value> = state
+    let indexes = state
         .registry
         .list()
         .iter()
         .map(|h| info(&state, h))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "indexes": indexes })))
+    Ok(HttpResponse::Ok().json(IndexList { indexes }))
 }
 
-async fn describe(
+/// One index.
+#[utoipa::path(get, path = "/vectors/index/{name}", tag = "indexes",
+    params(("name" = String, Path, description = "index name")),
+    responses(
+        (status = 200, body = IndexInfo),
+        (status = 404, description = "no such index", body = ErrorBody),
+        (status = 503, description = "still loading (`not_ready`)", body = ErrorBody),
+    ))]
+pub async fn describe(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -72,7 +104,15 @@ async fn describe(
     Ok(HttpResponse::Ok().json(info(&state, &handle)))
 }
 
-async fn delete(
+/// Deletes an index and its stored copy.
+#[utoipa::path(delete, path = "/vectors/index/{name}", tag = "indexes",
+    params(("name" = String, Path, description = "index name")),
+    responses(
+        (status = 204, description = "deleted, stored copy removed: the index never comes back"),
+        (status = 404, description = "no such index", body = ErrorBody),
+        (status = 503, description = "removing the stored copy failed (`storage_unavailable`; retried in the background) or still loading (`not_ready`)", body = ErrorBody),
+    ))]
+pub async fn delete(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -81,7 +121,15 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn flush(
+/// Waits until every change made to the index before this request is stored.
+#[utoipa::path(post, path = "/vectors/index/{name}/flush", tag = "indexes",
+    params(("name" = String, Path, description = "index name")),
+    responses(
+        (status = 200, body = FlushResponse),
+        (status = 404, description = "no such index", body = ErrorBody),
+        (status = 503, description = "the save failed (`storage_unavailable`) or still loading (`not_ready`)", body = ErrorBody),
+    ))]
+pub async fn flush(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -102,46 +150,50 @@ async fn flush(
                 )
             })??,
     };
-    Ok(HttpResponse::Ok().json(json!({ "persisted": persisted })))
+    Ok(HttpResponse::Ok().json(FlushResponse { persisted }))
 }
 
 /// The index info of API.md, plus sizes, background indexing, and the saves (when the
 /// index was last stored, since when changes wait, and the last save error if saves fail).
-fn info(state: &AppState, handle: &IndexHandle) -> Value {
+fn info(state: &AppState, handle: &IndexHandle) -> IndexInfo {
     let p = handle.index.params();
     let stats = handle.index.stats();
-    let mut v = json!({
-        "name": p.name,
-        "dim": p.dim,
-        "distance": p.distance.as_str(),
-        "m": p.m,
-        "ef_construction": p.ef_construction,
-        "ef_search": p.ef_search,
-        "count": stats.count,
-        "tombstones": stats.tombstones,
-        "memory_bytes_estimate": stats.memory_bytes,
-        "sealed_segments": stats.sealed_segments,
-        "unsealed_count": stats.unsealed_points,
-        "indexing": handle.index.indexing(),
-        "persistence": if state.persister.is_some() { "storaged" } else { "ephemeral" },
-    });
-    if let Some(saves) = state.saves.as_ref().and_then(|s| s.get(&handle.name)) {
-        let epoch = |t: std::time::SystemTime| {
-            t.duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        };
-        if let Some(t) = saves.last_save {
-            v["last_save_at"] = json!(epoch(t));
-        }
-        if let Some(t) = saves.unsaved_since {
-            v["unsaved_for_ms"] = json!(t.elapsed().as_millis() as u64);
-        }
-        if let Some(e) = saves.last_error {
-            v["last_save_error"] = json!(e);
-        }
+    let saves = state.saves.as_ref().and_then(|s| s.get(&handle.name));
+    let epoch = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    IndexInfo {
+        name: p.name.clone(),
+        dim: p.dim,
+        distance: p.distance.as_str().to_string(),
+        m: p.m,
+        ef_construction: p.ef_construction,
+        ef_search: p.ef_search,
+        count: stats.count,
+        tombstones: stats.tombstones,
+        memory_bytes_estimate: stats.memory_bytes,
+        sealed_segments: stats.sealed_segments,
+        unsealed_count: stats.unsealed_points,
+        indexing: handle.index.indexing(),
+        persistence: persistence(state).to_string(),
+        last_save_at: saves.as_ref().and_then(|s| s.last_save).map(epoch),
+        unsaved_for_ms: saves
+            .as_ref()
+            .and_then(|s| s.unsaved_since)
+            .map(|t| t.elapsed().as_millis() as u64),
+        last_save_error: saves.and_then(|s| s.last_error),
     }
-    v
+}
+
+/// `storaged` or `ephemeral`.
+pub fn persistence(state: &AppState) -> &'static str {
+    if state.persister.is_some() {
+        "storaged"
+    } else {
+        "ephemeral"
+    }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -3,30 +3,48 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use vectord_actors::index::NewItem;
 use vectord_actors::messages::{AddItems, DeleteItem};
 
 use super::errors::ApiError;
+use super::schema::{AddResponse, ErrorBody, ItemResponse};
 use super::{body, AppState};
 
-#[derive(Deserialize)]
+/// A batch to add (all or nothing). Unknown fields are refused.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddRequest {
+#[schema(example = json!({"items": [{"id": "a", "vector": [1, 0, 0, 0], "metadata": {"lang": "en"}}]}))]
+pub struct AddRequest {
     items: Vec<AddItem>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddItem {
+pub struct AddItem {
+    /// 1-256 bytes; an existing id is replaced (upsert).
     id: String,
+    /// `dim` finite numbers (not all zero under cosine).
     #[serde(deserialize_with = "body::f32_vector")]
     vector: Vec<f32>,
+    /// A JSON object (default `{}`; `null` is taken as `{}`).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
-async fn add(
+/// Adds or replaces items; acknowledged once the batch is in the index (searchable at once).
+#[utoipa::path(post, path = "/vectors/index/{name}/add", tag = "items", request_body = AddRequest,
+    params(("name" = String, Path, description = "index name")),
+    responses(
+        (status = 200, body = AddResponse),
+        (status = 400, description = "an invalid item (the message names its position) or body", body = ErrorBody),
+        (status = 404, description = "no such index", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 503, description = "too much waits to be indexed or written (`busy`, with Retry-After: nothing was applied), or still loading (`not_ready`)", body = ErrorBody),
+    ))]
+pub async fn add(
     state: web::Data<AppState>,
     name: web::Path<String>,
     req: HttpRequest,
@@ -62,7 +80,10 @@ async fn add(
         });
     }
     let outcome = handle.actor.send(AddItems { items }).await??;
-    Ok(HttpResponse::Ok().json(json!({ "added": outcome.added, "count": outcome.count })))
+    Ok(HttpResponse::Ok().json(AddResponse {
+        added: outcome.added,
+        count: outcome.count,
+    }))
 }
 
 /// The item id of an `.../items/{id}` request, decoded from the raw path: the router's own
@@ -80,7 +101,16 @@ fn item_id(req: &HttpRequest) -> Result<String, ApiError> {
         })
 }
 
-async fn get_item(
+/// One item.
+#[utoipa::path(get, path = "/vectors/index/{name}/items/{id}", tag = "items",
+    params(("name" = String, Path, description = "index name"),
+           ("id" = String, Path, description = "item id, percent-escaped")),
+    responses(
+        (status = 200, body = ItemResponse),
+        (status = 400, description = "the id is not UTF-8 once decoded (`invalid_id`)", body = ErrorBody),
+        (status = 404, description = "no such index or item", body = ErrorBody),
+    ))]
+pub async fn get_item(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     req: HttpRequest,
@@ -91,11 +121,24 @@ async fn get_item(
     let item = handle.index.get(&id).ok_or_else(|| {
         ApiError::from(vectord_actors::error::IndexError::ItemNotFound { index: name, id })
     })?;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "id": item.id, "vector": item.vector, "metadata": item.metadata })))
+    Ok(HttpResponse::Ok().json(ItemResponse {
+        id: item.id,
+        vector: item.vector,
+        metadata: item.metadata,
+    }))
 }
 
-async fn delete_item(
+/// Deletes one item.
+#[utoipa::path(delete, path = "/vectors/index/{name}/items/{id}", tag = "items",
+    params(("name" = String, Path, description = "index name"),
+           ("id" = String, Path, description = "item id, percent-escaped")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "the id is not UTF-8 once decoded (`invalid_id`)", body = ErrorBody),
+        (status = 404, description = "no such index or item", body = ErrorBody),
+        (status = 503, description = "too many writes wait for the index (`busy`)", body = ErrorBody),
+    ))]
+pub async fn delete_item(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     req: HttpRequest,

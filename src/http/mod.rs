@@ -8,6 +8,8 @@ pub mod errors;
 pub mod index_api;
 pub mod item_api;
 pub mod metrics;
+pub mod openapi;
+pub mod schema;
 pub mod search_api;
 pub mod service_api;
 pub mod ui_api;
@@ -123,6 +125,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     item_api::configure(cfg);
     search_api::configure(cfg);
     ui_api::configure(cfg);
+    openapi::configure(cfg);
 }
 
 /// For `App::default_service`: unknown paths and methods get the JSON error shape too.

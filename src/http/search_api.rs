@@ -5,10 +5,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::errors::ApiError;
+use super::schema::{ErrorBody, SearchResponse, SearchResult};
 use super::{body, AppState};
 
 /// Searches up to this `ef` (without filter) run on the HTTP worker itself...
@@ -16,29 +18,34 @@ const INLINE_MAX_EF: usize = 256;
 /// ...when the index has at most this many unsealed points to scan.
 const INLINE_MAX_UNSEALED: usize = 4096;
 
-#[derive(Deserialize)]
+/// A search. Unknown fields are refused.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SearchRequest {
+#[schema(example = json!({"vector": [1, 0.1, 0, 0], "k": 5, "filter": {"lang": "en"}}))]
+pub struct SearchRequest {
+    /// The query: `dim` finite numbers.
     #[serde(deserialize_with = "body::f32_vector")]
     vector: Vec<f32>,
+    /// 1-1000.
     k: usize,
+    /// k-10000 (default max(k, the index's ef_search)).
     ef: Option<usize>,
+    /// Metadata key -> value; a result matches every pair exactly.
+    #[schema(value_type = Option<Object>)]
     filter: Option<Map<String, Value>>,
 }
 
-#[derive(Serialize)]
-struct SearchResponse {
-    results: Vec<SearchResult>,
-}
-
-#[derive(Serialize)]
-struct SearchResult {
-    id: String,
-    distance: f32,
-    metadata: Map<String, Value>,
-}
-
-async fn search(
+/// The `k` live items nearest to the query (that match the filter), nearest first.
+#[utoipa::path(post, path = "/vectors/index/{name}/search", tag = "search", request_body = SearchRequest,
+    params(("name" = String, Path, description = "index name")),
+    responses(
+        (status = 200, body = SearchResponse),
+        (status = 400, description = "invalid query, k, ef or filter", body = ErrorBody),
+        (status = 404, description = "no such index", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 503, description = "still loading (`not_ready`)", body = ErrorBody),
+    ))]
+pub async fn search(
     state: web::Data<AppState>,
     name: web::Path<String>,
     req: HttpRequest,

@@ -4,69 +4,87 @@
 use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
 
+use super::schema::{ErrorDetail, FailedIndex, Health, LoadWarning, Ready, SaveErrorInfo};
 use super::AppState;
 
-async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let failures: Vec<Value> = state
+/// Whether vectord is up, and what it holds; answers at once, whatever the indexes do.
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses((status = 200, body = Health)))]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let failed_indexes = state
         .registry
         .failures()
         .into_iter()
-        .map(|f| json!({ "name": f.name, "key": f.key, "error": f.error, "retrying": f.retrying }))
+        .map(|f| FailedIndex {
+            name: f.name,
+            key: f.key,
+            error: f.error,
+            retrying: f.retrying,
+        })
         .collect();
-    let mut body = json!({
-        "status": "ok",
-        "indexes": state.registry.len(),
-        "persistence": if state.persister.is_some() { "storaged" } else { "ephemeral" },
-        "ready": state.ready.load(Ordering::Acquire),
-    });
-    if !failures.is_empty() {
-        body["failed_indexes"] = Value::Array(failures);
-    }
     // Indexes whose saves fail: what is in memory is not stored (see the index info).
-    let failing: Vec<Value> = state
+    let save_errors = state
         .saves
         .as_ref()
         .map(|s| s.all())
         .unwrap_or_default()
         .into_iter()
         .filter_map(|(name, saves)| {
-            let error = saves.last_error?;
-            let since = saves
-                .failing_since
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs());
-            Some(json!({ "name": name, "error": error, "failing_since": since }))
+            Some(SaveErrorInfo {
+                name,
+                error: saves.last_error?,
+                failing_since: saves
+                    .failing_since
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs()),
+            })
         })
         .collect();
-    if !failing.is_empty() {
-        body["save_errors"] = Value::Array(failing);
-    }
-    let warnings: Vec<Value> = state
+    let load_warnings = state
         .registry
         .load_warnings()
         .into_iter()
-        .map(|(name, warning)| json!({ "name": name, "warning": warning }))
+        .map(|(name, warning)| LoadWarning { name, warning })
         .collect();
-    if !warnings.is_empty() {
-        body["load_warnings"] = Value::Array(warnings);
-    }
-    HttpResponse::Ok().json(body)
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+        indexes: state.registry.len(),
+        persistence: super::index_api::persistence(&state).into(),
+        ready: state.ready.load(Ordering::Acquire),
+        failed_indexes,
+        load_warnings,
+        save_errors,
+    })
 }
 
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
+/// 200 once the start-up load of persisted indexes is done, 503 before.
+#[utoipa::path(get, path = "/ready", tag = "service",
+    responses(
+        (status = 200, body = Ready),
+        (status = 503, description = "still loading", body = Ready),
+    ))]
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.ready.load(Ordering::Acquire) {
-        HttpResponse::Ok().json(json!({ "ready": true }))
+        HttpResponse::Ok().json(Ready {
+            ready: true,
+            error: None,
+        })
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({
-            "ready": false,
-            "error": { "code": "not_ready", "message": "loading persisted indexes" }
-        }))
+        HttpResponse::ServiceUnavailable().json(Ready {
+            ready: false,
+            error: Some(ErrorDetail {
+                code: "not_ready".into(),
+                message: "loading persisted indexes".into(),
+            }),
+        })
     }
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// The metrics, in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(super::metrics::render(&state.registry))

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use actix_web::body::SizedStream;
+use actix_web::body::{EitherBody, MessageBody, SizedStream};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -15,6 +17,35 @@ use super::store::{Store, StoreError};
 pub struct State {
     pub store: Arc<Store>,
     pub max_object_bytes: u64,
+    /// When set, every request but `/health` needs `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+}
+
+/// Middleware: refuses requests without the key when `storaged.api_key` is set (401 in
+/// the usual error shape); `/health` stays open for supervisors.
+pub async fn require_api_key(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let key = req
+        .app_data::<web::Data<State>>()
+        .and_then(|s| s.api_key.clone())
+        .filter(|_| req.path() != "/health");
+    if let Some(key) = key {
+        if !crate::http::auth::has_key(req.headers(), &key) {
+            let mut resp = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong API key: send the header Authorization: Bearer <key>",
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return Ok(req.into_response(resp).map_into_right_body());
+        }
+    }
+    next.call(req).await.map(|r| r.map_into_left_body())
 }
 
 /// Registers the storaged routes, with JSON errors for unknown routes and methods.
@@ -105,10 +136,6 @@ fn store_error(op: &str, key: &Key, err: StoreError) -> HttpResponse {
         StoreError::NotFound => {
             log::debug!("storaged: {message}");
             error(StatusCode::NOT_FOUND, "not_found", message)
-        }
-        StoreError::Conflict(_) => {
-            log::warn!("storaged: {message}");
-            error(StatusCode::CONFLICT, "key_conflict", message)
         }
         StoreError::TooLarge { .. } => {
             log::warn!("storaged: {message}");

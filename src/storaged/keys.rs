@@ -1,19 +1,28 @@
 //! Object keys of storaged: parsing them from the raw request path, checking them, and
-//! mapping them onto `object_store` paths (and so, for the local backend, onto files).
+//! mapping them onto stored names (`object_store` paths, and file names on local disk).
 //!
 //! A key is a sequence of segments. On the wire, segments are separated by `/` and each one
 //! is percent-escaped; the server decodes each segment on its own, so a `%2F` inside a
 //! segment is a literal `/` that belongs to that segment (the key `a%2Fb` is one segment,
 //! not the two-level key `a/b`).
 //!
-//! In storage, every segment becomes one `object_store` path part, escaped with
-//! `object_store`'s own part encoding (`PathPart::from`): `/`, `%`, `#`, control bytes
-//! (NUL included) and the few other characters object stores dislike are percent-encoded,
-//! everything else (letters, digits, spaces, non-ASCII UTF-8) is kept. On local disk that
-//! part is the file or directory name, so a segment can never reach outside its directory,
-//! and the mapping is a bijection: decoding the stored names gives the segments back.
-//! Since `#` is always encoded, no key maps onto a name of the form `<name>#<digits>`, which
-//! is what temporary upload files are called.
+//! In storage, every segment is stored under its *encoded name* (`encode_segment`):
+//! `object_store`'s own part encoding (`PathPart::from`), in which `/`, `%`, `#`, control
+//! bytes (NUL included) and the few other characters object stores dislike are
+//! percent-encoded, and everything else (letters, digits, `:`, spaces, non-ASCII UTF-8) is
+//! kept. The encoding is a bijection: decoding a stored name gives the segment back, and a
+//! name that does not round-trip is not a key (a stray file, skipped). An encoded name never
+//! contains `/` (so a segment cannot reach outside its directory) nor `#`.
+//!
+//! For object stores (S3, memory) the key's path is its encoded names joined by `/`
+//! (`Key::to_path`): their namespace is flat, so `a` and `a/b` coexist there.
+//!
+//! On local disk (`super::local`) a key `s1/.../sn` is the file `E(sn)` in the directory
+//! `E(s1)/.../E(sn-1)` — unless that name is a directory (because keys under `s1/.../sn/`
+//! exist too): then the object's file is `E(sn)#obj` (`OBJECT_SUFFIX`), a name no segment
+//! encodes to. So any set of keys can be stored, and a directory written before this suffix
+//! existed is read as it is. Temporary upload files are `<encoded name>#<digits>`, which no
+//! key maps onto either.
 //!
 //! In `list` (and in messages), a key is shown as its segments joined by `/`, each shown
 //! decoded except that a `/` inside a segment is shown as `%2F`, so that listed keys stay
@@ -25,8 +34,24 @@ use percent_encoding::percent_decode_str;
 /// Longest key, in bytes of its decoded segments joined by `/`.
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Longest stored (encoded) form of one segment. File names are limited to 255 bytes, and
-/// temporary upload files add `#` and up to 20 digits.
+/// temporary upload files add `#` and up to 20 digits (object files moved aside add
+/// `OBJECT_SUFFIX`).
 pub const MAX_SEGMENT_BYTES: usize = 200;
+
+/// On local disk: appended to an object's file name when its plain name is a directory.
+pub const OBJECT_SUFFIX: &str = "#obj";
+
+/// The stored name of a segment (see the module documentation).
+pub fn encode_segment(segment: &str) -> String {
+    PathPart::from(segment).as_ref().to_string()
+}
+
+/// The segment a stored name stands for; `None` unless `encode_segment` gives that name back
+/// (names this module never writes, such as temp files, are not segments).
+pub fn decode_segment(name: &str) -> Option<String> {
+    let segment = percent_decode_str(name).decode_utf8().ok()?.into_owned();
+    (encode_segment(&segment) == name).then_some(segment)
+}
 
 /// A checked key: at least one segment, none empty, `.` or `..`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -136,6 +161,11 @@ impl Key {
     /// The decoded segments.
     pub fn segments(&self) -> &[String] {
         &self.segments
+    }
+
+    /// The stored name of each segment.
+    pub fn encoded(&self) -> Vec<String> {
+        self.segments.iter().map(|s| encode_segment(s)).collect()
     }
 
     /// The key as listed: segments joined by `/`, a `/` inside a segment shown as `%2F`.
@@ -261,5 +291,24 @@ mod tests {
     fn stray_names_are_not_keys() {
         assert_eq!(Key::from_path(&StorePath::parse("x#12").unwrap()), None);
         assert!(Key::from_path(&StorePath::parse("a b/c").unwrap()).is_some());
+    }
+
+    #[test]
+    fn segment_names_round_trip_and_never_hold_a_hash_or_slash() {
+        for seg in [
+            "a:", ":", "a%2Fb", "a/b", "100%", "x#1", "#obj", "é ü", "a\u{0}b", "~x", "...",
+        ] {
+            let name = encode_segment(seg);
+            assert!(
+                !name.contains('#') && !name.contains('/'),
+                "{seg:?} -> {name:?}"
+            );
+            assert_eq!(decode_segment(&name).as_deref(), Some(seg));
+        }
+        // not names this module writes
+        for name in ["x#1", "x#obj", "a%2fb", "a%3Ab", "%E9", "a%zz"] {
+            assert_eq!(decode_segment(name), None, "{name:?}");
+        }
+        assert_eq!(encode_segment("a:"), "a:");
     }
 }

@@ -1,50 +1,43 @@
-//! The object store behind storaged: any `object_store::ObjectStore` (local disk by
-//! default; S3-compatible storage or memory plug in the same way), plus a durable writer
-//! for local disk.
+//! The object store behind storaged: local disk (`super::local`: durable atomic writes, any
+//! set of keys side by side) or any `object_store::ObjectStore` — an S3-compatible bucket
+//! (`super::s3`) in production, memory in tests.
 //!
-//! `object_store`'s `LocalFileSystem` writes a temp file and renames it, but never fsyncs,
-//! so a crash can leave an empty or partial object behind the final name. For local disk
-//! the store therefore writes objects itself: a temp file `<name>#<digits>` in the target's
-//! directory, fsync, rename over the target, fsync the directory (and every directory it had
-//! to create). `LocalFileSystem` treats such names as in-flight uploads: its `list` skips
-//! them and no key maps onto them (see `keys`). Stale temp files left by a crash are
-//! removed when the store opens. Reads, lists and deletes go through `object_store`.
-//!
-//! All blocking file IO runs on tokio's blocking pool, never on the HTTP threads.
+//! On an object store a PUT is one `put` when the body is smaller than a part
+//! (`PART_SIZE`, 16 MiB), else a multipart upload fed part by part as the body arrives
+//! (a few parts in flight, so memory stays bounded whatever the object's size). Either way
+//! the object appears whole when the upload completes, never in part; a refused or broken
+//! body (or a failed part) aborts the upload, and so does a request that goes away.
 
+use std::collections::VecDeque;
 use std::fmt::Display;
-use std::fs::{self, File};
-use std::io::{self, ErrorKind, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use futures::Stream;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
-use object_store::{GetResultPayload, ObjectStore, PutPayload};
-use tokio::sync::mpsc;
+use object_store::{MultipartUpload, ObjectStore, PutPayload};
 
 use super::keys::Key;
+use super::local::{self, LocalStore};
+use super::s3::{Backend, S3Config};
 
-/// Size of the chunks a local object is read in.
-const READ_CHUNK: usize = 1 << 20;
-/// Buffer of the local writer (actix hands over the body in small chunks).
-const WRITE_BUFFER: usize = 1 << 20;
-/// Body chunks queued between the HTTP task and the writer.
-const WRITE_QUEUE: usize = 16;
+/// Size of the parts of a multipart upload (and the largest body sent in one `put`).
+/// S3 needs at least 5 MiB for every part but the last, and allows 10,000 parts: objects up
+/// to 156 GiB.
+pub const PART_SIZE: usize = 16 << 20;
+/// Parts uploading at once, per PUT.
+const PARTS_IN_FLIGHT: usize = 2;
+/// S3's limit on the parts of one upload.
+const MAX_PARTS: usize = 10_000;
 
 /// What went wrong with a store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("no object with this key")]
     NotFound,
-    /// The key cannot exist next to an existing one: a prefix of it is an object, or it is
-    /// a prefix of existing objects (only on local disk, where prefixes are directories).
-    #[error("{0}")]
-    Conflict(String),
     #[error("object is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
     /// The request body could not be read to its end.
@@ -69,52 +62,115 @@ pub struct Object {
     pub body: BoxStream<'static, io::Result<Bytes>>,
 }
 
+enum Inner {
+    Local(LocalStore),
+    Objects {
+        objects: Arc<dyn ObjectStore>,
+        part_size: usize,
+    },
+}
+
 /// A store of objects by key.
 pub struct Store {
-    objects: Arc<dyn ObjectStore>,
-    /// Set for local disk: the durable writer's view of the same store.
-    local: Option<Arc<LocalFileSystem>>,
+    inner: Inner,
     description: String,
 }
 
 impl Store {
+    /// The store a `[storaged]` configuration names. Blocking; call at start-up.
+    pub fn open(cfg: &crate::config::StoragedConfig) -> io::Result<Store> {
+        match cfg.backend {
+            Backend::Local => Store::local(&cfg.root).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("storaged.root {}: {e}", cfg.root.display()),
+                )
+            }),
+            Backend::S3 => Store::s3(&cfg.s3),
+        }
+    }
+
     /// A store in the local directory `root`, which is created if needed. Stale temp files
-    /// from an interrupted write are removed. Blocking; call at start-up.
+    /// from an interrupted write, and empty directories, are removed. Blocking; call at
+    /// start-up.
     pub fn local(root: &Path) -> io::Result<Store> {
-        fs::create_dir_all(root)?;
-        let root = fs::canonicalize(root)?;
-        let removed = remove_stale_temps(&root)?;
-        if removed > 0 {
+        let (store, swept) = LocalStore::open(root)?;
+        if swept.temp_files > 0 || swept.empty_dirs > 0 {
             log::info!(
-                "storaged: removed {removed} unfinished upload(s) under {}",
-                root.display()
+                "storaged: removed {} unfinished upload(s) and {} empty director(ies) under {}",
+                swept.temp_files,
+                swept.empty_dirs,
+                store.root().display()
             );
         }
-        let fs = Arc::new(
-            LocalFileSystem::new_with_prefix(&root)
-                .map_err(|e| io::Error::other(format!("{}: {e}", root.display())))?,
-        );
+        let description = format!("local directory {}", store.root().display());
         Ok(Store {
-            objects: fs.clone(),
-            local: Some(fs),
-            description: format!("local directory {}", root.display()),
+            inner: Inner::Local(store),
+            description,
         })
     }
 
-    /// A store over any `object_store` backend (S3-compatible, in-memory, ...). Writes use
-    /// the backend's own `put`, which is atomic on those backends.
+    /// A store in an S3-compatible bucket.
+    pub fn s3(cfg: &S3Config) -> io::Result<Store> {
+        let (objects, description) =
+            super::s3::build(cfg).map_err(|e| io::Error::other(format!("S3 backend: {e}")))?;
+        Ok(Store {
+            inner: Inner::Objects {
+                objects,
+                part_size: PART_SIZE,
+            },
+            description,
+        })
+    }
+
+    /// A store over any `object_store` backend (S3-compatible, in-memory, ...).
     pub fn with_object_store(objects: Arc<dyn ObjectStore>) -> Store {
         let description = objects.to_string();
         Store {
-            objects,
-            local: None,
+            inner: Inner::Objects {
+                objects,
+                part_size: PART_SIZE,
+            },
             description,
         }
+    }
+
+    /// The same store with multipart parts of `bytes` (tests: S3 needs 5 MiB or more).
+    #[doc(hidden)]
+    pub fn with_part_size(mut self, bytes: usize) -> Store {
+        if let Inner::Objects { part_size, .. } = &mut self.inner {
+            *part_size = bytes.max(1);
+        }
+        self
     }
 
     /// What the store is, for logs.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// The directory of a local store.
+    pub fn local_root(&self) -> Option<&Path> {
+        match &self.inner {
+            Inner::Local(l) => Some(l.root()),
+            Inner::Objects { .. } => None,
+        }
+    }
+
+    /// Checks that the store answers (an S3 bucket exists and the credentials work), by
+    /// listing a prefix nothing is stored under.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        match &self.inner {
+            Inner::Local(_) => Ok(()),
+            Inner::Objects { objects, .. } => {
+                let path = StorePath::from("storaged-probe");
+                objects
+                    .list_with_delimiter(Some(&path))
+                    .await
+                    .map(|_| ())
+                    .map_err(backend)
+            }
+        }
     }
 
     /// Stores `body` under `key`, replacing any object there, atomically: readers see the
@@ -126,77 +182,55 @@ impl Store {
         E: Display,
     {
         let body = std::pin::pin!(body);
-        match &self.local {
-            Some(fs) => {
-                let target = fs
-                    .path_to_filesystem(&key.to_path())
-                    .map_err(|e| StoreError::Backend(e.to_string()))?;
-                put_local(target, body, limit).await
+        match &self.inner {
+            Inner::Local(l) => l.put(key, body, limit).await,
+            Inner::Objects { objects, part_size } => {
+                put_objects(objects, &key.to_path(), body, limit, *part_size).await
             }
-            None => self.put_generic(key, body, limit).await,
         }
-    }
-
-    async fn put_generic<S, E>(
-        &self,
-        key: &Key,
-        mut body: std::pin::Pin<&mut S>,
-        limit: u64,
-    ) -> Result<u64, StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>>,
-        E: Display,
-    {
-        // One copy of the body, as the chunks received; a multipart upload could stream it.
-        let mut chunks = Vec::new();
-        let mut total = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| StoreError::Body(e.to_string()))?;
-            total += chunk.len() as u64;
-            if total > limit {
-                return Err(StoreError::TooLarge { limit });
-            }
-            chunks.push(chunk);
-        }
-        self.objects
-            .put(&key.to_path(), PutPayload::from_iter(chunks))
-            .await
-            .map_err(backend)?;
-        Ok(total)
     }
 
     /// Opens the object under `key` for reading.
     pub async fn get(&self, key: &Key) -> Result<Object, StoreError> {
-        let result = match self.objects.get(&key.to_path()).await {
+        let objects = match &self.inner {
+            Inner::Local(l) => return l.get(key).await,
+            Inner::Objects { objects, .. } => objects,
+        };
+        let result = match objects.get(&key.to_path()).await {
             Ok(r) => r,
-            Err(e) if is_absent(&e) => return Err(StoreError::NotFound),
+            Err(object_store::Error::NotFound { .. }) => return Err(StoreError::NotFound),
             Err(e) => return Err(backend(e)),
         };
         let size = result.meta.size;
-        let body = match result.payload {
-            GetResultPayload::File(file, _) => read_file_stream(file, size),
-            GetResultPayload::Stream(s) => s.map_err(io::Error::other).boxed(),
-        };
+        let body = result.into_stream().map_err(io::Error::other).boxed();
         Ok(Object { size, body })
     }
 
     /// Removes the object under `key`; an absent object is not an error.
     pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        match self.objects.delete(&key.to_path()).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_absent(&e) => Ok(()),
+        let objects = match &self.inner {
+            Inner::Local(l) => return l.delete(key).await,
+            Inner::Objects { objects, .. } => objects,
+        };
+        match objects.delete(&key.to_path()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(backend(e)),
         }
     }
 
     /// Every object whose shown key starts with `prefix`, sorted by key.
     pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
-        let dir = list_dir(prefix);
+        let objects = match &self.inner {
+            Inner::Local(l) => return l.list(local::list_start(prefix), prefix).await,
+            Inner::Objects { objects, .. } => objects,
+        };
+        let dir = list_dir_segments(prefix)
+            .and_then(|s| Key::from_segments(s).ok())
+            .map(|k| k.to_path());
         let metas: Vec<object_store::ObjectMeta> =
-            match self.objects.list(dir.as_ref()).try_collect().await {
+            match objects.list(dir.as_ref()).try_collect().await {
                 Ok(m) => m,
-                // e.g. `a/b/` while `a` is an object: nothing can be under it.
-                Err(e) if is_absent(&e) => Vec::new(),
+                Err(object_store::Error::NotFound { .. }) => Vec::new(),
                 Err(e) => return Err(backend(e)),
             };
         let mut out: Vec<Listed> = metas
@@ -218,325 +252,221 @@ impl Store {
     }
 }
 
-/// The directory to list for `prefix`: its complete segments, when they are plain enough
-/// to map back unambiguously; otherwise the whole store (and the filter does the rest).
-fn list_dir(prefix: &str) -> Option<StorePath> {
+/// The complete segments of a listed `prefix` (those before its last `/`), when they are
+/// plain enough to map back unambiguously; otherwise `None` (list everything, and let the
+/// prefix filter do the rest).
+pub(crate) fn list_dir_segments(prefix: &str) -> Option<Vec<String>> {
     let (dir, _) = prefix.rsplit_once('/')?;
     let segments: Vec<String> = dir.split('/').map(str::to_string).collect();
     if segments.iter().any(|s| s.contains('%')) {
         return None;
     }
-    Key::from_segments(segments).ok().map(|k| k.to_path())
+    Key::from_segments(segments.clone()).ok()?;
+    Some(segments)
 }
 
 fn backend(e: object_store::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// Whether the error means "no object there": not found, or a path through a plain file
-/// or onto a directory (local disk), which cannot be an object either.
-fn is_absent(e: &object_store::Error) -> bool {
-    if matches!(e, object_store::Error::NotFound { .. }) {
-        return true;
-    }
-    matches!(
-        io_kind(e),
-        Some(ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory)
-    )
-}
-
-/// The kind of the first `io::Error` in the error's source chain.
-fn io_kind(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            return Some(io.kind());
-        }
-        cur = err.source();
-    }
-    None
-}
-
-/// Streams an open file in `READ_CHUNK` pieces, each read on the blocking pool.
-fn read_file_stream(file: File, size: u64) -> BoxStream<'static, io::Result<Bytes>> {
-    stream::try_unfold((file, size), |(mut file, left)| async move {
-        if left == 0 {
-            return Ok(None);
-        }
-        let want = left.min(READ_CHUNK as u64) as usize;
-        let (file, chunk) = tokio::task::spawn_blocking(move || {
-            let mut buf = BytesMut::zeroed(want);
-            let mut filled = 0;
-            while filled < want {
-                match file.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            buf.truncate(filled);
-            Ok((file, buf.freeze()))
-        })
-        .await
-        .map_err(io::Error::other)??;
-        if chunk.is_empty() {
-            return Err(io::Error::new(
-                ErrorKind::UnexpectedEof,
-                "object ended before its size",
-            ));
-        }
-        let left = left - chunk.len() as u64;
-        Ok(Some((chunk, (file, left))))
-    })
-    .boxed()
-}
-
-/// What the HTTP task hands to the local writer.
-enum Piece {
-    Data(Bytes),
-    /// The body is complete: make it the object.
-    Commit,
-}
-
-/// Why the local writer stopped.
-enum WriteFail {
-    Conflict(String),
-    Io(io::Error),
-    /// The sender went away without `Commit`: the body was refused or broken.
-    Aborted,
-}
-
-/// Durable atomic put on local disk: body → temp file (on the blocking pool, fed through a
-/// bounded queue, so at most a few chunks are in memory) → fsync → rename → fsync dir.
-async fn put_local<S, E>(
-    target: PathBuf,
+/// PUT on an object store: one `put` for a body under a part, else a multipart upload.
+async fn put_objects<S, E>(
+    objects: &Arc<dyn ObjectStore>,
+    path: &StorePath,
     mut body: std::pin::Pin<&mut S>,
     limit: u64,
+    part_size: usize,
 ) -> Result<u64, StoreError>
 where
     S: Stream<Item = Result<Bytes, E>>,
     E: Display,
 {
-    let (tx, rx) = mpsc::channel::<Piece>(WRITE_QUEUE);
-    // If the request is dropped (the client gave up, say on a timeout) while the object
-    // is being synced, it must not be renamed into place afterwards: the client may
-    // already have written something newer under that key, or deleted it.
-    let abandoned = Arc::new(AtomicBool::new(false));
-    let guard = AbandonOnDrop(abandoned.clone());
-    let writer = tokio::task::spawn_blocking(move || write_local(&target, rx, &abandoned));
+    let mut pending: VecDeque<Bytes> = VecDeque::new();
+    let mut pending_len = 0usize;
     let mut total = 0u64;
-    let mut refused = None;
+    let mut upload: Option<Multipart> = None;
+    let mut failed = None;
     while let Some(chunk) = body.next().await {
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                refused = Some(StoreError::Body(e.to_string()));
+                failed = Some(StoreError::Body(e.to_string()));
                 break;
             }
         };
         total += chunk.len() as u64;
         if total > limit {
-            refused = Some(StoreError::TooLarge { limit });
+            failed = Some(StoreError::TooLarge { limit });
             break;
         }
-        if chunk.is_empty() {
-            continue;
+        pending_len += chunk.len();
+        pending.push_back(chunk);
+        while pending_len >= part_size {
+            let part = take_part(&mut pending, &mut pending_len, part_size);
+            if upload.is_none() {
+                upload = Some(Multipart::start(objects, path).await?);
+            }
+            let up = upload.as_mut().expect("just started");
+            if let Err(e) = up.send(part).await {
+                failed = Some(e);
+                break;
+            }
         }
-        if tx.send(Piece::Data(chunk)).await.is_err() {
-            break; // the writer failed; its result says why
+        if failed.is_some() {
+            break;
         }
     }
-    if refused.is_none() {
-        // Fails only when the writer already stopped; its result says why.
-        let _ = tx.send(Piece::Commit).await;
-    }
-    drop(tx);
-    let result = writer
-        .await
-        .map_err(|e| StoreError::Backend(format!("writer task failed: {e}")))?;
-    guard.keep();
-    if let Some(err) = refused {
+    if let Some(err) = failed {
+        if let Some(up) = upload {
+            up.abort().await;
+        }
         return Err(err);
     }
-    match result {
-        Ok(size) => Ok(size),
-        Err(WriteFail::Conflict(m)) => Err(StoreError::Conflict(m)),
-        Err(WriteFail::Io(e)) => Err(StoreError::Backend(e.to_string())),
-        Err(WriteFail::Aborted) => Err(StoreError::Backend("upload aborted".into())),
+    let rest = PutPayload::from_iter(pending);
+    match upload {
+        None => {
+            objects.put(path, rest).await.map_err(backend)?;
+        }
+        Some(mut up) => {
+            if pending_len > 0 {
+                if let Err(e) = up.send(rest).await {
+                    up.abort().await;
+                    return Err(e);
+                }
+            }
+            up.finish().await?;
+        }
+    }
+    Ok(total)
+}
+
+/// The first `size` bytes of `pending` (whole chunks, the last one split without a copy).
+fn take_part(pending: &mut VecDeque<Bytes>, pending_len: &mut usize, size: usize) -> PutPayload {
+    let mut part = Vec::new();
+    let mut need = size;
+    while need > 0 {
+        let mut chunk = pending.pop_front().expect("enough bytes are pending");
+        if chunk.len() > need {
+            part.push(chunk.split_to(need));
+            pending.push_front(chunk);
+            need = 0;
+        } else {
+            need -= chunk.len();
+            part.push(chunk);
+        }
+    }
+    *pending_len -= size;
+    PutPayload::from_iter(part)
+}
+
+/// A multipart upload in progress: its parts upload as tasks (so they progress while the
+/// body is read), at most `PARTS_IN_FLIGHT` at once. Dropped unfinished (the request went
+/// away), it aborts the upload in the background.
+struct Multipart {
+    upload: Option<Box<dyn MultipartUpload>>,
+    in_flight: tokio::task::JoinSet<object_store::Result<()>>,
+    parts: usize,
+    path: StorePath,
+}
+
+impl Multipart {
+    async fn start(
+        objects: &Arc<dyn ObjectStore>,
+        path: &StorePath,
+    ) -> Result<Multipart, StoreError> {
+        let upload = objects.put_multipart(path).await.map_err(backend)?;
+        Ok(Multipart {
+            upload: Some(upload),
+            in_flight: tokio::task::JoinSet::new(),
+            parts: 0,
+            path: path.clone(),
+        })
+    }
+
+    async fn send(&mut self, data: PutPayload) -> Result<(), StoreError> {
+        if self.parts >= MAX_PARTS {
+            return Err(StoreError::Backend(format!(
+                "object needs more than {MAX_PARTS} parts of the upload"
+            )));
+        }
+        while self.in_flight.len() >= PARTS_IN_FLIGHT {
+            self.join_one().await?;
+        }
+        let part = self
+            .upload
+            .as_mut()
+            .expect("the upload is open")
+            .put_part(data);
+        self.in_flight.spawn(part);
+        self.parts += 1;
+        Ok(())
+    }
+
+    async fn join_one(&mut self) -> Result<(), StoreError> {
+        match self.in_flight.join_next().await {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(backend(e)),
+            Some(Err(e)) => Err(StoreError::Backend(format!("part upload failed: {e}"))),
+        }
+    }
+
+    /// Waits for the parts, then completes the upload (aborts it on failure).
+    async fn finish(mut self) -> Result<(), StoreError> {
+        while !self.in_flight.is_empty() {
+            if let Err(e) = self.join_one().await {
+                self.abort().await;
+                return Err(e);
+            }
+        }
+        let mut upload = self.upload.take().expect("the upload is open");
+        match upload.complete().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let Err(a) = upload.abort().await {
+                    log::warn!("storaged: cannot abort the upload of {}: {a}", self.path);
+                }
+                Err(backend(e))
+            }
+        }
+    }
+
+    async fn abort(mut self) {
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+        if let Some(mut upload) = self.upload.take() {
+            if let Err(e) = upload.abort().await {
+                log::warn!("storaged: cannot abort the upload of {}: {e}", self.path);
+            }
+        }
     }
 }
 
-/// Marks a write abandoned when dropped before `keep` (the request future went away).
-struct AbandonOnDrop(Arc<AtomicBool>);
-
-impl AbandonOnDrop {
-    fn keep(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for AbandonOnDrop {
+impl Drop for Multipart {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-fn write_local(
-    target: &Path,
-    mut rx: mpsc::Receiver<Piece>,
-    abandoned: &AtomicBool,
-) -> Result<u64, WriteFail> {
-    let dir = target
-        .parent()
-        .ok_or_else(|| WriteFail::Io(io::Error::other("object path has no parent")))?;
-    if target.is_dir() {
-        return Err(WriteFail::Conflict(
-            "the key is a prefix of existing objects".into(),
-        ));
-    }
-    ensure_dir(dir)?;
-    let (file, temp) = create_temp(target).map_err(WriteFail::Io)?;
-    let result = fill_and_commit(file, &temp, target, dir, &mut rx, abandoned);
-    if result.is_err() {
-        if let Err(e) = fs::remove_file(&temp) {
-            if e.kind() != ErrorKind::NotFound {
-                log::warn!("storaged: cannot remove temp file {}: {e}", temp.display());
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        self.in_flight.abort_all();
+        let path = self.path.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if let Err(e) = upload.abort().await {
+                        log::warn!("storaged: cannot abort the upload of {path}: {e}");
+                    }
+                });
             }
+            Err(_) => log::warn!("storaged: the upload of {path} is left unfinished"),
         }
     }
-    result
-}
-
-fn fill_and_commit(
-    file: File,
-    temp: &Path,
-    target: &Path,
-    dir: &Path,
-    rx: &mut mpsc::Receiver<Piece>,
-    abandoned: &AtomicBool,
-) -> Result<u64, WriteFail> {
-    let mut out = io::BufWriter::with_capacity(WRITE_BUFFER, file);
-    let mut size = 0u64;
-    loop {
-        match rx.blocking_recv() {
-            Some(Piece::Data(chunk)) => {
-                out.write_all(&chunk).map_err(WriteFail::Io)?;
-                size += chunk.len() as u64;
-            }
-            Some(Piece::Commit) => break,
-            None => return Err(WriteFail::Aborted),
-        }
-    }
-    let file = out
-        .into_inner()
-        .map_err(|e| WriteFail::Io(e.into_error()))?;
-    file.sync_all().map_err(WriteFail::Io)?;
-    drop(file);
-    if abandoned.load(Ordering::SeqCst) {
-        return Err(WriteFail::Aborted);
-    }
-    fs::rename(temp, target).map_err(|e| match e.kind() {
-        ErrorKind::IsADirectory | ErrorKind::DirectoryNotEmpty => {
-            WriteFail::Conflict("the key is a prefix of existing objects".into())
-        }
-        _ => WriteFail::Io(e),
-    })?;
-    sync_dir(dir).map_err(WriteFail::Io)?;
-    Ok(size)
-}
-
-/// Creates `dir` and its missing parents, fsyncing the parent of each created directory so
-/// that the new entries survive a crash. A plain file in the way is a key conflict.
-fn ensure_dir(dir: &Path) -> Result<(), WriteFail> {
-    let conflict = || WriteFail::Conflict("a prefix of the key is an existing object".into());
-    match fs::metadata(dir) {
-        Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => return Err(conflict()),
-        Err(e) if e.kind() == ErrorKind::NotADirectory => return Err(conflict()),
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(WriteFail::Io(e)),
-    }
-    let parent = dir
-        .parent()
-        .ok_or_else(|| WriteFail::Io(io::Error::other("store root is missing")))?;
-    ensure_dir(parent)?;
-    match fs::create_dir(dir) {
-        Ok(()) => sync_dir(parent).map_err(WriteFail::Io),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            if dir.is_dir() {
-                Ok(()) // created concurrently
-            } else {
-                Err(conflict())
-            }
-        }
-        Err(e) if e.kind() == ErrorKind::NotADirectory => Err(conflict()),
-        Err(e) => Err(WriteFail::Io(e)),
-    }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Opens a new temp file `<target name>#<digits>` next to the target.
-fn create_temp(target: &Path) -> io::Result<(File, PathBuf)> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-        ^ (u64::from(std::process::id()) << 40);
-    loop {
-        let n = seed.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed));
-        let mut name = target.as_os_str().to_owned();
-        name.push(format!("#{n}"));
-        let temp = PathBuf::from(name);
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-        {
-            Ok(f) => return Ok((f, temp)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Whether a file name is a temp file: `<something>#<digits>`.
-fn is_temp_name(name: &std::ffi::OsStr) -> bool {
-    let Some(name) = name.to_str() else {
-        return false;
-    };
-    match name.rsplit_once('#') {
-        Some((_, digits)) => !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
-        None => false,
-    }
-}
-
-/// Removes temp files under `root` (without following symlinks); returns how many.
-fn remove_stale_temps(root: &Path) -> io::Result<usize> {
-    let mut removed = 0;
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in fs::read_dir(&dir)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                dirs.push(entry.path());
-            } else if kind.is_file() && is_temp_name(&entry.file_name()) {
-                fs::remove_file(entry.path())?;
-                removed += 1;
-            }
-        }
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storaged::testing::test_stores;
+    use futures::stream;
+    use std::fs;
 
     fn key(raw: &str) -> Key {
         Key::from_wire(raw).unwrap()
@@ -551,6 +481,14 @@ mod tests {
         )
     }
 
+    fn chunked(data: &[u8], chunk: usize) -> impl Stream<Item = Result<Bytes, io::Error>> {
+        let chunks: Vec<Result<Bytes, io::Error>> = data
+            .chunks(chunk)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        stream::iter(chunks)
+    }
+
     async fn read(store: &Store, k: &Key) -> Vec<u8> {
         let obj = store.get(k).await.unwrap();
         let data: Vec<Bytes> = obj.body.try_collect().await.unwrap();
@@ -559,66 +497,246 @@ mod tests {
         data
     }
 
+    fn keys(listed: &[Listed]) -> Vec<&str> {
+        listed.iter().map(|l| l.key.as_str()).collect()
+    }
+
+    /// Every file and directory under `dir`, relative, `/`-separated, directories with a
+    /// trailing `/`.
+    fn tree(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let rel = e
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                    out.push(format!("{rel}/"));
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     #[tokio::test]
-    async fn local_round_trip_and_conflicts() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::local(dir.path()).unwrap();
-        let k = key("a/b");
-        assert_eq!(store.put(&k, body(&[b"he", b"llo"]), 100).await.unwrap(), 5);
-        assert_eq!(read(&store, &k).await, b"hello");
-        // `a` is a directory now: no object, and no object can go there.
-        assert!(matches!(
-            store.get(&key("a")).await,
-            Err(StoreError::NotFound)
-        ));
-        assert!(matches!(
-            store.put(&key("a"), body(&[b"x"]), 100).await,
-            Err(StoreError::Conflict(_))
-        ));
-        store.delete(&key("a")).await.unwrap();
-        // `a/b` is a file: nothing can go under it, and nothing is there.
-        assert!(matches!(
-            store.put(&key("a/b/c"), body(&[b"x"]), 100).await,
-            Err(StoreError::Conflict(_))
-        ));
-        assert!(matches!(
-            store.get(&key("a/b/c")).await,
-            Err(StoreError::NotFound)
-        ));
-        store.delete(&key("a/b/c")).await.unwrap();
-        assert!(store.list("a/b/").await.unwrap().is_empty());
-        assert!(store.list("a/b/c/").await.unwrap().is_empty());
+    async fn keys_that_are_prefixes_of_each_other_coexist() {
+        for t in test_stores("prefixes_coexist") {
+            let s = &t.store;
+            for (k, v) in [
+                ("a/b", &b"ab"[..]),
+                ("a", b"a"),
+                ("a/b/c", b"abc"),
+                ("x:", b"colon"),
+                ("x:/y", b"colon-y"),
+                ("p", b"p"),
+            ] {
+                assert_eq!(
+                    s.put(&key(k), body(&[v]), 100).await.unwrap(),
+                    v.len() as u64,
+                    "{}",
+                    t.name
+                );
+            }
+            // `p/q` makes the directory `p` while `p` is a plain object file
+            s.put(&key("p/q"), body(&[b"pq"]), 100).await.unwrap();
+            for (k, v) in [
+                ("a/b", &b"ab"[..]),
+                ("a", b"a"),
+                ("a/b/c", b"abc"),
+                ("x:", b"colon"),
+                ("x:/y", b"colon-y"),
+                ("p", b"p"),
+                ("p/q", b"pq"),
+            ] {
+                assert_eq!(read(s, &key(k)).await, v, "{} {k}", t.name);
+            }
+            assert_eq!(
+                keys(&s.list("").await.unwrap()),
+                ["a", "a/b", "a/b/c", "p", "p/q", "x:", "x:/y"],
+                "{}",
+                t.name
+            );
+            assert_eq!(
+                keys(&s.list("a/").await.unwrap()),
+                ["a/b", "a/b/c"],
+                "{}",
+                t.name
+            );
+            assert_eq!(
+                keys(&s.list("a/b/").await.unwrap()),
+                ["a/b/c"],
+                "{}",
+                t.name
+            );
+            if let Some(dir) = &t.dir {
+                assert_eq!(
+                    tree(dir.path()),
+                    [
+                        "a#obj", "a/", "a/b#obj", "a/b/", "a/b/c", "p#obj", "p/", "p/q", "x:#obj",
+                        "x:/", "x:/y"
+                    ]
+                );
+            }
+            // overwrite each, while aside
+            s.put(&key("a"), body(&[b"A2"]), 100).await.unwrap();
+            assert_eq!(read(s, &key("a")).await, b"A2");
+            // deletes remove empty directories; an object aside stays readable
+            s.delete(&key("a/b/c")).await.unwrap();
+            assert_eq!(read(s, &key("a/b")).await, b"ab", "{}", t.name);
+            s.delete(&key("p/q")).await.unwrap();
+            assert_eq!(read(s, &key("p")).await, b"p", "{}", t.name);
+            s.put(&key("p"), body(&[b"P2"]), 100).await.unwrap();
+            assert_eq!(read(s, &key("p")).await, b"P2", "{}", t.name);
+            s.delete(&key("x:/y")).await.unwrap();
+            s.delete(&key("x:")).await.unwrap();
+            assert!(matches!(s.get(&key("x:")).await, Err(StoreError::NotFound)));
+            assert!(matches!(
+                s.get(&key("x:/y")).await,
+                Err(StoreError::NotFound)
+            ));
+            s.put(&key("x:"), body(&[b"again"]), 100).await.unwrap();
+            assert_eq!(read(s, &key("x:")).await, b"again", "{}", t.name);
+            if let Some(dir) = &t.dir {
+                assert_eq!(tree(dir.path()), ["a#obj", "a/", "a/b#obj", "p#obj", "x:"]);
+            }
+            for k in ["a", "a/b", "p", "x:"] {
+                s.delete(&key(k)).await.unwrap();
+                s.delete(&key(k)).await.unwrap();
+            }
+            assert!(s.list("").await.unwrap().is_empty(), "{}", t.name);
+            if let Some(dir) = &t.dir {
+                assert!(tree(dir.path()).is_empty(), "{:?}", tree(dir.path()));
+            }
+            // missing things are NotFound, also through an object
+            s.put(&key("f"), body(&[b"f"]), 100).await.unwrap();
+            assert!(matches!(
+                s.get(&key("f/g")).await,
+                Err(StoreError::NotFound)
+            ));
+            assert!(matches!(
+                s.get(&key("nope")).await,
+                Err(StoreError::NotFound)
+            ));
+            s.delete(&key("f/g/h")).await.unwrap();
+            assert!(s.list("f/").await.unwrap().is_empty());
+            assert!(s.list("f/g/").await.unwrap().is_empty());
+        }
     }
 
     #[tokio::test]
     async fn refused_bodies_leave_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::local(dir.path()).unwrap();
-        let k = key("k");
-        assert!(matches!(
-            store.put(&k, body(&[b"0123", b"456789"]), 8).await,
-            Err(StoreError::TooLarge { limit: 8 })
-        ));
-        let broken = stream::iter(vec![
-            Ok(Bytes::from_static(b"abc")),
-            Err(io::Error::other("client went away")),
-        ]);
-        assert!(matches!(
-            store.put(&k, broken, 100).await,
-            Err(StoreError::Body(_))
-        ));
-        assert!(matches!(store.get(&k).await, Err(StoreError::NotFound)));
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        for t in test_stores("refused_bodies") {
+            let s = &t.store;
+            let k = key("k");
+            assert!(
+                matches!(
+                    s.put(&k, body(&[b"0123", b"456789"]), 8).await,
+                    Err(StoreError::TooLarge { limit: 8 })
+                ),
+                "{}",
+                t.name
+            );
+            let broken = stream::iter(vec![
+                Ok(Bytes::from_static(b"abc")),
+                Err(io::Error::other("client went away")),
+            ]);
+            assert!(matches!(
+                s.put(&k, broken, 100).await,
+                Err(StoreError::Body(_))
+            ));
+            // past two parts (a multipart upload on object stores), then too large
+            let part = t.part_size;
+            let big = vec![7u8; 3 * part + 10];
+            let limit = (2 * part + part / 2) as u64;
+            assert!(matches!(
+                s.put(&k, chunked(&big, part / 3 + 1), limit).await,
+                Err(StoreError::TooLarge { .. })
+            ));
+            // past two parts, then broken
+            let mut broken_late: Vec<Result<Bytes, io::Error>> = (0..5)
+                .map(|_| Ok(Bytes::from(vec![1u8; part / 2 + 1])))
+                .collect();
+            broken_late.push(Err(io::Error::other("reset")));
+            assert!(matches!(
+                s.put(&key("n/e/s/t"), stream::iter(broken_late), u64::MAX)
+                    .await,
+                Err(StoreError::Body(_))
+            ));
+            assert!(matches!(
+                s.get(&key("n/e/s/t")).await,
+                Err(StoreError::NotFound)
+            ));
+            assert!(
+                matches!(s.get(&k).await, Err(StoreError::NotFound)),
+                "{}",
+                t.name
+            );
+            assert!(s.list("").await.unwrap().is_empty(), "{}", t.name);
+            if let Some(dir) = &t.dir {
+                assert!(tree(dir.path()).is_empty());
+            }
+            if let Some((server, prefix)) = &t.s3 {
+                if let Some(n) = server.unfinished_uploads(prefix) {
+                    assert_eq!(n, 0, "aborted uploads are gone from {}", server.name);
+                }
+            }
+        }
+    }
+
+    /// A request that goes away mid-body (its future is dropped) leaves no object, no temp
+    /// file, and no unfinished multipart upload.
+    #[tokio::test]
+    async fn abandoned_puts_leave_nothing() {
+        for t in test_stores("abandoned_puts") {
+            let s = &t.store;
+            let k = key("deep/er/gone");
+            let part = t.part_size;
+            // three parts' worth of body, then the client stalls forever
+            let chunks: Vec<Result<Bytes, io::Error>> = (0..6)
+                .map(|_| Ok(Bytes::from(vec![9u8; part / 2 + 1])))
+                .collect();
+            let stalled = stream::iter(chunks).chain(stream::pending());
+            let put = s.put(&k, stalled, u64::MAX);
+            let waited = tokio::time::timeout(std::time::Duration::from_millis(1500), put).await;
+            assert!(waited.is_err(), "{}: the put cannot finish", t.name);
+            // the abort runs in the background
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            assert!(
+                matches!(s.get(&k).await, Err(StoreError::NotFound)),
+                "{}",
+                t.name
+            );
+            assert!(s.list("").await.unwrap().is_empty(), "{}", t.name);
+            if let Some(dir) = &t.dir {
+                assert!(tree(dir.path()).is_empty(), "{:?}", tree(dir.path()));
+            }
+            if let Some((server, prefix)) = &t.s3 {
+                if let Some(n) = server.unfinished_uploads(prefix) {
+                    assert_eq!(n, 0, "the abandoned upload is aborted on {}", server.name);
+                }
+            }
+        }
     }
 
     #[tokio::test]
-    async fn stale_temps_are_removed_at_open() {
+    async fn stale_temps_and_empty_dirs_are_removed_at_open() {
         let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("x")).unwrap();
+        fs::create_dir_all(dir.path().join("x/empty/deeper")).unwrap();
         fs::write(dir.path().join("x/obj#123"), b"partial").unwrap();
         fs::write(dir.path().join("x/obj"), b"whole").unwrap();
+        fs::create_dir_all(dir.path().join("y")).unwrap();
+        fs::write(dir.path().join("y/z#obj#9"), b"partial").unwrap();
         let store = Store::local(dir.path()).unwrap();
-        assert!(!dir.path().join("x/obj#123").exists());
+        assert_eq!(tree(dir.path()), ["x/", "x/obj"]);
         let listed = store.list("").await.unwrap();
         assert_eq!(
             listed,
@@ -630,52 +748,236 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn large_object_streams_in_chunks() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::local(dir.path()).unwrap();
-        let data: Vec<u8> = (0..(3 * READ_CHUNK + 17))
-            .map(|i| (i % 251) as u8)
-            .collect();
-        let chunks: Vec<Result<Bytes, io::Error>> = data
-            .chunks(65536)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
-        let k = key("big");
-        store.put(&k, stream::iter(chunks), u64::MAX).await.unwrap();
-        let obj = store.get(&k).await.unwrap();
-        let parts: Vec<Bytes> = obj.body.try_collect().await.unwrap();
-        assert_eq!(parts.len(), 4);
-        assert_eq!(parts.concat(), data);
+    async fn large_objects_stream_in_chunks_and_parts() {
+        for t in test_stores("large_objects") {
+            let s = &t.store;
+            // local: 4 read chunks; memory: 3 parts of 1000 bytes... many; S3: 3 parts of 5 MiB
+            let len = if t.name == "s3" {
+                2 * (5 << 20) + 17
+            } else {
+                3 * local::READ_CHUNK + 17
+            };
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let k = key("big");
+            assert_eq!(
+                s.put(&k, chunked(&data, 65536), u64::MAX).await.unwrap(),
+                len as u64
+            );
+            let obj = s.get(&k).await.unwrap();
+            assert_eq!(obj.size, len as u64);
+            let parts: Vec<Bytes> = obj.body.try_collect().await.unwrap();
+            if t.name == "local" {
+                assert_eq!(parts.len(), 4);
+            }
+            assert!(parts.concat() == data, "{}", t.name);
+            assert_eq!(s.list("").await.unwrap()[0].size, len as u64);
+            // exactly one part, and an empty object
+            let one = vec![3u8; if t.name == "s3" { 5 << 20 } else { 1000 }];
+            s.put(&key("one"), chunked(&one, 4096), u64::MAX)
+                .await
+                .unwrap();
+            assert!(read(s, &key("one")).await == one, "{}", t.name);
+            s.put(&key("empty"), body(&[]), 0).await.unwrap();
+            assert_eq!(read(s, &key("empty")).await, b"");
+        }
     }
 
     #[tokio::test]
-    async fn any_object_store_works() {
-        let store = Store::with_object_store(Arc::new(object_store::memory::InMemory::new()));
-        let k = key("p/a%2Fb");
-        store.put(&k, body(&[b"xy"]), 10).await.unwrap();
-        assert_eq!(read(&store, &k).await, b"xy");
-        assert!(matches!(
-            store.put(&k, body(&[b"0123456789x"]), 10).await,
-            Err(StoreError::TooLarge { .. })
-        ));
-        assert_eq!(
-            store.list("p/").await.unwrap(),
-            [Listed {
-                key: "p/a%2Fb".into(),
-                size: 2
-            }]
-        );
-        store.delete(&k).await.unwrap();
-        store.delete(&k).await.unwrap();
-        assert!(matches!(store.get(&k).await, Err(StoreError::NotFound)));
+    async fn escaped_keys_round_trip() {
+        for t in test_stores("escaped_keys") {
+            let s = &t.store;
+            let wire = [
+                "p/a%2Fb",
+                "p/100%25",
+                "p/%23obj",
+                "p/a%231",
+                "p/sp%20ace",
+                "p/caf%C3%A9",
+                "p/nul%00",
+                "p/q%3Fh%23a%26~",
+            ];
+            for (i, w) in wire.iter().enumerate() {
+                s.put(&key(w), chunked(format!("{i}").as_bytes(), 4), 10)
+                    .await
+                    .unwrap();
+            }
+            for (i, w) in wire.iter().enumerate() {
+                assert_eq!(
+                    read(s, &key(w)).await,
+                    format!("{i}").as_bytes(),
+                    "{} {w}",
+                    t.name
+                );
+            }
+            let mut shown: Vec<String> = wire.iter().map(|w| key(w).display()).collect();
+            shown.sort();
+            let listed: Vec<String> = s
+                .list("p/")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| l.key)
+                .collect();
+            assert_eq!(listed, shown, "{}", t.name);
+            assert_eq!(
+                keys(&s.list("p/a%2F").await.unwrap()),
+                ["p/a%2Fb"],
+                "{}",
+                t.name
+            );
+            assert!(matches!(
+                s.get(&key("p/a/b")).await,
+                Err(StoreError::NotFound)
+            ));
+            for w in wire {
+                s.delete(&key(w)).await.unwrap();
+            }
+            assert!(s.list("").await.unwrap().is_empty());
+        }
     }
 
-    #[test]
-    fn temp_names() {
-        assert!(is_temp_name("a#1".as_ref()));
-        assert!(is_temp_name("a%23b#12345".as_ref()));
-        assert!(!is_temp_name("a#".as_ref()));
-        assert!(!is_temp_name("a#1x".as_ref()));
-        assert!(!is_temp_name("a%231".as_ref()));
+    /// A directory written by storaged 0.1/0.2 (every object under its plain name, deletes
+    /// leaving empty directories behind, maybe a temp file) is read as it is.
+    #[tokio::test]
+    async fn reads_a_store_laid_out_the_old_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let files = [
+            ("_vectors/old.lhv1", &b"0.1.0 index"[..]),
+            ("_vectors/g.lhv1", b"manifest"),
+            (
+                "_vectors/g/00000000000000a1/seg-0000000000000001.lhv1",
+                b"segment",
+            ),
+            (
+                "_vectors/g/00000000000000a1/log-0000000000000002.lhv1",
+                b"log",
+            ),
+            ("other/sp ace/100%25", b"escaped"),
+        ];
+        for (path, data) in files {
+            fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            fs::write(root.join(path), data).unwrap();
+        }
+        fs::create_dir_all(root.join("_vectors/gone/00000000000000b2")).unwrap();
+        fs::write(root.join("_vectors/g.lhv1#12345"), b"half a manifest").unwrap();
+
+        let s = Store::local(root).unwrap();
+        let listed = s.list("_vectors/").await.unwrap();
+        assert_eq!(
+            keys(&listed),
+            [
+                "_vectors/g.lhv1",
+                "_vectors/g/00000000000000a1/log-0000000000000002.lhv1",
+                "_vectors/g/00000000000000a1/seg-0000000000000001.lhv1",
+                "_vectors/old.lhv1"
+            ]
+        );
+        for (path, data) in files {
+            let wire = path.replace(' ', "%20");
+            assert_eq!(read(&s, &key(&wire)).await, data, "{path}");
+        }
+        assert_eq!(
+            keys(&s.list("other/").await.unwrap()),
+            ["other/sp ace/100%"]
+        );
+        // new writes next to the old files keep the old names where nothing collides...
+        s.put(&key("_vectors/h.lhv1"), body(&[b"new"]), 100)
+            .await
+            .unwrap();
+        assert!(root.join("_vectors/h.lhv1").is_file());
+        // ...and an index named `g.lhv1` can live next to the manifest of `g`
+        s.put(
+            &key("_vectors/g.lhv1/0000000000000001/seg-0000000000000001.lhv1"),
+            body(&[b"s"]),
+            100,
+        )
+        .await
+        .unwrap();
+        assert_eq!(read(&s, &key("_vectors/g.lhv1")).await, b"manifest");
+        assert!(root.join("_vectors/g.lhv1#obj").is_file());
+        // deleting the old index's objects leaves no directories behind
+        for (path, _) in &files[1..4] {
+            s.delete(&key(path)).await.unwrap();
+        }
+        assert!(!root.join("_vectors/g").exists());
+        assert!(
+            !root.join("_vectors/gone").exists(),
+            "empty directories are swept at open"
+        );
+        assert_eq!(
+            keys(&s.list("").await.unwrap()),
+            [
+                "_vectors/g.lhv1/0000000000000001/seg-0000000000000001.lhv1",
+                "_vectors/h.lhv1",
+                "_vectors/old.lhv1",
+                "other/sp ace/100%"
+            ]
+        );
+    }
+
+    /// Puts and deletes of keys that are prefixes of each other, from many threads: a put
+    /// never fails because a delete removed its directory, and each key reads back what its
+    /// (only) writer put.
+    // Blocking file operations run on the blocking pool: they overlap for real.
+    #[tokio::test]
+    async fn concurrent_puts_and_deletes_of_nested_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::local(dir.path()).unwrap());
+        let owned = ["p", "p/c", "p/c/d", "p/e", "p/c/d/f", "q", "q/r/s"];
+        let mut tasks = Vec::new();
+        for (i, k) in owned.iter().enumerate() {
+            let store = store.clone();
+            let k = key(k);
+            tasks.push(tokio::spawn(async move {
+                let mut present = false;
+                for round in 0..150u32 {
+                    if (round + i as u32) % 3 == 2 {
+                        store.delete(&k).await.unwrap();
+                        present = false;
+                    } else {
+                        let v = format!("{k}:{round}");
+                        let data = Bytes::from(v.clone());
+                        store
+                            .put(&k, stream::iter([Ok::<_, io::Error>(data)]), 100)
+                            .await
+                            .unwrap_or_else(|e| panic!("put {k} round {round}: {e}"));
+                        present = true;
+                        let got: Vec<Bytes> = store
+                            .get(&k)
+                            .await
+                            .unwrap()
+                            .body
+                            .try_collect()
+                            .await
+                            .unwrap();
+                        assert_eq!(got.concat(), v.as_bytes(), "{k} round {round}");
+                    }
+                }
+                (k, present)
+            }));
+        }
+        let mut expected = Vec::new();
+        for t in tasks {
+            let (k, present) = t.await.unwrap();
+            if present {
+                expected.push(k.display());
+            } else {
+                assert!(matches!(store.get(&k).await, Err(StoreError::NotFound)));
+            }
+        }
+        expected.sort();
+        let listed: Vec<String> = store
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.key)
+            .collect();
+        assert_eq!(listed, expected);
+        for k in &expected {
+            store.delete(&key(k)).await.unwrap();
+        }
+        assert!(tree(dir.path()).is_empty(), "{:?}", tree(dir.path()));
     }
 }

@@ -24,11 +24,6 @@ use crate::messages::{Flush, FlushAll, Forget, MarkDirty, SealNow};
 use crate::metrics::metrics;
 use crate::storeclient::StoreClient;
 
-/// When the log objects waiting for a manifest pass this size or count, the index is asked
-/// to seal its growing segment, so that the next manifest covers them.
-const LOG_SEAL_BYTES: u64 = 64 << 20;
-const LOG_SEAL_COUNT: usize = 1024;
-
 /// How often slots are checked for due work.
 const TICK: Duration = Duration::from_millis(25);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -41,6 +36,8 @@ pub struct Persister {
     /// Saves and deletes running at once, at most (so that a restart of storaged does not
     /// start every index's save together).
     max_concurrent: usize,
+    /// See `Stored::log_is_long`.
+    manifest_log_bytes: u64,
     slots: HashMap<String, Slot>,
     status: Arc<PersistStatus>,
 }
@@ -76,6 +73,9 @@ struct Slot {
     incarnation: String,
     /// The index was asked to seal for its log's sake and has not yet been covered.
     seal_asked: bool,
+    /// The shutdown asked for a checkpoint: the next save writes a manifest covering all
+    /// it can, so that the next start replays no more log than it must.
+    checkpoint: bool,
 }
 
 /// A delete waiting to be carried out (or retried).
@@ -92,6 +92,7 @@ impl Slot {
             incarnation: stored.incarnation.clone(),
             stored,
             seal_asked: false,
+            checkpoint: false,
             generation,
             actor: None,
             dirty_seq: 0,
@@ -146,12 +147,14 @@ impl Persister {
         quiet: Duration,
         max_delay: Duration,
         max_concurrent: usize,
+        manifest_log_bytes: u64,
     ) -> Persister {
         Persister {
             store,
             quiet,
             max_delay,
             max_concurrent: max_concurrent.max(1),
+            manifest_log_bytes,
             slots: HashMap::new(),
             status: Arc::new(PersistStatus::default()),
         }
@@ -178,7 +181,7 @@ impl Persister {
             }
             if slot.delete.is_some() {
                 due.push((None, name.clone(), slot.generation, Op::Delete));
-            } else if slot.dirty() {
+            } else if slot.dirty() || (slot.checkpoint && slot.actor.is_some()) {
                 let quiet = now.duration_since(slot.last_dirty) >= self.quiet;
                 let capped = slot
                     .first_dirty
@@ -253,10 +256,13 @@ impl Persister {
             return;
         };
         let mut stored = std::mem::take(&mut slot.stored);
+        let oldest_change = slot.first_dirty;
+        let checkpoint = std::mem::take(&mut slot.checkpoint);
+        let long_log = self.manifest_log_bytes;
         let index = name.clone();
         let seal_actor = actor.clone();
         let work = async move {
-            let result = save::save(&store, &index, actor, &mut stored).await;
+            let result = save::save(&store, &index, actor, &mut stored, long_log, checkpoint).await;
             (stored, result)
         };
         ctx.spawn(work.into_actor(self).map(move |(stored, res), act, _| {
@@ -274,6 +280,9 @@ impl Persister {
                     m.saves.with_label_values(&["ok"]).inc();
                     m.save_bytes.inc_by(saved.bytes_written);
                     m.save_seconds.observe(started.elapsed().as_secs_f64());
+                    if let Some(t) = oldest_change {
+                        m.save_lag_seconds.observe(t.elapsed().as_secs_f64());
+                    }
                     log::debug!(
                         "index {name:?}: saved {} bytes{} in {} ms",
                         saved.bytes_written,
@@ -309,8 +318,7 @@ impl Persister {
                     }
                     // A long log: have the growing segment sealed, so that a manifest
                     // can cover it (asked once until that happens).
-                    let long = slot.stored.log_bytes() > LOG_SEAL_BYTES
-                        || slot.stored.logs.len() > LOG_SEAL_COUNT;
+                    let long = slot.stored.log_is_long(act.manifest_log_bytes);
                     if saved.manifest_written {
                         slot.seal_asked = false;
                     }
@@ -505,7 +513,10 @@ impl Handler<FlushAll> for Persister {
         let mut flushes = Vec::new();
         let mut deletes = Vec::new();
         for slot in self.slots.values_mut() {
-            if slot.dirty() {
+            if slot.delete.is_none() && slot.actor.is_some() && !slot.stored.logs.is_empty() {
+                slot.checkpoint = true;
+            }
+            if slot.dirty() || slot.checkpoint {
                 let (tx, rx) = oneshot::channel();
                 slot.flush_waiters.push((slot.dirty_seq, tx));
                 slot.attempt_now = true;

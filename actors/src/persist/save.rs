@@ -4,9 +4,10 @@
 //! complete new one (an object is referenced only once it is stored):
 //! 1. the log records collected since the last save, as one log object — after this,
 //!    every change handed over is durable, which is all `flush` waits for;
-//! 2. when the manifest is due (a seal or merge changed the sealed segments, or the
-//!    sealed segments now hold changes whose log objects can go): each sealed segment not
-//!    stored yet, streamed from its arrays, then the manifest naming them;
+//! 2. when the manifest is due (seals or merges changed the sealed segments and the log
+//!    has grown long, or only deletes moved and their log objects weigh more than a
+//!    manifest): each sealed segment not stored yet, streamed from its arrays, then the
+//!    manifest naming them;
 //! 3. then, and only then, the log objects the manifest covers and the segment objects it
 //!    no longer names are deleted (a failure there leaves garbage that the next manifest or
 //!    the next start-up collects, never a hole).
@@ -31,6 +32,11 @@ use crate::storeclient::{StoreClient, StoreError};
 const MIN_COVERED_LOG_BYTES: u64 = 1 << 20;
 /// ...or are this many.
 const MAX_COVERED_LOGS: usize = 256;
+/// The log is long (a new manifest should take its place) from the configured size
+/// (`vectord.manifest_log_bytes`)... or a quarter of the stored segments' size, whichever is larger...
+const LONG_LOG_FRACTION: u64 = 4;
+/// ...or from this many objects.
+const LONG_LOG_OBJECTS: usize = 1024;
 
 /// What storage holds of one index (one incarnation), as far as the persister knows.
 #[derive(Debug, Default, Clone)]
@@ -72,6 +78,17 @@ impl Stored {
     pub fn log_bytes(&self) -> u64 {
         self.logs.iter().map(|l| l.bytes).sum()
     }
+
+    /// Whether the log has grown long enough to be replaced by a new manifest (and its
+    /// segments). Until then a seal or a merge writes nothing but the log: young
+    /// segments are mostly merged before they would ever be written, which keeps a bulk
+    /// ingest near three bytes written per byte stored; the price is the replay after a
+    /// crash, bounded by this, at most a quarter of the index (or `min_bytes`).
+    pub fn log_is_long(&self, min_bytes: u64) -> bool {
+        let segments: u64 = self.segments.values().sum();
+        self.log_bytes() >= (segments / LONG_LOG_FRACTION).max(min_bytes)
+            || self.logs.len() >= LONG_LOG_OBJECTS
+    }
 }
 
 /// What a save stored.
@@ -97,12 +114,15 @@ pub enum SaveError {
 
 /// One save of index `name`: takes the changes from its actor and stores them (see the
 /// module comment). `stored` is updated with every step that succeeded, also when a
-/// later step fails.
+/// later step fails. `long_log` is `vectord.manifest_log_bytes`; a `checkpoint` writes
+/// a manifest whenever it would cover more than the stored one (the shutdown asks).
 pub async fn save(
     store: &StoreClient,
     name: &str,
     actor: Addr<IndexActor>,
     stored: &mut Stored,
+    long_log: u64,
+    checkpoint: bool,
 ) -> Result<Saved, SaveError> {
     let changes = match actor.send(TakeChanges).await {
         Ok(Ok(c)) => c,
@@ -146,7 +166,9 @@ pub async fn save(
     let covered = changes.covered_lsn;
     let due = match &stored.manifest {
         None => true,
-        Some(m) if m.segments != ids => true,
+        // A seal or a merge: worth a manifest once the log it would let go is long.
+        Some(m) if m.segments != ids => checkpoint || stored.log_is_long(long_log),
+        Some(m) if checkpoint && covered > m.covered_lsn => true,
         Some(m) => {
             // Only deletes moved the covered lsn: a new manifest (all tombstone bitsets)
             // pays off once the log objects it lets go weigh as much.

@@ -53,6 +53,19 @@ impl Server {
     /// Starts an ephemeral vectord on a free loopback port. Its idle seal is short, so
     /// that the last partial segment of an ingest is sealed soon after it ends.
     pub fn start(scratch: &Path) -> Result<Server, String> {
+        Server::start_with(
+            scratch,
+            &[
+                "--ephemeral".into(),
+                "--set".into(),
+                "vectord.seal_idle_ms=300".into(),
+            ],
+        )
+    }
+
+    /// Starts vectord with `extra` flags on a free loopback port and waits until it is
+    /// ready (its persisted indexes loaded).
+    pub fn start_with(scratch: &Path, extra: &[String]) -> Result<Server, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -63,12 +76,10 @@ impl Server {
             .args([
                 "--config",
                 &empty.display().to_string(),
-                "--ephemeral",
                 "--bind",
                 &format!("127.0.0.1:{port}"),
-                "--set",
-                "vectord.seal_idle_ms=300",
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -89,8 +100,8 @@ impl Server {
             .call()
             .is_err()
         {
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err("vectord did not start".into());
+            if started.elapsed() > Duration::from_secs(600) {
+                return Err("vectord was not ready within 10 minutes".into());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -119,6 +130,21 @@ impl Server {
             .send_bytes(body)
             .map_err(|e| format!("POST {path}: {e}"))?;
         resp.into_json().map_err(|e| format!("POST {path}: {e}"))
+    }
+
+    /// POSTs a JSON body and decodes the answer.
+    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, String> {
+        self.post(path, body.to_string().as_bytes())
+    }
+
+    /// The Prometheus exposition of `/metrics`.
+    pub fn metrics(&self) -> Result<String, String> {
+        self.agent
+            .get(&format!("{}/metrics", self.url))
+            .call()
+            .map_err(|e| format!("GET /metrics: {e}"))?
+            .into_string()
+            .map_err(|e| format!("GET /metrics: {e}"))
     }
 
     pub fn create(&self, name: &str, data: &Dataset) -> Result<(), String> {

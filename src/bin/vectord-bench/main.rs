@@ -5,10 +5,12 @@
 //!
 //!   cargo build --release && target/release/vectord-bench --data ../shared/data/minilm-dev --hnswlib
 //!   target/release/vectord-bench --synthetic 100000 --dim 384
+//!   target/release/vectord-bench --persistence    # what saves cost (issue 8's figures)
 //!   target/release/vectord-bench --smoke          # tiny run for CI: completes, recall sane
 
 mod data;
 mod http;
+mod persist;
 mod raw;
 mod wire;
 
@@ -61,6 +63,25 @@ struct Args {
     /// Skip the HTTP half.
     #[arg(long)]
     no_http: bool,
+    /// Run the persistence benchmark: a trickle into a loaded index, a bulk ingest, a
+    /// reload with a log tail (vectord saving to a separate storaged).
+    #[arg(long)]
+    persistence: bool,
+    /// Size and dimension of the index the trickle goes into.
+    #[arg(long, default_value_t = 200_000)]
+    trickle_vectors: usize,
+    #[arg(long, default_value_t = 384)]
+    trickle_dim: usize,
+    #[arg(long, default_value_t = 60)]
+    trickle_seconds: u64,
+    /// Size and dimension of the bulk ingest (0 = skip).
+    #[arg(long, default_value_t = 1_000_000)]
+    bulk_vectors: usize,
+    #[arg(long, default_value_t = 128)]
+    bulk_dim: usize,
+    /// Vectors added after the bulk ingest's last manifest, replayed on reload.
+    #[arg(long, default_value_t = 20_000)]
+    log_tail: usize,
 }
 
 /// The allocator vectord uses (jemalloc), counting live bytes so that the index's own heap size can be
@@ -208,6 +229,8 @@ struct Report {
     ef_construction: usize,
     default_ef_search: usize,
     datasets: Vec<DatasetReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    persistence: Option<persist::PersistReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -331,8 +354,10 @@ fn run(args: &Args) -> Result<(), String> {
             None,
         ));
     }
-    if sets.is_empty() {
-        return Err("nothing to run: pass --data DIR, --synthetic N or --smoke".into());
+    if sets.is_empty() && !args.persistence {
+        return Err(
+            "nothing to run: pass --data DIR, --synthetic N, --persistence or --smoke".into(),
+        );
     }
     let efs: Vec<usize> = if args.smoke {
         vec![16, 64]
@@ -346,6 +371,7 @@ fn run(args: &Args) -> Result<(), String> {
         ef_construction: 200,
         default_ef_search: 64,
         datasets: Vec::new(),
+        persistence: None,
     };
     let scratch = tempdir()?;
     for (set, dir) in &sets {
@@ -369,6 +395,31 @@ fn run(args: &Args) -> Result<(), String> {
         report.datasets.push(r);
     }
     print_tables(&report);
+    if args.persistence || args.smoke {
+        // The smoke run takes the persistence path too, at a toy size.
+        let (tn, td, ts, bn, bd, tail) = if args.smoke {
+            (2000, 32, 3, 5000, 32, 500)
+        } else {
+            let a = args;
+            (
+                a.trickle_vectors,
+                a.trickle_dim,
+                a.trickle_seconds,
+                a.bulk_vectors,
+                a.bulk_dim,
+                a.log_tail,
+            )
+        };
+        let mut p = persist::PersistReport::default();
+        if tn > 0 {
+            p.trickle = Some(persist::trickle(&scratch, tn, td, ts)?);
+        }
+        if bn > 0 {
+            p.bulk = Some(persist::bulk(&scratch, bn, bd, tail)?);
+        }
+        persist::print(&p);
+        report.persistence = Some(p);
+    }
     if let Some(parent) = args.json.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
