@@ -365,3 +365,31 @@ fn seals_wait_in_the_log_until_it_is_long_and_the_shutdown_checkpoints() {
         assert_eq!(got, all[i], "{id}");
     }
 }
+
+#[test]
+fn a_log_tail_replayed_at_start_up_is_sealed_without_another_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    let mut v = persistent(dir.path(), &store.url, &[]);
+    let api = v.api();
+    api.post(
+        "/vectors/index",
+        &json!({"name": "tail", "dim": 16, "distance": "l2"}),
+    );
+    // more than an idle seal's minimum, fewer than a seal's worth: after the restart these
+    // live only in the growing segment
+    let all = vectors(5, 1500, 16);
+    api.post("/vectors/index/tail/add", &add_body("t", &all));
+    assert_eq!(
+        api.post("/vectors/index/tail/flush", &json!({})).1["persisted"],
+        true
+    );
+    v.kill9();
+    let v = persistent(dir.path(), &store.url, &[]);
+    let api = v.api();
+    assert_eq!(api.get("/vectors/index/tail").1["count"], 1500);
+    wait_sealed(&api, "tail");
+    let (_, info) = api.get("/vectors/index/tail");
+    assert!(info["sealed_segments"].as_u64().unwrap() >= 1, "{info}");
+}

@@ -234,6 +234,10 @@ impl Actor for IndexActor {
         ctx.set_mailbox_capacity(1024);
         // A loaded index may hold frozen segments whose seal was cut short.
         self.start_jobs(ctx);
+        // And a log tail replayed into the growing segment must be sealed even if no
+        // client writes again: arm the idle seal as a write would.
+        self.idle_check_pending = true;
+        ctx.run_later(self.idle_seal.after, |act, ctx| act.idle_check(ctx));
     }
 }
 

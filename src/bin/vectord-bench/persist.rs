@@ -374,10 +374,13 @@ pub fn trickle(scratch: &Path, n: usize, dim: usize, seconds: u64) -> Result<Tri
     flush(server, name)?;
     let written = pair.storaged_written()? - written_before;
     let lag_after = histogram(&server.metrics()?, "vectord_save_lag_seconds");
-    // Then the idle seal: the trickled vectors become a segment and a manifest names it.
-    server.wait_sealed(name, Duration::from_secs(120))?;
-    std::thread::sleep(Duration::from_millis(500));
-    flush(server, name)?;
+    // Then the idle seal (of 1,024 items or more): the trickled vectors become a segment,
+    // written when the log is long enough to be replaced by a manifest.
+    if batches * TRICKLE_BATCH >= 1024 {
+        server.wait_sealed(name, Duration::from_secs(120))?;
+        std::thread::sleep(Duration::from_millis(500));
+        flush(server, name)?;
+    }
     let written_with_seal = pair.storaged_written()? - written_before;
     let peak = sampler.finish();
 
