@@ -445,6 +445,16 @@ fn the_whole_contract() {
     // unknown routes answer in the error shape
     let (s, b) = api.get("/nowhere");
     assert_eq!((s, code(&b)), (404, "not_found"));
+    // a known path with a method it does not take: 405 with Allow
+    let resp = ureq::request("PUT", &format!("{}/vectors/index/docs", api.base)).call();
+    let Err(ureq::Error::Status(405, resp)) = resp else {
+        panic!("PUT on an index: {resp:?}");
+    };
+    assert_eq!(resp.header("Allow"), Some("GET, DELETE"));
+    let b: serde_json::Value = resp.into_json().unwrap();
+    assert_eq!(code(&b), "method_not_allowed");
+    let (s, b) = api.get("/vectors/index/docs/add");
+    assert_eq!((s, code(&b)), (405, "method_not_allowed"));
 
     // delete index
     assert_eq!(api.delete("/vectors/index/docs").0, 204);

@@ -78,21 +78,6 @@ impl Model {
     }
 }
 
-/// A small seeded generator.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// A request's outcome: answered with a status, or cut off (the server died).
 fn call(api: &Api, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
     let req =

@@ -111,8 +111,17 @@ fn g1p_kill9_restart_keeps_everything_and_delete_removes_the_file() {
     assert_eq!(v.api().get("/vectors/index/g-l2").0, 404);
 }
 
+/// storaged down for `OUTAGE_SECONDS` (30 by default) under writes and reads: both go on,
+/// `/health` shows the backlog, `flush` answers 503 meanwhile, and once storaged is back
+/// everything is stored without any request, and comes back after a restart.
 #[test]
 fn storaged_outage_is_survived_and_the_latest_state_saved_once_it_is_back() {
+    let outage = Duration::from_secs(
+        std::env::var("OUTAGE_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30),
+    );
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let port = free_port();
@@ -138,35 +147,46 @@ fn storaged_outage_is_survived_and_the_latest_state_saved_once_it_is_back() {
     );
 
     store.kill9();
-    for i in 0..20 {
+    let down = Instant::now();
+    let mut written = 0;
+    let mut saw_backlog = false;
+    let mut saw_503 = false;
+    while down.elapsed() < outage {
         let (s, _) = api.post(
             "/vectors/index/o/add",
-            &json!({"items": [{"id": format!("x{i}"), "vector": [i, 1, 2, 3]}]}),
+            &json!({"items": [{"id": format!("x{written}"), "vector": [written, 1, 2, 3]}]}),
         );
         assert_eq!(s, 200, "writes go on while storaged is down");
-    }
-    assert_eq!(api.get("/vectors/index/o").1["count"], 20);
-    let (s, b) = api.post("/vectors/index/o/flush", &json!({}));
-    assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (503, Some("storage_unavailable")),
-        "{b}"
-    );
-    let started = Instant::now();
-    while !v.log_text().contains("saving _vectors/o.lhv1 failed")
-        && !v.log_text().contains("index \"o\": saving")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no save failure logged:\n{}",
-            v.log_text()
+        written += 1;
+        let (s, found) = api.post(
+            "/vectors/index/o/search",
+            &json!({"vector": [written - 1, 1, 2, 3], "k": 1}),
         );
+        assert_eq!(s, 200, "searches go on while storaged is down");
+        assert_eq!(found["results"][0]["id"], format!("x{}", written - 1));
+        let health = api.get("/health").1;
+        saw_backlog |= health["save_errors"][0]["name"] == "o";
+        if written % 20 == 0 {
+            let (s, b) = api.post("/vectors/index/o/flush", &json!({}));
+            assert_eq!(
+                (s, b["error"]["code"].as_str()),
+                (503, Some("storage_unavailable")),
+                "{b}"
+            );
+            saw_503 = true;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(saw_backlog, "/health never showed the failing saves");
+    assert!(saw_503, "no flush was tried during the outage");
+    let (_, info) = api.get("/vectors/index/o");
+    assert_eq!(info["count"], written);
+    assert!(info["unsaved_for_ms"].as_u64().unwrap_or(0) > 0, "{info}");
 
     // storaged comes back on the same port: the retry saves without any request
     let _store = storaged(dir.path(), &root, Some(port));
-    let started = Instant::now();
+    let back = Instant::now();
+    let last = format!("x{}", written - 1);
     loop {
         // the last item reached a log object of the index
         let stored = files_under(&root.join("_vectors").join("o"))
@@ -174,21 +194,31 @@ fn storaged_outage_is_survived_and_the_latest_state_saved_once_it_is_back() {
             .any(|f| {
                 std::fs::read(f)
                     .unwrap_or_default()
-                    .windows(3)
-                    .any(|w| w == b"x19")
+                    .windows(last.len())
+                    .any(|w| w == last.as_bytes())
             });
         if stored {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(30),
+            back.elapsed() < Duration::from_secs(30),
             "latest state not saved after storaged came back"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert_eq!(
+        api.post("/vectors/index/o/flush", &json!({})).1,
+        json!({"persisted": true})
+    );
+    assert!(api.get("/health").1.get("save_errors").is_none());
     drop(v);
     let v = persistent(dir.path(), &_store.url, &[]);
-    assert_eq!(v.api().get("/vectors/index/o").1["count"], 20);
+    assert_eq!(v.api().get("/vectors/index/o").1["count"], written);
+    eprintln!(
+        "outage: {} s down, {written} writes, saved {:.1} s after storaged came back",
+        outage.as_secs(),
+        back.elapsed().as_secs_f64()
+    );
 }
 
 /// Every file under `dir`, recursively.

@@ -143,6 +143,30 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Err(ApiError::bad_request("invalid_json", err))
 }
 
+/// Deserializes a count or size (`#[serde(deserialize_with)]`): a non-negative integer,
+/// also when written as a whole float (`24.0`, as JSON Schema and many clients count it).
+pub fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    use serde::de::Error;
+    let n: serde_json::Number = serde::Deserialize::deserialize(d)?;
+    if let Some(u) = n.as_u64() {
+        return usize::try_from(u).map_err(|_| D::Error::custom(format!("{u} is too large")));
+    }
+    match n.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 2f64.powi(53) => Ok(f as usize),
+        _ => Err(D::Error::custom(format!(
+            "expected a non-negative whole number, got {n}"
+        ))),
+    }
+}
+
+/// `whole` for an optional field (absent or `null` is `None`).
+pub fn whole_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole")] usize);
+    let v: Option<Whole> = serde::Deserialize::deserialize(d)?;
+    Ok(v.map(|Whole(n)| n))
+}
+
 /// Deserializes a vector (`#[serde(deserialize_with)]`) from its JSON text: each number is
 /// checked against JSON's grammar, then read straight to the nearest f32 by the standard
 /// library (correctly rounded, and about twice as fast as serde's exact f64 parsing that

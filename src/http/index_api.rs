@@ -19,17 +19,31 @@ use super::{body, AppState};
 #[schema(example = json!({"name": "docs", "dim": 384, "distance": "cosine"}))]
 pub struct CreateIndex {
     /// 1-128 characters of `[A-Za-z0-9._-]`, not starting with `.`.
-    name: String,
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]*$"
+    )]
+    pub name: String,
     /// 1-4096.
-    dim: usize,
+    #[serde(deserialize_with = "body::whole")]
+    #[schema(minimum = 1, maximum = 4096)]
+    pub dim: usize,
     /// `cosine` (1 - cos), `l2` (Euclidean, not squared) or `ip` (1 - dot).
-    distance: String,
+    #[schema(pattern = "^(cosine|l2|ip)$")]
+    pub distance: String,
     /// 2-128 (default 16).
-    m: Option<usize>,
+    #[serde(default, deserialize_with = "body::whole_opt")]
+    #[schema(minimum = 2, maximum = 128)]
+    pub m: Option<usize>,
     /// 1-10000 (default 200).
-    ef_construction: Option<usize>,
+    #[serde(default, deserialize_with = "body::whole_opt")]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub ef_construction: Option<usize>,
     /// 1-10000 (default 64).
-    ef_search: Option<usize>,
+    #[serde(default, deserialize_with = "body::whole_opt")]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub ef_search: Option<usize>,
 }
 
 /// Creates an index.
@@ -197,9 +211,15 @@ pub fn persistence(state: &AppState) -> &'static str {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/vectors/index", web::post().to(create))
-        .route("/vectors/index", web::get().to(list))
-        .route("/vectors/index/{name}", web::get().to(describe))
-        .route("/vectors/index/{name}", web::delete().to(delete))
-        .route("/vectors/index/{name}/flush", web::post().to(flush));
+    cfg.service(
+        super::resource("/vectors/index", "GET, POST")
+            .route(web::post().to(create))
+            .route(web::get().to(list)),
+    )
+    .service(
+        super::resource("/vectors/index/{name}", "GET, DELETE")
+            .route(web::get().to(describe))
+            .route(web::delete().to(delete)),
+    )
+    .service(super::resource("/vectors/index/{name}/flush", "POST").route(web::post().to(flush)));
 }

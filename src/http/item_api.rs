@@ -17,16 +17,48 @@ use super::{body, AppState};
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"items": [{"id": "a", "vector": [1, 0, 0, 0], "metadata": {"lang": "en"}}]}))]
 pub struct AddRequest {
+    #[schema(min_items = 1)]
     items: Vec<AddItem>,
+}
+
+impl AddRequest {
+    /// The batch as the index takes it (metadata `null` or absent becomes `{}`); the index
+    /// checks the rest (ids, vectors, sizes).
+    pub fn into_items(self) -> Result<Vec<NewItem>, ApiError> {
+        let mut items = Vec::with_capacity(self.items.len());
+        for (i, item) in self.items.into_iter().enumerate() {
+            let metadata = match item.metadata {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(map)) => map,
+                Some(other) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_metadata",
+                        format!(
+                            "items[{i}].metadata must be a JSON object, got {}",
+                            kind(&other)
+                        ),
+                    ))
+                }
+            };
+            items.push(NewItem {
+                id: item.id,
+                vector: item.vector,
+                metadata,
+            });
+        }
+        Ok(items)
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddItem {
     /// 1-256 bytes; an existing id is replaced (upsert).
+    #[schema(min_length = 1, max_length = 256)]
     id: String,
     /// `dim` finite numbers (not all zero under cosine).
     #[serde(deserialize_with = "body::f32_vector")]
+    #[schema(min_items = 1, max_items = 4096)]
     vector: Vec<f32>,
     /// A JSON object (default `{}`; `null` is taken as `{}`).
     #[serde(default)]
@@ -58,27 +90,7 @@ pub async fn add(
     let request: AddRequest = web::block(move || body::json(&bytes))
         .await
         .map_err(|e| ApiError::bad_request("invalid_json", format!("decoding failed: {e}")))??;
-    let mut items = Vec::with_capacity(request.items.len());
-    for (i, item) in request.items.into_iter().enumerate() {
-        let metadata = match item.metadata {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map,
-            Some(other) => {
-                return Err(ApiError::bad_request(
-                    "invalid_metadata",
-                    format!(
-                        "items[{i}].metadata must be a JSON object, got {}",
-                        kind(&other)
-                    ),
-                ))
-            }
-        };
-        items.push(NewItem {
-            id: item.id,
-            vector: item.vector,
-            metadata,
-        });
-    }
+    let items = request.into_items()?;
     let outcome = handle.actor.send(AddItems { items }).await??;
     Ok(HttpResponse::Ok().json(AddResponse {
         added: outcome.added,
@@ -163,10 +175,10 @@ fn kind(v: &Value) -> &'static str {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/vectors/index/{name}/add", web::post().to(add))
-        .route("/vectors/index/{name}/items/{id}", web::get().to(get_item))
-        .route(
-            "/vectors/index/{name}/items/{id}",
-            web::delete().to(delete_item),
+    cfg.service(super::resource("/vectors/index/{name}/add", "POST").route(web::post().to(add)))
+        .service(
+            super::resource("/vectors/index/{name}/items/{id}", "GET, DELETE")
+                .route(web::get().to(get_item))
+                .route(web::delete().to(delete_item)),
         );
 }

@@ -128,7 +128,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     openapi::configure(cfg);
 }
 
-/// For `App::default_service`: unknown paths and methods get the JSON error shape too.
+/// A route's resource: any method but those in `allow` (comma-separated, as in the `Allow`
+/// header) gets 405 `method_not_allowed`, in the JSON error shape, with `Allow`.
+pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: actix_web::HttpRequest| async move {
+        use actix_web::ResponseError;
+        let mut resp = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} {} is not supported; allowed: {allow}",
+                req.method(),
+                req.path()
+            ),
+        )
+        .error_response();
+        resp.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        resp
+    }))
+}
+
+/// For `App::default_service`: unknown paths get the JSON error shape too.
 pub async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::new(
         StatusCode::NOT_FOUND,

@@ -3,7 +3,8 @@
 //! the document and the server agree.
 
 use actix_web::{web, HttpResponse};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{index_api, item_api, schema, search_api, service_api};
@@ -12,7 +13,7 @@ use super::{index_api, item_api, schema, search_api, service_api};
 #[openapi(
     info(
         title = "vectord",
-        description = "Named HNSW indexes over HTTP: create, add (upsert), search with metadata filters, delete; persisted to storaged. Every error is {\"error\": {\"code\", \"message\"}}. When an API key is configured, every route but /health, /ready and /ui needs `Authorization: Bearer <key>` (401 otherwise)."
+        description = "Named HNSW indexes over HTTP: create, add (upsert), search with metadata filters, delete; persisted to storaged. Every error is {\"error\": {\"code\", \"message\"}}. When an API key is configured (vectord.api_key), every route but /health, /ready, /openapi.json and /ui (and /metrics with vectord.metrics_public) needs `Authorization: Bearer <key>`, and answers 401 `unauthorized` without it. A method a path does not take answers 405 `method_not_allowed` with `Allow`."
     ),
     paths(
         service_api::health,
@@ -58,8 +59,12 @@ use super::{index_api, item_api, schema, search_api, service_api};
 )]
 pub struct ApiDoc;
 
-/// The optional bearer key, as a security scheme (required only when configured).
+/// The optional bearer key, as a security scheme: every operation behind it may be called
+/// with the key or, when none is configured, without; and lists its 401.
 struct BearerKey;
+
+/// Paths that never need the key.
+const OPEN_PATHS: [&str; 2] = ["/health", "/ready"];
 
 impl Modify for BearerKey {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -69,6 +74,40 @@ impl Modify for BearerKey {
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
         }
+        let unauthorized = ResponseBuilder::new()
+            .description(
+                "an API key is configured and the request did not carry it (`unauthorized`)",
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if OPEN_PATHS.contains(&path.as_str()) {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.security = Some(vec![
+                    SecurityRequirement::new("api_key", Vec::<String>::new()),
+                    SecurityRequirement::default(),
+                ]);
+                op.responses
+                    .responses
+                    .insert("401".to_string(), unauthorized.clone().into());
+            }
+        }
     }
 }
 
@@ -77,5 +116,5 @@ async fn spec() -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(spec));
+    cfg.service(super::resource("/openapi.json", "GET").route(web::get().to(spec)));
 }

@@ -25,14 +25,19 @@ const INLINE_MAX_UNSEALED: usize = 4096;
 pub struct SearchRequest {
     /// The query: `dim` finite numbers.
     #[serde(deserialize_with = "body::f32_vector")]
-    vector: Vec<f32>,
+    #[schema(min_items = 1, max_items = 4096)]
+    pub vector: Vec<f32>,
     /// 1-1000.
-    k: usize,
+    #[serde(deserialize_with = "body::whole")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub k: usize,
     /// k-10000 (default max(k, the index's ef_search)).
-    ef: Option<usize>,
+    #[serde(default, deserialize_with = "body::whole_opt")]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub ef: Option<usize>,
     /// Metadata key -> value; a result matches every pair exactly.
     #[schema(value_type = Option<Object>)]
-    filter: Option<Map<String, Value>>,
+    pub filter: Option<Map<String, Value>>,
 }
 
 /// The `k` live items nearest to the query (that match the filter), nearest first.
@@ -127,5 +132,7 @@ pub async fn search(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/vectors/index/{name}/search", web::post().to(search));
+    cfg.service(
+        super::resource("/vectors/index/{name}/search", "POST").route(web::post().to(search)),
+    );
 }

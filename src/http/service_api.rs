@@ -91,9 +91,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics));
+    cfg.service(super::resource("/health", "GET").route(web::get().to(health)))
+        .service(super::resource("/ready", "GET").route(web::get().to(ready)))
+        .service(super::resource("/metrics", "GET").route(web::get().to(metrics)));
 }
 
 /// Middleware: one debug line per request, and the request metrics (by route pattern, so

@@ -250,6 +250,21 @@ impl Api {
     }
 }
 
+/// A small seeded generator (a linear congruential one: plenty for choosing test steps).
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
 /// Seeded pseudo-random vectors in [-1, 1).
 #[allow(unused_imports)]
 pub use vectord_actors::sample::seeded_vectors as vectors;

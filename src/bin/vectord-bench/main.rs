@@ -260,6 +260,9 @@ struct DatasetReport {
     /// Heap bytes the index holds, per vector (allocations counted exactly).
     index_heap_bytes_per_vector: f64,
     floor_bytes_per_vector: f64,
+    /// Vectors in a full growing segment, and ms per query of its exact scan (1 thread).
+    growing_scan_vectors: usize,
+    growing_scan_ms: f64,
     raw_search: Vec<SearchFigures>,
     hnswlib: Option<Hnswlib>,
     http: Option<HttpFigures>,
@@ -512,6 +515,7 @@ fn bench_one(
     r.encode_s = encode;
     r.reload_s = load;
     r.file_bytes = bytes;
+    (r.growing_scan_vectors, r.growing_scan_ms) = raw::growing_scan_ms(set, &p);
 
     let server = if args.no_http {
         None
@@ -784,6 +788,10 @@ fn print_tables(report: &Report) {
         println!(
             "| recall@10 at ef 64 | {:.3} |",
             d.ratios.recall_at_default_ef
+        );
+        println!(
+            "| exact scan of a full growing segment ({} vectors), 1 thread, k 10 | {:.2} ms per query |",
+            d.growing_scan_vectors, d.growing_scan_ms
         );
         println!(
             "| in-process search / hnswlib, 1 thread, best QPS at recall >= 0.98 (target >= 1.0) | {} |",

@@ -120,6 +120,40 @@ pub fn search(index: &Arc<Index>, data: &Dataset, ef: usize, k: usize) -> Search
     })
 }
 
+/// Milliseconds per query of an exact scan over a full growing segment (the first
+/// `seal_points` vectors, never sealed), one thread, k 10: what a search pays on top of
+/// the graphs while a segment fills up. Returns the number of vectors scanned too.
+pub fn growing_scan_ms(data: &Dataset, p: &IndexParams) -> (usize, f64) {
+    let config = EngineConfig::default();
+    let n = data.base.len().min(config.seal_points);
+    let index = Index::new(p.clone(), config);
+    let items = data.base[..n]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| NewItem {
+            id: i.to_string(),
+            vector: v.clone(),
+            metadata: Map::new(),
+        })
+        .collect();
+    if let Err(e) = p.check_items(items).map(|items| index.add(items, 1)) {
+        eprintln!("growing-scan index refused its batch: {e}");
+        return (0, 0.0);
+    }
+    let queries: Vec<Vec<f32>> = data
+        .queries
+        .iter()
+        .take(200)
+        .filter_map(|q| p.check_vector(q.clone(), "query").ok())
+        .collect();
+    let started = Instant::now();
+    for q in &queries {
+        std::hint::black_box(index.search(q, 10, 64, None));
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0 / queries.len().max(1) as f64;
+    (n, ms)
+}
+
 /// Seconds to encode, and to decode and restore, the index's LHV1 file, and its size.
 pub fn reload(index: &Index) -> Result<(f64, f64, usize), String> {
     let started = Instant::now();

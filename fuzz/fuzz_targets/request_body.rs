@@ -1,0 +1,38 @@
+//! Request bodies as the HTTP front decodes them, then checked as the index checks them:
+//! any bytes give a value or a 4xx error, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vectord::http::body;
+use vectord::http::index_api::CreateIndex;
+use vectord::http::item_api::AddRequest;
+use vectord::http::search_api::SearchRequest;
+use vectord_actors::distance::Metric;
+use vectord_actors::index::IndexParams;
+
+fuzz_target!(|data: &[u8]| {
+    let params = |distance| IndexParams {
+        name: "fuzz".into(),
+        dim: 4,
+        distance,
+        m: 16,
+        ef_construction: 200,
+        ef_search: 64,
+    };
+    if let Ok(add) = body::json::<AddRequest>(data) {
+        if let Ok(items) = add.into_items() {
+            for metric in [Metric::Cosine, Metric::L2, Metric::Ip] {
+                let _ = params(metric).check_items(items.clone());
+            }
+        }
+    }
+    if let Ok(search) = body::json::<SearchRequest>(data) {
+        for metric in [Metric::Cosine, Metric::L2, Metric::Ip] {
+            let p = params(metric);
+            let _ = p.check_search(search.k, search.ef);
+            let _ = p.check_vector(search.vector.clone(), "vector");
+        }
+    }
+    let _ = body::json::<CreateIndex>(data);
+    let _ = body::json::<serde_json::Value>(data);
+});

@@ -1,0 +1,351 @@
+//! The model test: a random sequence of operations against the real vectord and, in step,
+//! against a plain in-test model of what the contract promises. After every step the answer
+//! must agree with the model (ids, vectors, metadata, counts, exact-match searches,
+//! filtered searches, the list of indexes); every so often all indexes are flushed and
+//! vectord restarted — by SIGTERM or by `kill -9`, alternately — and everything is checked
+//! in full. Small segments (`seal_points` 100) make seals, merges and compactions happen
+//! all the time under the sequence.
+//!
+//! `MODEL_OPS` sets the number of operations (CI: 3,000; the README gives the long run),
+//! `MODEL_SEED` the seed. Prints the operations and checks done.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use common::*;
+use serde_json::{json, Value};
+
+const DIM: usize = 8;
+/// Ids per index are drawn from this many, so that upserts and deletes hit live ids.
+const POOL: u64 = 150;
+/// Index names, with their distance; each is created, deleted and re-created as it goes.
+const INDEXES: [(&str, &str); 3] = [("m-l2", "l2"), ("m-cos", "cosine"), ("m-l2b", "l2")];
+
+/// A vector of exactly representable values in [-1, 1.25], never all zero.
+fn random_vector(rng: &mut Rng) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..DIM)
+        .map(|_| (rng.below(2001) as f32 - 1000.0) / 1000.0)
+        .collect();
+    v[0] = 0.25 + rng.below(100) as f32 / 100.0;
+    v
+}
+
+/// Metadata with a float of all its digits, an integer past 2^53 and a nested value.
+fn random_metadata(rng: &mut Rng) -> Value {
+    let tag = ["a", "b", "c"][rng.below(3) as usize];
+    json!({
+        "tag": tag,
+        "n": rng.below(1000),
+        "x": rng.below(1_000_000) as f64 / 7.0,
+        "big": 9_007_199_254_740_993u64 + rng.below(10),
+        "nested": {"list": [rng.below(5), "s"]},
+    })
+}
+
+/// One index as the contract says it must be.
+#[derive(Clone, Default)]
+struct Model {
+    distance: &'static str,
+    items: BTreeMap<String, (Vec<f32>, Value)>,
+}
+
+impl Model {
+    /// The vector as the index stores it (unit length under cosine, normalized in f64).
+    fn stored(&self, v: &[f32]) -> Vec<f32> {
+        if self.distance != "cosine" {
+            return v.to_vec();
+        }
+        let norm = v
+            .iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum::<f64>()
+            .sqrt();
+        v.iter().map(|&x| (x as f64 / norm) as f32).collect()
+    }
+}
+
+struct Checker {
+    api: Api,
+    checks: u64,
+}
+
+impl Checker {
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        self.checks += 1;
+        assert!(ok, "{}", what());
+    }
+
+    fn close(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6)
+    }
+
+    /// One item's GET against the model.
+    fn item(&mut self, name: &str, model: &Model, id: &str) {
+        let (s, body) = self.api.get(&format!("/vectors/index/{name}/items/{id}"));
+        match model.items.get(id) {
+            Some((v, meta)) => {
+                self.check(s == 200, || format!("GET {name}/{id}: {s} {body}"));
+                let got: Vec<f32> = serde_json::from_value(body["vector"].clone()).unwrap();
+                let want = model.stored(v);
+                self.check(Self::close(&got, &want), || {
+                    format!("{name}/{id}: vector {got:?}, expected {want:?}")
+                });
+                self.check(body["metadata"] == *meta, || {
+                    format!(
+                        "{name}/{id}: metadata {}, expected {meta}",
+                        body["metadata"]
+                    )
+                });
+            }
+            None => self.check(s == 404, || {
+                format!("GET {name}/{id}: {s} {body}, expected 404")
+            }),
+        }
+    }
+
+    /// Searching a live item's vector finds it first at distance 0; every result is live
+    /// with its model metadata.
+    fn exact_search(&mut self, name: &str, model: &Model, id: &str) {
+        let (v, _) = &model.items[id];
+        let (s, body) = self.api.post(
+            &format!("/vectors/index/{name}/search"),
+            &json!({"vector": v, "k": 5, "ef": 200}),
+        );
+        self.check(s == 200, || format!("search {name}: {s} {body}"));
+        let results = body["results"].as_array().cloned().unwrap_or_default();
+        self.check(results.len() == model.items.len().min(5), || {
+            format!(
+                "search {name}: {} results of {}",
+                results.len(),
+                model.items.len()
+            )
+        });
+        let first = &results[0];
+        self.check(
+            first["id"] == id && first["distance"].as_f64().unwrap_or(1.0).abs() <= 1e-5,
+            || format!("search {name} for {id}: first is {first}"),
+        );
+        for r in &results {
+            let rid = r["id"].as_str().unwrap_or_default();
+            let meta = model.items.get(rid).map(|(_, m)| m);
+            self.check(meta == Some(&r["metadata"]), || {
+                format!("search {name}: result {r} is not live as such in the model")
+            });
+        }
+    }
+
+    /// A filtered search returns min(k, matches) results, all matching.
+    fn filtered_search(&mut self, name: &str, model: &Model, tag: &str, query: &[f32]) {
+        let (s, body) = self.api.post(
+            &format!("/vectors/index/{name}/search"),
+            &json!({"vector": query, "k": 10, "filter": {"tag": tag}}),
+        );
+        self.check(s == 200, || format!("filtered search {name}: {s} {body}"));
+        let matching = model
+            .items
+            .values()
+            .filter(|(_, m)| m["tag"] == tag)
+            .count();
+        let results = body["results"].as_array().cloned().unwrap_or_default();
+        self.check(results.len() == matching.min(10), || {
+            format!(
+                "filtered search {name} tag {tag}: {} results, {matching} match",
+                results.len()
+            )
+        });
+        for r in &results {
+            self.check(r["metadata"]["tag"] == tag, || {
+                format!("{r} does not match {tag}")
+            });
+        }
+    }
+
+    fn count(&mut self, name: &str, model: &Model) {
+        let (s, info) = self.api.get(&format!("/vectors/index/{name}"));
+        self.check(s == 200 && info["count"] == model.items.len(), || {
+            format!(
+                "{name}: info {s} {info}, expected count {}",
+                model.items.len()
+            )
+        });
+    }
+
+    fn list(&mut self, models: &BTreeMap<&str, Model>) {
+        let (_, body) = self.api.get("/vectors/index");
+        let names: Vec<&str> = body["indexes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|i| i["name"].as_str()).collect())
+            .unwrap_or_default();
+        let want: Vec<&str> = models.keys().copied().collect();
+        self.check(names == want, || {
+            format!("indexes {names:?}, expected {want:?}")
+        });
+    }
+
+    /// Everything, after a restart.
+    fn all(&mut self, models: &BTreeMap<&str, Model>) {
+        self.list(models);
+        for (name, model) in models {
+            self.count(name, model);
+            for i in 0..POOL {
+                self.item(name, model, &format!("id{i}"));
+            }
+            for id in model.items.keys().take(20) {
+                self.exact_search(name, model, id);
+            }
+        }
+    }
+}
+
+#[test]
+fn random_operations_agree_with_the_model_across_restarts() {
+    let ops: u64 = std::env::var("MODEL_OPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
+    let seed: u64 = std::env::var("MODEL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let restart_every = 250;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    let flags = [
+        "--set",
+        "vectord.seal_points=100",
+        "--set",
+        "vectord.manifest_log_bytes=20000",
+        "--set",
+        "vectord.save_quiet_ms=20",
+    ];
+    let mut v = persistent(dir.path(), &store.url, &flags);
+    let mut c = Checker {
+        api: v.api(),
+        checks: 0,
+    };
+    let mut rng = Rng(seed);
+    let mut models: BTreeMap<&str, Model> = BTreeMap::new();
+    let started = Instant::now();
+    let mut restarts = 0;
+
+    for step in 1..=ops {
+        let (name, distance) = INDEXES[rng.below(INDEXES.len() as u64) as usize];
+        let path = format!("/vectors/index/{name}");
+        let Some(model) = models.get(name).cloned() else {
+            let (s, body) = c.api.post(
+                "/vectors/index",
+                &json!({"name": name, "dim": DIM, "distance": distance}),
+            );
+            c.check(s == 201, || {
+                format!("step {step}: create {name}: {s} {body}")
+            });
+            models.insert(
+                name,
+                Model {
+                    distance,
+                    ..Model::default()
+                },
+            );
+            continue;
+        };
+        let roll = rng.below(100);
+        let id = format!("id{}", rng.below(POOL));
+        match roll {
+            // add (upsert) a batch of 1-5 distinct ids
+            0..=39 => {
+                let mut batch: BTreeMap<String, (Vec<f32>, Value)> = BTreeMap::new();
+                for _ in 0..=rng.below(5) {
+                    batch.insert(
+                        format!("id{}", rng.below(POOL)),
+                        (random_vector(&mut rng), random_metadata(&mut rng)),
+                    );
+                }
+                let items: Vec<Value> = batch
+                    .iter()
+                    .map(|(id, (v, m))| json!({"id": id, "vector": v, "metadata": m}))
+                    .collect();
+                let (s, body) = c
+                    .api
+                    .post(&format!("{path}/add"), &json!({ "items": items }));
+                let m = models.get_mut(name).unwrap();
+                m.items.extend(batch.clone());
+                c.check(s == 200 && body["count"] == m.items.len(), || {
+                    format!(
+                        "step {step}: add to {name}: {s} {body}, expected count {}",
+                        m.items.len()
+                    )
+                });
+            }
+            40..=51 => {
+                let (s, body) = c.api.delete(&format!("{path}/items/{id}"));
+                let m = models.get_mut(name).unwrap();
+                let want = if m.items.remove(&id).is_some() {
+                    204
+                } else {
+                    404
+                };
+                c.check(s == want, || {
+                    format!("step {step}: delete {name}/{id}: {s} {body}")
+                });
+                c.count(name, m);
+            }
+            52..=66 => c.item(name, &model, &id),
+            67..=81 => {
+                if model.items.contains_key(&id) {
+                    c.exact_search(name, &model, &id);
+                } else {
+                    c.item(name, &model, &id);
+                }
+            }
+            82..=89 => {
+                let tag = ["a", "b", "c"][rng.below(3) as usize];
+                let query = random_vector(&mut rng);
+                c.filtered_search(name, &model, tag, &query);
+            }
+            90..=94 => c.list(&models),
+            95..=96 => c.count(name, &model),
+            _ => {
+                let (s, body) = c.api.delete(&path);
+                c.check(s == 204, || {
+                    format!("step {step}: delete index {name}: {s} {body}")
+                });
+                models.remove(name);
+                let (s, _) = c.api.get(&path);
+                c.check(s == 404, || format!("step {step}: {name} still there"));
+            }
+        }
+
+        if step % restart_every == 0 {
+            for name in models.keys() {
+                let (s, body) = c
+                    .api
+                    .post(&format!("/vectors/index/{name}/flush"), &json!({}));
+                c.check(s == 200 && body["persisted"] == true, || {
+                    format!("step {step}: flush {name}: {s} {body}")
+                });
+            }
+            restarts += 1;
+            if restarts % 2 == 0 {
+                v.kill9();
+            } else {
+                assert!(v.terminate().success(), "SIGTERM exit status");
+            }
+            drop(v);
+            v = persistent(dir.path(), &store.url, &flags);
+            c.api = v.api();
+            c.all(&models);
+        }
+    }
+    c.all(&models);
+    let health = c.api.get("/health").1;
+    assert!(health.get("failed_indexes").is_none(), "{health}");
+    assert!(health.get("load_warnings").is_none(), "{health}");
+    eprintln!(
+        "model test: {ops} operations, {restarts} restarts, {} checks, seed {seed}, {:.1} s",
+        c.checks,
+        started.elapsed().as_secs_f64()
+    );
+}
