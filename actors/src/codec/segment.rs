@@ -621,6 +621,10 @@ impl SegmentObjectReader {
                 if len > MAX_ENVELOPE_BYTES {
                     return Err(DecodeError::EnvelopePastEnd { len, total: 8 });
                 }
+                if len == 0 {
+                    // Not JSON; and `want` would stay 8, looping forever (found by fuzzing).
+                    return Err(DecodeError::BadJson("the envelope is empty".into()));
+                }
                 8 + len
             };
             let take = want.saturating_sub(self.head.len()).min(chunk.len());
@@ -762,6 +766,13 @@ mod tests {
             let mut reader = SegmentObjectReader::default();
             let _ = reader.feed(&b).and_then(|_| reader.finish().map(|_| ()));
         }
+    }
+
+    #[test]
+    fn an_empty_envelope_is_refused_not_looped_on() {
+        let mut reader = SegmentObjectReader::default();
+        let bytes = [b"LHV1".as_slice(), &[0, 0, 0, 0, 0, 0, 0, 8]].concat();
+        assert!(matches!(reader.feed(&bytes), Err(DecodeError::BadJson(_))));
     }
 
     #[test]
