@@ -87,3 +87,23 @@ fn bad_backend_settings_name_their_key() {
         );
     }
 }
+
+#[test]
+fn check_config_prints_the_storaged_keys_without_secrets() {
+    const SECRET: &str = "do-not-print-this-secret-4712";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("none.toml"), "").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_storaged"))
+        .arg("--config")
+        .arg(dir.path().join("none.toml"))
+        .args(["--root", "/srv/objects", "--check-config"])
+        .args(["--set", &format!("storaged.api_key={SECRET}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("storaged.root = \"/srv/objects\""), "{text}");
+    assert!(text.contains("storaged.api_key = \"<redacted>\""), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(!text.contains("vectord."), "{text}");
+}

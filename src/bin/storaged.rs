@@ -22,6 +22,9 @@ struct Args {
     /// Shorthand for --set storaged.root=DIR
     #[arg(long, value_name = "DIR")]
     root: Option<String>,
+    /// Print the effective `[storaged]` configuration (secrets redacted) and exit.
+    #[arg(long)]
+    check_config: bool,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.check_config {
+        for line in cfg
+            .describe()
+            .lines()
+            .filter(|l| l.starts_with("storaged."))
+        {
+            println!("{line}");
+        }
+        return ExitCode::SUCCESS;
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
     let root = &cfg.storaged.root;
