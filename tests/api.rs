@@ -626,3 +626,41 @@ fn deletes_trigger_a_background_compaction_invisible_to_clients() {
         16
     );
 }
+
+#[test]
+fn counts_written_as_whole_floats_are_taken_and_fractions_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ephemeral(dir.path());
+    let api = server.api();
+    let (s, info) = api.post(
+        "/vectors/index",
+        &json!({"name": "f", "dim": 4.0, "distance": "l2", "m": 16.0}),
+    );
+    assert_eq!(
+        (s, info["dim"].clone(), info["m"].clone()),
+        (201, json!(4), json!(16))
+    );
+    let (s, b) = api.post(
+        "/vectors/index",
+        &json!({"name": "g", "dim": 4.5, "distance": "l2"}),
+    );
+    assert_eq!((s, code(&b)), (400, "invalid_json"));
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("dim"),
+        "{b}"
+    );
+    api.post(
+        "/vectors/index/f/add",
+        &add_body("a", &[vec![1.0, 2.0, 3.0, 4.0]]),
+    );
+    let (s, b) = api.post(
+        "/vectors/index/f/search",
+        &json!({"vector": [1, 2, 3, 4], "k": 1.0e1}),
+    );
+    assert_eq!((s, b["results"][0]["id"].clone()), (200, json!("a0")));
+    let (s, b) = api.post(
+        "/vectors/index/f/search",
+        &json!({"vector": [1, 2, 3, 4], "k": -1}),
+    );
+    assert_eq!((s, code(&b)), (400, "invalid_json"));
+}
