@@ -455,6 +455,9 @@ fn the_whole_contract() {
     assert_eq!(code(&b), "method_not_allowed");
     let (s, b) = api.get("/vectors/index/docs/add");
     assert_eq!((s, code(&b)), (405, "method_not_allowed"));
+    // load balancers probe with HEAD
+    let head = ureq::request("HEAD", &format!("{}/health", api.base)).call();
+    assert_eq!(head.map(|r| r.status()).ok(), Some(200));
 
     // delete index
     assert_eq!(api.delete("/vectors/index/docs").0, 204);

@@ -91,9 +91,18 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/health", "GET").route(web::get().to(health)))
-        .service(super::resource("/ready", "GET").route(web::get().to(ready)))
-        .service(super::resource("/metrics", "GET").route(web::get().to(metrics)));
+    // HEAD too, for load balancers and uptime checks that probe with it.
+    cfg.service(
+        super::resource("/health", "GET, HEAD")
+            .route(web::get().to(health))
+            .route(web::head().to(health)),
+    )
+    .service(
+        super::resource("/ready", "GET, HEAD")
+            .route(web::get().to(ready))
+            .route(web::head().to(ready)),
+    )
+    .service(super::resource("/metrics", "GET").route(web::get().to(metrics)));
 }
 
 /// Middleware: one debug line per request, and the request metrics (by route pattern, so
