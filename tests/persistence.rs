@@ -221,26 +221,6 @@ fn storaged_outage_is_survived_and_the_latest_state_saved_once_it_is_back() {
     );
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Flips one byte in the middle of a file.
 fn damage(path: &std::path::Path) {
     let mut bytes = std::fs::read(path).unwrap();

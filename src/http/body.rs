@@ -15,30 +15,11 @@ use super::errors::ApiError;
 /// when the client sent one).
 pub async fn read(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_big(limit));
-    }
-    // Reserve from Content-Length only up to 1 MiB: a client that announces 64 MiB and
-    // sends nothing must not hold 64 MiB of this process.
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request("bad_body", format!("reading the body failed: {e}"))
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_big(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+    let declared = declared_length(req, limit)?;
+    read_chunks(payload, limit, declared, |_| Ok(())).await
 }
 
 /// Reads the body of a write, counted against the budget of write bytes held by the
@@ -47,7 +28,7 @@ pub async fn read(
 /// flood of large writes cannot grow memory without limit.
 pub async fn read_budgeted(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
     budget: &Arc<Semaphore>,
 ) -> Result<(web::Bytes, OwnedSemaphorePermit), ApiError> {
@@ -66,6 +47,31 @@ pub async fn read_budgeted(
         }
     };
     let kib = |n: usize| (n.div_ceil(1024)).max(1) as u32;
+    let declared = declared_length(req, limit)?;
+    let mut permit = budget
+        .clone()
+        .try_acquire_many_owned(kib(declared.unwrap_or(0)))
+        .map_err(|_| busy())?;
+    let mut held = kib(declared.unwrap_or(0)) as usize * 1024;
+    let body = read_chunks(payload, limit, declared, |len| {
+        if len > held {
+            // A body longer than announced (or not announced): take more as it comes.
+            let more = kib(len - held);
+            let extra = budget
+                .clone()
+                .try_acquire_many_owned(more)
+                .map_err(|_| busy())?;
+            permit.merge(extra);
+            held += more as usize * 1024;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok((body, permit))
+}
+
+/// The Content-Length the client announced, refused with 413 when it passes `limit`.
+fn declared_length(req: &HttpRequest, limit: usize) -> Result<Option<usize>, ApiError> {
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -74,11 +80,19 @@ pub async fn read_budgeted(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_big(limit));
     }
-    let mut permit = budget
-        .clone()
-        .try_acquire_many_owned(kib(declared.unwrap_or(0)))
-        .map_err(|_| busy())?;
-    let mut held = declared.unwrap_or(0).div_ceil(1024).max(1) * 1024;
+    Ok(declared)
+}
+
+/// Reads the body chunk by chunk, up to `limit` bytes; `grown` hears the length read so
+/// far after every chunk and may refuse to go on.
+async fn read_chunks(
+    mut payload: web::Payload,
+    limit: usize,
+    declared: Option<usize>,
+    mut grown: impl FnMut(usize) -> Result<(), ApiError>,
+) -> Result<web::Bytes, ApiError> {
+    // Reserve from Content-Length only up to 1 MiB: a client that announces 64 MiB and
+    // sends nothing must not hold 64 MiB of this process.
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit).min(1 << 20));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
@@ -88,18 +102,9 @@ pub async fn read_budgeted(
             return Err(too_big(limit));
         }
         body.extend_from_slice(&chunk);
-        if body.len() > held {
-            // A body longer than announced (or not announced): take more as it comes.
-            let more = kib(body.len() - held);
-            let extra = budget
-                .clone()
-                .try_acquire_many_owned(more)
-                .map_err(|_| busy())?;
-            permit.merge(extra);
-            held += more as usize * 1024;
-        }
+        grown(body.len())?;
     }
-    Ok((body.freeze(), permit))
+    Ok(body.freeze())
 }
 
 fn too_big(limit: usize) -> ApiError {

@@ -147,8 +147,15 @@ pub fn encode(view: &SegmentView) -> (SegmentHeader, Vec<Vec<u8>>) {
             crc32c: crc32c::crc32c(bytes),
         })
         .collect();
-    let header = SegmentHeader {
-        id: 0,
+    let header = header_of(view, 0, sections);
+    (header, parts.into_iter().map(|(_, b)| b).collect())
+}
+
+/// A sealed (not growing) segment's header for `view`, with no tombstones: the caller
+/// fills those in.
+fn header_of(view: &SegmentView, id: u64, sections: Vec<Section>) -> SegmentHeader {
+    SegmentHeader {
+        id,
         points: view.id_ends.len(),
         dim: view.dim,
         growing: false,
@@ -158,8 +165,7 @@ pub fn encode(view: &SegmentView) -> (SegmentHeader, Vec<Vec<u8>>) {
         }),
         deleted: Vec::new(),
         sections,
-    };
-    (header, parts.into_iter().map(|(_, b)| b).collect())
+    }
 }
 
 /// Reads a segment's sections from `payload` (exactly its sections, back to back),
@@ -529,18 +535,7 @@ impl SegmentWriter {
                 crc32c: crc,
             });
         }
-        let header = SegmentHeader {
-            id,
-            points: view.id_ends.len(),
-            dim: view.dim,
-            growing: false,
-            graph: view.graph.as_ref().map(|g| GraphHeader {
-                m: g.m,
-                entry: g.entry,
-            }),
-            deleted: Vec::new(),
-            sections,
-        };
+        let header = header_of(&view, id, sections);
         let payload = header.payload_len();
         let envelope = SegmentEnvelope {
             format: FORMAT_NAME.into(),
