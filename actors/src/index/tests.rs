@@ -301,6 +301,62 @@ fn a_merge_keeps_every_item_and_compaction_drops_tombstones() {
 }
 
 #[test]
+fn a_merge_links_points_into_the_largest_graph_and_keeps_recall() {
+    let (dim, k, ef) = (32, 10, 128);
+    let data = random_vectors(11, 5000, dim);
+    let queries = random_vectors(12, 100, dim);
+    for distance in [Metric::Cosine, Metric::L2, Metric::Ip] {
+        let p = params(distance, dim);
+        let config = EngineConfig {
+            merge_factor: 2,
+            ..small(3000)
+        };
+        let index = Index::new(p.clone(), config);
+        add_all(&index, &data[..3000], "", 1000);
+        settle(&index);
+        // tombstones in the segment whose graph the merge will keep
+        for i in 0..100 {
+            assert!(index.delete(&i.to_string()));
+        }
+        index
+            .add(items_from(3000, &data[3000..], "", &p), 0)
+            .unwrap();
+        index.freeze_if_at_least(1);
+        settle(&index);
+        let segs = index.segments();
+        let sealed: Vec<&SegmentInfo> = segs.iter().filter(|s| s.sealed).collect();
+        // one segment: the old graph's 3000 points (tombstones kept) + 2000 linked in
+        assert_eq!(sealed.len(), 1, "{segs:?}");
+        assert_eq!((sealed[0].points, sealed[0].tombstones), (5000, 100));
+        let st = index.stats();
+        assert_eq!((st.count, st.tombstones), (4900, 100));
+        let live = &data[100..];
+        let mut hits = 0;
+        for q in &queries {
+            let qv = query(&p, q);
+            let truth: Vec<usize> = brute_force(&p, live, &qv, k)
+                .into_iter()
+                .map(|i| i + 100)
+                .collect();
+            let got: Vec<usize> = index
+                .search(&qv, k, ef, None)
+                .into_iter()
+                .map(|h| h.id.parse().unwrap())
+                .collect();
+            assert!(got.iter().all(|&i| i >= 100), "a deleted item came back");
+            hits += got.iter().filter(|id| truth.contains(id)).count();
+        }
+        let recall = hits as f64 / (queries.len() * k) as f64;
+        assert!(recall >= 0.95, "{distance:?}: recall@10 {recall}");
+        // every linked-in point is reachable: its own vector finds it first
+        for i in (3000..5000).step_by(97) {
+            let hit = &index.search(&query(&p, &data[i]), 1, 64, None)[0];
+            assert_eq!(hit.id, i.to_string(), "{distance:?}");
+        }
+    }
+}
+
+#[test]
 fn writes_while_a_job_builds_are_kept() {
     let p = params(Metric::L2, 8);
     let data = random_vectors(21, 3000, 8);

@@ -54,7 +54,8 @@ pub fn settle(index: &Index) {
             if let Some(job) = index.next_job(kind) {
                 match index.build(job) {
                     Ok(built) => {
-                        index.install(built);
+                        // One line per job: where a large build spends its time.
+                        eprintln!("  {}", index.install(built).summary);
                         ran = true;
                     }
                     Err(e) => eprintln!("background job failed: {e}"),

@@ -1,0 +1,387 @@
+//! Growing a sealed segment's graph by inserting points into it, so that a merge does not
+//! rebuild from nothing the graph it already has: the merged segment takes the largest
+//! source's points and graph as they are, and only the other sources' points are linked
+//! in (HNSW insertion as in hnswlib: greedy descent, a beam of `ef_construction` per
+//! layer, the neighbour-selection heuristic, back links pruned by the same heuristic).
+//!
+//! Inserts run on all cores. Every point's vector and layer are known before the first
+//! insert, so the rows of all points are laid out up front and never move: a row is
+//! written under its point's lock (striped), and read without one through atomics — a
+//! reader may see a row mid-update, which is harmless, since every value ever written is
+//! a point number in range and the walk only needs some neighbours, not the latest ones.
+
+use std::cmp::Reverse;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use super::points::Points;
+use super::scratch::{with_scratch, Nearest, Scored, Scratch};
+use super::sealed::FlatGraph;
+use crate::distance::{kernels, Metric};
+
+/// Layers a point may have above layer 0 (as `hnsw_rs` builds: 16 layers in all).
+const MAX_LEVEL: u8 = 15;
+/// Row locks, shared by points with the same number modulo this.
+const LOCK_STRIPES: usize = 4096;
+
+/// The graph of `points`: the first `base.points()` of them are `base`'s points with
+/// `base`'s links, the rest are inserted. `seed` draws the new points' layers.
+pub fn extend_graph(
+    base: &FlatGraph,
+    points: &Points,
+    metric: Metric,
+    ef_construction: usize,
+    seed: u64,
+) -> Result<FlatGraph, String> {
+    let kern = kernels();
+    match metric {
+        Metric::Cosine | Metric::Ip => {
+            let dot = kern.dot;
+            extend_with(base, points, ef_construction, seed, &|a, b| 1.0 - dot(a, b))
+        }
+        Metric::L2 => {
+            let l2 = kern.l2_squared;
+            extend_with(base, points, ef_construction, seed, &|a, b| l2(a, b))
+        }
+    }
+}
+
+fn extend_with<D: Fn(&[f32], &[f32]) -> f32 + Sync>(
+    base: &FlatGraph,
+    points: &Points,
+    ef_construction: usize,
+    seed: u64,
+    distance: &D,
+) -> Result<FlatGraph, String> {
+    let from = base.points();
+    let total = points.len();
+    if total < from {
+        return Err(format!(
+            "{total} points cannot extend a graph of {from} points"
+        ));
+    }
+    let graph = Growing::new(base, total, seed);
+    // Threads of their own, which end with the job (see `build`).
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("vectord-merge-{i}"))
+        .build()
+        .map_err(|e| format!("starting the merge threads: {e}"))?;
+    pool.install(|| {
+        (from as u32..total as u32)
+            .into_par_iter()
+            .with_min_len(64)
+            .for_each(|p| {
+                with_scratch(|scratch| graph.insert(p, points, ef_construction, distance, scratch))
+            })
+    });
+    drop(pool);
+    graph.finish()
+}
+
+/// A graph whose rows are being filled in by several threads at once.
+struct Growing {
+    m: usize,
+    width0: usize,
+    width: usize,
+    links0: Vec<AtomicU32>,
+    upper_points: Vec<u32>,
+    upper_levels: Vec<u8>,
+    upper_start: Vec<u32>,
+    upper: Vec<AtomicU32>,
+    /// Layer of each point from `from` on.
+    levels: Vec<u8>,
+    from: usize,
+    locks: Vec<Mutex<()>>,
+    /// (entry point, its layer): where inserts and later searches start.
+    top: Mutex<(u32, u8)>,
+}
+
+impl Growing {
+    fn new(base: &FlatGraph, total: usize, seed: u64) -> Growing {
+        let view = base.view();
+        let m = view.m;
+        let (width0, width) = (2 * m, m);
+        let from = base.points();
+        let mut links0: Vec<AtomicU32> = Vec::with_capacity(total * (1 + width0));
+        links0.extend(view.links0.iter().map(|&v| AtomicU32::new(v)));
+        links0.resize_with(total * (1 + width0), || AtomicU32::new(0));
+        let mut upper_points = view.upper_points.to_vec();
+        let mut upper_levels = view.upper_levels.to_vec();
+        let mut upper_start = view.upper_start.to_vec();
+        let mut upper: Vec<AtomicU32> = view.upper.iter().map(|&v| AtomicU32::new(v)).collect();
+        // hnsw_rs' and hnswlib's layer law: P(layer >= l) = m^-l.
+        let scale = 1.0 / (m.max(2) as f64).ln();
+        let levels: Vec<u8> = (from..total)
+            .map(|p| {
+                let u = unit_random(seed, p as u64);
+                ((-u.ln() * scale).floor() as u64).min(MAX_LEVEL as u64) as u8
+            })
+            .collect();
+        for (i, &level) in levels.iter().enumerate() {
+            if level > 0 {
+                upper_points.push((from + i) as u32);
+                upper_levels.push(level);
+                upper_start.push(upper.len() as u32);
+                upper.resize_with(upper.len() + level as usize * (1 + width), || {
+                    AtomicU32::new(0)
+                });
+            }
+        }
+        let top_level = match view.upper_points.binary_search(&view.entry) {
+            Ok(i) => view.upper_levels[i],
+            Err(_) => 0,
+        };
+        Growing {
+            m,
+            width0,
+            width,
+            links0,
+            upper_points,
+            upper_levels,
+            upper_start,
+            upper,
+            levels,
+            from,
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            top: Mutex::new((view.entry, top_level)),
+        }
+    }
+
+    /// The row of `p` at `level` (count, then up to the layer's width of neighbours), or
+    /// None when `p` is not on that layer.
+    fn row(&self, p: u32, level: u8) -> Option<&[AtomicU32]> {
+        if level == 0 {
+            let start = p as usize * (1 + self.width0);
+            return self.links0.get(start..start + 1 + self.width0);
+        }
+        let i = self.upper_points.binary_search(&p).ok()?;
+        if level > self.upper_levels[i] {
+            return None;
+        }
+        let start = self.upper_start[i] as usize + (level as usize - 1) * (1 + self.width);
+        self.upper.get(start..start + 1 + self.width)
+    }
+
+    /// Copies the neighbours of `p` at `level` into `out`.
+    fn read(&self, p: u32, level: u8, out: &mut Vec<u32>) {
+        out.clear();
+        if let Some(row) = self.row(p, level) {
+            let count = (row[0].load(Relaxed) as usize).min(row.len() - 1);
+            out.extend(row[1..1 + count].iter().map(|v| v.load(Relaxed)));
+        }
+    }
+
+    /// Sets the neighbours of `p` at `level` (the caller holds `p`'s lock).
+    fn write(&self, p: u32, level: u8, list: &[u32]) {
+        if let Some(row) = self.row(p, level) {
+            let count = list.len().min(row.len() - 1);
+            for (slot, &q) in row[1..].iter().zip(&list[..count]) {
+                slot.store(q, Relaxed);
+            }
+            row[0].store(count as u32, Relaxed);
+        }
+    }
+
+    fn lock(&self, p: u32) -> std::sync::MutexGuard<'_, ()> {
+        // A poisoned stripe only means another insert panicked; the rows stay valid.
+        self.locks[p as usize % LOCK_STRIPES]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert<D: Fn(&[f32], &[f32]) -> f32>(
+        &self,
+        p: u32,
+        points: &Points,
+        ef_construction: usize,
+        distance: &D,
+        scratch: &mut Scratch,
+    ) {
+        let level = self.levels[p as usize - self.from];
+        let (entry, top_level) = *self.top.lock().unwrap_or_else(|e| e.into_inner());
+        let v = points.vector(p as usize);
+        let mut ep = Scored {
+            distance: distance(v, points.vector(entry as usize)),
+            point: entry,
+        };
+        let mut row = Vec::with_capacity(self.width0 + 1);
+        // Greedy descent through the layers above the new point's own.
+        for l in (level + 1..=top_level).rev() {
+            loop {
+                let mut moved = false;
+                self.read(ep.point, l, &mut row);
+                for &q in &row {
+                    let d = distance(v, points.vector(q as usize));
+                    if d < ep.distance {
+                        ep = Scored {
+                            distance: d,
+                            point: q,
+                        };
+                        moved = true;
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+        }
+        for l in (0..=level.min(top_level)).rev() {
+            let mut found = self.beam(v, ep, l, ef_construction, points, distance, scratch);
+            found.retain(|s| s.point != p);
+            if let Some(&nearest) = found.first() {
+                ep = nearest;
+            }
+            let cap = if l == 0 { self.width0 } else { self.width };
+            let chosen = select(&found, cap, points, distance);
+            {
+                let _guard = self.lock(p);
+                self.write(p, l, &chosen);
+            }
+            for &q in &chosen {
+                self.link_back(q, p, l, cap, points, distance, &mut row);
+            }
+        }
+        if level > top_level {
+            let mut top = self.top.lock().unwrap_or_else(|e| e.into_inner());
+            if level > top.1 {
+                *top = (p, level);
+            }
+        }
+    }
+
+    /// Adds `p` to the neighbours of `q` at `level`; a full row keeps the best `cap` by
+    /// the selection heuristic.
+    #[allow(clippy::too_many_arguments)]
+    fn link_back<D: Fn(&[f32], &[f32]) -> f32>(
+        &self,
+        q: u32,
+        p: u32,
+        level: u8,
+        cap: usize,
+        points: &Points,
+        distance: &D,
+        row: &mut Vec<u32>,
+    ) {
+        let _guard = self.lock(q);
+        self.read(q, level, row);
+        if row.contains(&p) {
+            return;
+        }
+        if row.len() < cap {
+            row.push(p);
+            self.write(q, level, row);
+            return;
+        }
+        let vq = points.vector(q as usize);
+        let mut candidates: Vec<Scored> = row
+            .iter()
+            .chain(std::iter::once(&p))
+            .map(|&o| Scored {
+                distance: distance(vq, points.vector(o as usize)),
+                point: o,
+            })
+            .collect();
+        candidates.sort_unstable();
+        let kept = select(&candidates, cap, points, distance);
+        self.write(q, level, &kept);
+    }
+
+    /// The `ef` points nearest to `v` on layer `level`, from `ep`, nearest first.
+    #[allow(clippy::too_many_arguments)]
+    fn beam<D: Fn(&[f32], &[f32]) -> f32>(
+        &self,
+        v: &[f32],
+        ep: Scored,
+        level: u8,
+        ef: usize,
+        points: &Points,
+        distance: &D,
+        scratch: &mut Scratch,
+    ) -> Vec<Scored> {
+        scratch.start(points.len());
+        scratch.visit(ep.point);
+        scratch.candidates.push(Nearest(Reverse(ep)));
+        scratch.found.push(ep);
+        let mut row = Vec::with_capacity(self.width0);
+        while let Some(Nearest(Reverse(current))) = scratch.candidates.pop() {
+            let bound = scratch.found.peek().map_or(f32::INFINITY, |s| s.distance);
+            if scratch.found.len() >= ef && current.distance > bound {
+                break;
+            }
+            self.read(current.point, level, &mut row);
+            for &q in &row {
+                if !scratch.visit(q) {
+                    continue;
+                }
+                let d = distance(v, points.vector(q as usize));
+                let bound = scratch.found.peek().map_or(f32::INFINITY, |s| s.distance);
+                if scratch.found.len() < ef || d < bound {
+                    let s = Scored {
+                        distance: d,
+                        point: q,
+                    };
+                    scratch.candidates.push(Nearest(Reverse(s)));
+                    scratch.found.push(s);
+                    if scratch.found.len() > ef {
+                        scratch.found.pop();
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Scored> = scratch.found.drain().collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The finished graph, checked like a stored one.
+    fn finish(self) -> Result<FlatGraph, String> {
+        let n = self.links0.len() / (1 + self.width0);
+        let (entry, _) = *self.top.lock().unwrap_or_else(|e| e.into_inner());
+        FlatGraph::from_parts(
+            n,
+            self.m,
+            self.links0.into_iter().map(AtomicU32::into_inner).collect(),
+            self.upper_points,
+            self.upper_levels,
+            self.upper_start,
+            self.upper.into_iter().map(AtomicU32::into_inner).collect(),
+            entry,
+        )
+    }
+}
+
+/// hnswlib's neighbour heuristic: from `candidates` (nearest first), keep a candidate only
+/// if it is nearer to the base point than to every one kept before it, up to `cap`. It
+/// keeps links spread over directions instead of all into one cluster.
+fn select<D: Fn(&[f32], &[f32]) -> f32>(
+    candidates: &[Scored],
+    cap: usize,
+    points: &Points,
+    distance: &D,
+) -> Vec<u32> {
+    let mut kept: Vec<u32> = Vec::with_capacity(cap);
+    for c in candidates {
+        if kept.len() >= cap {
+            break;
+        }
+        let vc = points.vector(c.point as usize);
+        if kept
+            .iter()
+            .all(|&k| distance(vc, points.vector(k as usize)) >= c.distance)
+        {
+            kept.push(c.point);
+        }
+    }
+    kept
+}
+
+/// A number in (0, 1], the same for the same seed and point (splitmix64).
+fn unit_random(seed: u64, p: u64) -> f64 {
+    let mut z = seed ^ p.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+}
