@@ -18,6 +18,16 @@ import sys
 import time
 
 
+def installed_version():
+    """The installed hnswlib's version (the module itself does not say it)."""
+    try:
+        import importlib.metadata
+
+        return importlib.metadata.version("hnswlib")
+    except Exception:
+        return "?"
+
+
 def read_vecs(path, dtype):
     import numpy as np
 
@@ -68,7 +78,7 @@ def main():
             {"ef": ef, "recall_at_10": hits / (len(queries) * args.k), "qps_1_thread": best}
         )
     report = {
-        "library": "hnswlib " + getattr(hnswlib, "__version__", "?"),
+        "library": "hnswlib " + installed_version(),
         "vectors": n,
         "dim": dim,
         "m": 16,

@@ -271,8 +271,26 @@ impl Server {
                 .filter_map(|r| r.id.parse().ok())
                 .collect())
         };
-        crate::measure(ef, requests.len(), &data.truth, one)
+        let cpu_before = cpu_seconds(self.pid());
+        let mut figures = crate::measure(ef, requests.len(), &data.truth, one)?;
+        // measure() runs every query three times: answers, 1 client, 2 clients.
+        if let (Some(a), Some(b)) = (cpu_before, cpu_seconds(self.pid())) {
+            figures.server_cpu_ms = Some((b - a) * 1000.0 / (3 * requests.len()) as f64);
+        }
+        Ok(figures)
     }
+}
+
+/// CPU time used so far by a process, all threads, user and system (Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): utime and stime are the
+    // 12th and 13th, in clock ticks of 1/100 s (USER_HZ on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// `add` bodies of `batch` vectors each, ids `0..`.

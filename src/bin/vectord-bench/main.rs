@@ -138,6 +138,10 @@ pub struct SearchFigures {
     pub qps_2_clients: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// CPU time vectord spent per HTTP search (all its threads, read from /proc), so that
+    /// the server's own cost can be told apart from the client's on a shared machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_ms: Option<f64>,
 }
 
 impl SearchFigures {
@@ -155,6 +159,7 @@ impl SearchFigures {
             qps_2_clients: qps2,
             p50_ms: pick(0.50),
             p99_ms: pick(0.99),
+            server_cpu_ms: None,
         }
     }
 }
@@ -220,6 +225,10 @@ impl SearchFigures {
         SearchFigures {
             qps_1_client: self.qps_1_client.max(other.qps_1_client),
             qps_2_clients: self.qps_2_clients.max(other.qps_2_clients),
+            server_cpu_ms: match (self.server_cpu_ms, other.server_cpu_ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             ..self
         }
     }
@@ -809,6 +818,20 @@ fn print_tables(report: &Report) {
             "| HTTP / in-process search, 2 clients, ef 64 (target >= 0.8) | {} |",
             opt(d.ratios.http_over_inprocess_2_clients, 2)
         );
+        if let (Some(h), Some(w)) = (
+            d.http
+                .as_ref()
+                .and_then(|h| h.search.iter().find(|s| s.ef == 64)),
+            d.raw_search.iter().find(|s| s.ef == 64),
+        ) {
+            if let Some(cpu) = h.server_cpu_ms {
+                let inproc = 1000.0 / w.qps_1_client.max(1e-9);
+                println!(
+                    "| CPU per search, ef 64: in-process / vectord over HTTP (client excluded) | {inproc:.3} / {cpu:.3} ms = {:.2} |",
+                    inproc / cpu.max(1e-9)
+                );
+            }
+        }
         println!(
             "| indexed HTTP ingest / raw build | {} |",
             opt(d.ratios.indexed_ingest_over_raw_build, 2)
