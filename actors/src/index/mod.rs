@@ -26,7 +26,7 @@ pub mod bitset;
 pub mod build;
 pub mod hnsw;
 mod ids;
-mod insert;
+pub mod insert;
 mod maintenance;
 pub mod params;
 pub mod points;

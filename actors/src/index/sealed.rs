@@ -7,8 +7,9 @@
 //! A search allocates nothing per candidate: its visited marks and heaps are per-thread
 //! scratch space (`scratch`), and it takes no lock.
 //!
-//! The graph is built by `hnsw_rs` and copied out through its public iterators (`build`),
-//! so it holds exactly `hnsw_rs`' neighbour lists; the search is ours.
+//! A seal's graph is built by `hnsw_rs` and copied out through its public iterators
+//! (`build`), so it holds exactly `hnsw_rs`' neighbour lists; a merge grows the largest
+//! source's graph by inserting the other points (`insert`); the search is ours.
 
 use std::cmp::Reverse;
 

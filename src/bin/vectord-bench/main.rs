@@ -67,6 +67,10 @@ struct Args {
     /// 15 minutes at a million vectors on 2 cores).
     #[arg(long)]
     no_raw_build: bool,
+    /// Instead of the rest: compare a merge by insertion with a rebuild on each data set
+    /// (hnsw_rs builds a quarter, our insert links in the rest, hnsw_rs builds the whole).
+    #[arg(long)]
+    merge: bool,
     /// Run the persistence benchmark: a trickle into a loaded index, a bulk ingest, a
     /// reload with a log tail (vectord saving to a separate storaged).
     #[arg(long)]
@@ -389,6 +393,12 @@ fn run(args: &Args) -> Result<(), String> {
         datasets: Vec::new(),
         persistence: None,
     };
+    if args.merge {
+        for (set, _) in &sets {
+            raw::merge_vs_rebuild(set, &raw::params(set, "merge"), &efs)?;
+        }
+        return Ok(());
+    }
     let scratch = tempdir()?;
     for (set, dir) in &sets {
         eprintln!(

@@ -4,7 +4,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Map;
+use vectord_actors::distance::{kernels, Metric};
+use vectord_actors::index::build::build_graph;
 use vectord_actors::index::hnsw::Graph;
+use vectord_actors::index::insert::extend_graph;
+use vectord_actors::index::points::Points;
+use vectord_actors::index::scratch::with_scratch;
+use vectord_actors::index::sealed::FlatGraph;
 use vectord_actors::index::{EngineConfig, Index, IndexParams, JobKind, NewItem};
 
 use crate::data::Dataset;
@@ -167,4 +173,93 @@ pub fn reload(index: &Index) -> Result<(f64, f64, usize), String> {
         return Err("restored index has another count".into());
     }
     Ok((encode, load, bytes.len()))
+}
+
+/// A merge by insertion against a rebuild, on one data set: `hnsw_rs` builds the graph of
+/// the first quarter of the vectors (as a seal would), our insert links the other three
+/// quarters into it (as a merge does), and `hnsw_rs` builds the graph of all of them (as a
+/// merge did before). Prints the seconds of each and recall@10 of both graphs at each ef,
+/// searched the same way.
+pub fn merge_vs_rebuild(data: &Dataset, p: &IndexParams, efs: &[usize]) -> Result<(), String> {
+    let vectors = stored(data, p);
+    let n = vectors.len();
+    let mut all = Points::with_capacity(p.dim, n, n * 8);
+    for (i, v) in vectors.iter().enumerate() {
+        all.push(&i.to_string(), v, Map::new());
+    }
+    let mut quarter = Points::with_capacity(p.dim, n / 4, n * 2);
+    for i in 0..n / 4 {
+        quarter.push_from(&all, i);
+    }
+    let timed = |what: &str, f: &dyn Fn() -> Result<Option<FlatGraph>, String>| {
+        eprintln!("{what}...");
+        let started = Instant::now();
+        let graph = f()?.ok_or("no points to build a graph of")?;
+        Ok::<_, String>((graph, started.elapsed().as_secs_f64()))
+    };
+    let (base, base_s) = timed("hnsw_rs build of the first quarter", &|| {
+        build_graph(&quarter, p.distance, p.m, p.ef_construction)
+    })?;
+    let (extended, extend_s) = timed("linking the other three quarters into it", &|| {
+        extend_graph(&base, &all, p.distance, p.ef_construction, 1).map(Some)
+    })?;
+    let (rebuilt, rebuild_s) = timed("hnsw_rs build of all of them", &|| {
+        build_graph(&all, p.distance, p.m, p.ef_construction)
+    })?;
+    let queries: Vec<Vec<f32>> = data
+        .queries
+        .iter()
+        .map(|q| {
+            p.check_vector(q.clone(), "query")
+                .unwrap_or_else(|_| vec![0.0; p.dim])
+        })
+        .collect();
+    let kern = kernels();
+    let (dot, l2) = (kern.dot, kern.l2_squared);
+    let distance = |a: &[f32], b: &[f32]| match p.distance {
+        Metric::L2 => l2(a, b),
+        Metric::Cosine | Metric::Ip => 1.0 - dot(a, b),
+    };
+    let recall = |graph: &FlatGraph, ef: usize| {
+        let total: f64 = queries
+            .iter()
+            .zip(&data.truth)
+            .map(|(q, truth)| {
+                let found: Vec<usize> =
+                    with_scratch(|s| graph.search(&all, q, ef.max(10), &distance, &|_| true, s))
+                        .iter()
+                        .map(|s| s.point as usize)
+                        .collect();
+                crate::data::recall(&found, truth, 10)
+            })
+            .sum();
+        total / queries.len().max(1) as f64
+    };
+    let inserted = n - n / 4;
+    println!(
+        "\n## merge by insertion vs rebuild: {} ({n} x {}-d)",
+        data.name, p.dim
+    );
+    println!("| measure | value |\n|---|---|");
+    println!(
+        "| hnsw_rs build of the first {} points | {base_s:.1} s |",
+        n / 4
+    );
+    println!(
+        "| merge: {inserted} points linked into that graph by our insert | {extend_s:.1} s ({:.0} points/s) |",
+        inserted as f64 / extend_s.max(1e-9)
+    );
+    println!(
+        "| rebuild: hnsw_rs build of all {n} points | {rebuild_s:.1} s ({:.0} points/s); merge / rebuild time {:.2} |",
+        n as f64 / rebuild_s.max(1e-9),
+        extend_s / rebuild_s.max(1e-9)
+    );
+    for &ef in efs {
+        println!(
+            "| recall@10 at ef {ef}: merged / rebuilt graph | {:.3} / {:.3} |",
+            recall(&extended, ef),
+            recall(&rebuilt, ef)
+        );
+    }
+    Ok(())
 }
