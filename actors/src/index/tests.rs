@@ -400,6 +400,71 @@ fn writes_while_a_job_builds_are_kept() {
 }
 
 #[test]
+fn writes_while_a_merge_links_points_are_kept() {
+    let p = params(Metric::L2, 8);
+    let data = random_vectors(24, 2000, 8);
+    let config = EngineConfig {
+        merge_factor: 2,
+        ..small(1000)
+    };
+    let index = Index::new(p.clone(), config);
+    for (b, chunk) in data.chunks(1000).enumerate() {
+        index.add(items_from(b * 1000, chunk, "", &p), 0).unwrap();
+        let job = index.next_job(JobKind::Seal).unwrap();
+        let built = index.build(job).unwrap();
+        index.install(built);
+    }
+    let job = index
+        .next_job(JobKind::Merge)
+        .expect("two sealed segments of one tier");
+    assert_eq!(job.segments().len(), 2);
+    // meanwhile: deletes in both segments, a replacement in each
+    for i in (0..2000).step_by(10) {
+        assert!(index.delete(&i.to_string()));
+    }
+    let replacements = ["5", "1005"].map(|id| NewItem {
+        id: id.into(),
+        vector: vec![50.0; 8],
+        metadata: serde_json::from_value(json!({"v": 2})).unwrap(),
+    });
+    index
+        .add(p.check_items(replacements.to_vec()).unwrap(), 0)
+        .unwrap();
+    let built = index.build(job).unwrap();
+    index.install(built);
+    settle(&index);
+    // one segment of both sources' points: the base kept whole, the other's live points
+    // linked in; tombstones set during the merge carried over
+    let segs = index.segments();
+    let sealed: Vec<&SegmentInfo> = segs.iter().filter(|s| s.sealed).collect();
+    assert_eq!(sealed.len(), 1, "{segs:?}");
+    let (points, tombstones) = (sealed[0].points, sealed[0].tombstones);
+    assert!(points - tombstones == 1798 && points >= 1900, "{segs:?}");
+    let st = index.stats();
+    assert_eq!(st.count, 2000 - 200);
+    assert!(index.get("10").is_none() && index.get("1010").is_none());
+    for id in ["5", "1005"] {
+        let got = index.get(id).unwrap();
+        assert_eq!(
+            (got.vector, got.metadata["v"].clone()),
+            (vec![50.0; 8], json!(2))
+        );
+    }
+    assert_eq!(index.get("7").unwrap().vector, data[7]);
+    assert_eq!(index.get("1007").unwrap().vector, data[1007]);
+    let hits = index.search(&[50.0; 8], 2, 64, None);
+    let mut found = ids(&hits);
+    found.sort();
+    assert_eq!(found, ["1005", "5"]);
+    let all = index.search(&[0.0; 8], 2000, 4000, None);
+    assert_eq!(all.len(), 1800);
+    for h in &all {
+        let i: usize = h.id.parse().unwrap();
+        assert!(i % 10 != 0, "deleted id {i} returned");
+    }
+}
+
+#[test]
 fn searches_and_writes_go_on_during_seals_and_merges() {
     let p = params(Metric::L2, 8);
     let index = Arc::new(Index::new(p.clone(), small(500)));
