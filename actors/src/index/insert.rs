@@ -11,7 +11,8 @@
 //! a point number in range and the walk only needs some neighbours, not the latest ones.
 
 use std::cmp::Reverse;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -168,7 +169,9 @@ impl Growing {
     fn read(&self, p: u32, level: u8, out: &mut Vec<u32>) {
         out.clear();
         if let Some(row) = self.row(p, level) {
-            let count = (row[0].load(Relaxed) as usize).min(row.len() - 1);
+            // Acquire pairs with the Release in `write`: the neighbours counted are the
+            // ones written before the count.
+            let count = (row[0].load(Acquire) as usize).min(row.len() - 1);
             out.extend(row[1..1 + count].iter().map(|v| v.load(Relaxed)));
         }
     }
@@ -180,7 +183,7 @@ impl Growing {
             for (slot, &q) in row[1..].iter().zip(&list[..count]) {
                 slot.store(q, Relaxed);
             }
-            row[0].store(count as u32, Relaxed);
+            row[0].store(count as u32, Release);
         }
     }
 
@@ -228,15 +231,39 @@ impl Growing {
             }
         }
         for l in (0..=level.min(top_level)).rev() {
-            let mut found = self.beam(v, ep, l, ef_construction, points, distance, scratch);
+            let cap = if l == 0 { self.width0 } else { self.width };
+            let mut found = self.beam(
+                v,
+                ep,
+                l,
+                ef_construction.max(cap),
+                points,
+                distance,
+                scratch,
+            );
             found.retain(|s| s.point != p);
             if let Some(&nearest) = found.first() {
                 ep = nearest;
             }
-            let cap = if l == 0 { self.width0 } else { self.width };
-            let chosen = select(&found, cap, points, distance);
+            let mut chosen = select(&found, cap, points, distance);
             {
                 let _guard = self.lock(p);
+                // p is reachable from the layer above already, so a point inserted
+                // meanwhile may have linked itself into p's row: keep those links too,
+                // or that point could be left with no way in.
+                self.read(p, l, &mut row);
+                if !row.is_empty() {
+                    let mut both: Vec<Scored> = chosen
+                        .iter()
+                        .chain(row.iter().filter(|q| !chosen.contains(q)))
+                        .map(|&q| Scored {
+                            distance: distance(v, points.vector(q as usize)),
+                            point: q,
+                        })
+                        .collect();
+                    both.sort_unstable();
+                    chosen = select(&both, cap, points, distance);
+                }
                 self.write(p, l, &chosen);
             }
             for &q in &chosen {
@@ -361,6 +388,10 @@ fn select<D: Fn(&[f32], &[f32]) -> f32>(
     points: &Points,
     distance: &D,
 ) -> Vec<u32> {
+    if candidates.len() <= cap {
+        // Room for all of them (hnswlib prunes only what does not fit).
+        return candidates.iter().map(|c| c.point).collect();
+    }
     let mut kept: Vec<u32> = Vec::with_capacity(cap);
     for c in candidates {
         if kept.len() >= cap {

@@ -18,7 +18,7 @@
 //!   Segments of `max_segment_points` live points or more are left alone.
 //!   A merge keeps the largest source whole, graph and tombstones included, and links
 //!   the other sources' live points into that graph (`insert`): `vectord-bench --merge`
-//!   measured 5.9 s against 33.1 s for rebuilding with `hnsw_rs` (100k × 128, three
+//!   measured 5.3 s against 28.7 s for rebuilding with `hnsw_rs` (100k × 128, three
 //!   quarters linked in), at better recall. Compaction still rebuilds (it drops points).
 
 use std::sync::atomic::AtomicBool;
