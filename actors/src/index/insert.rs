@@ -253,16 +253,15 @@ impl Growing {
                 // or that point could be left with no way in.
                 self.read(p, l, &mut row);
                 if !row.is_empty() {
-                    let mut both: Vec<Scored> = chosen
+                    let both = chosen
                         .iter()
-                        .chain(row.iter().filter(|q| !chosen.contains(q)))
-                        .map(|&q| Scored {
-                            distance: distance(v, points.vector(q as usize)),
-                            point: q,
-                        })
-                        .collect();
-                    both.sort_unstable();
-                    chosen = select(&both, cap, points, distance);
+                        .chain(row.iter().filter(|q| !chosen.contains(q)));
+                    chosen = select(
+                        &nearest_first(v, both, points, distance),
+                        cap,
+                        points,
+                        distance,
+                    );
                 }
                 self.write(p, l, &chosen);
             }
@@ -301,16 +300,8 @@ impl Growing {
             self.write(q, level, row);
             return;
         }
-        let vq = points.vector(q as usize);
-        let mut candidates: Vec<Scored> = row
-            .iter()
-            .chain(std::iter::once(&p))
-            .map(|&o| Scored {
-                distance: distance(vq, points.vector(o as usize)),
-                point: o,
-            })
-            .collect();
-        candidates.sort_unstable();
+        let candidates = row.iter().chain(std::iter::once(&p));
+        let candidates = nearest_first(points.vector(q as usize), candidates, points, distance);
         let kept = select(&candidates, cap, points, distance);
         self.write(q, level, &kept);
     }
@@ -377,6 +368,23 @@ impl Growing {
             entry,
         )
     }
+}
+
+/// `list` scored by distance to `v`, nearest first.
+fn nearest_first<'a, D: Fn(&[f32], &[f32]) -> f32>(
+    v: &[f32],
+    list: impl Iterator<Item = &'a u32>,
+    points: &Points,
+    distance: &D,
+) -> Vec<Scored> {
+    let mut scored: Vec<Scored> = list
+        .map(|&q| Scored {
+            distance: distance(v, points.vector(q as usize)),
+            point: q,
+        })
+        .collect();
+    scored.sort_unstable();
+    scored
 }
 
 /// hnswlib's neighbour heuristic: from `candidates` (nearest first), keep a candidate only

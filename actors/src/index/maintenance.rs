@@ -248,20 +248,7 @@ impl Index {
                 graph: build_graph(&points, p.distance, p.m, p.ef_construction)?,
             },
             Work::Rebuild { sources, why } => {
-                let live: usize = sources
-                    .iter()
-                    .map(|s| s.points.len() - s.deleted.count())
-                    .sum();
-                let mut points = Points::with_capacity(p.dim, live, live * 16);
-                let mut origins = Vec::with_capacity(live);
-                for (si, src) in sources.iter().enumerate() {
-                    for q in 0..src.points.len() {
-                        if !src.deleted.get(q) {
-                            points.push_from(&src.points, q);
-                            origins.push((si as u32, q as u32));
-                        }
-                    }
-                }
+                let (points, origins) = gather(&sources, false, p.dim);
                 let graph = build_graph(&points, p.distance, p.m, p.ef_construction)?;
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
@@ -272,28 +259,10 @@ impl Index {
                 }
             }
             Work::Extend { sources, graph } => {
-                let (base, others) = sources.split_first().ok_or("a merge without segments")?;
-                let n: usize = base.points.len()
-                    + others
-                        .iter()
-                        .map(|s| s.points.len() - s.deleted.count())
-                        .sum::<usize>();
-                let mut points = Points::with_capacity(p.dim, n, n * 16);
-                let mut origins = Vec::with_capacity(n);
+                let base = sources.first().ok_or("a merge without segments")?;
                 // The base keeps its numbering (its graph refers to it), tombstones and all.
-                for q in 0..base.points.len() {
-                    points.push_from(&base.points, q);
-                    origins.push((0, q as u32));
-                }
-                for (si, src) in others.iter().enumerate() {
-                    for q in 0..src.points.len() {
-                        if !src.deleted.get(q) {
-                            points.push_from(&src.points, q);
-                            origins.push((si as u32 + 1, q as u32));
-                        }
-                    }
-                }
-                let seed = base.id.wrapping_mul(0x9e37_79b9) ^ n as u64;
+                let (points, origins) = gather(&sources, true, p.dim);
+                let seed = base.id.wrapping_mul(0x9e37_79b9) ^ points.len() as u64;
                 let graph = extend_graph(&graph, &points, p.distance, p.ef_construction, seed)?;
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
@@ -401,6 +370,27 @@ impl Index {
         }
         self.jobs.fetch_sub(1, Relaxed);
     }
+}
+
+/// The points of a job's new segment, copied from its sources in order, with the (source
+/// position, point in source) of each: the live points of every source, and all points of
+/// the first when `first_whole` (a merge keeping that source's graph and numbering).
+fn gather(sources: &[Source], first_whole: bool, dim: usize) -> (Points, Vec<(u32, u32)>) {
+    let keeps = |si: usize, src: &Source, q: usize| (first_whole && si == 0) || !src.deleted.get(q);
+    let n: usize = sources
+        .iter()
+        .enumerate()
+        .map(|(si, src)| (0..src.points.len()).filter(|&q| keeps(si, src, q)).count())
+        .sum();
+    let mut points = Points::with_capacity(dim, n, n * 16);
+    let mut origins = Vec::with_capacity(n);
+    for (si, src) in sources.iter().enumerate() {
+        for q in (0..src.points.len()).filter(|&q| keeps(si, src, q)) {
+            points.push_from(&src.points, q);
+            origins.push((si as u32, q as u32));
+        }
+    }
+    (points, origins)
 }
 
 enum Pick {

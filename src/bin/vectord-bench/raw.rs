@@ -106,17 +106,22 @@ pub fn build_index(data: &Dataset, p: &IndexParams, batch: usize) -> (Arc<Index>
     (Arc::new(index), started.elapsed().as_secs_f64())
 }
 
-/// Recall, throughput with 1 and 2 threads, and latency percentiles at one `ef`.
-pub fn search(index: &Arc<Index>, data: &Dataset, ef: usize, k: usize) -> SearchFigures {
-    let p = index.params().clone();
-    let queries: Vec<Vec<f32>> = data
-        .queries
+/// The queries as the index takes them (unit length under cosine); a query it refuses
+/// becomes zeros, which finds nothing and shows as lost recall.
+fn checked_queries(data: &Dataset, p: &IndexParams) -> Vec<Vec<f32>> {
+    data.queries
         .iter()
         .map(|q| {
             p.check_vector(q.clone(), "query")
                 .unwrap_or_else(|_| vec![0.0; p.dim])
         })
-        .collect();
+        .collect()
+}
+
+/// Recall, throughput with 1 and 2 threads, and latency percentiles at one `ef`.
+pub fn search(index: &Arc<Index>, data: &Dataset, ef: usize, k: usize) -> SearchFigures {
+    let p = index.params().clone();
+    let queries = checked_queries(data, &p);
     let one = |i: usize| -> Result<Vec<usize>, String> {
         let hits = index.search(&queries[i], k, ef, None);
         Ok(hits.iter().filter_map(|h| h.id.parse().ok()).collect())
@@ -206,14 +211,7 @@ pub fn merge_vs_rebuild(data: &Dataset, p: &IndexParams, efs: &[usize]) -> Resul
     let (rebuilt, rebuild_s) = timed("hnsw_rs build of all of them", &|| {
         build_graph(&all, p.distance, p.m, p.ef_construction)
     })?;
-    let queries: Vec<Vec<f32>> = data
-        .queries
-        .iter()
-        .map(|q| {
-            p.check_vector(q.clone(), "query")
-                .unwrap_or_else(|_| vec![0.0; p.dim])
-        })
-        .collect();
+    let queries = checked_queries(data, p);
     let kern = kernels();
     let (dot, l2) = (kern.dot, kern.l2_squared);
     let distance = |a: &[f32], b: &[f32]| match p.distance {
