@@ -1,5 +1,6 @@
 //! Request bodies as the HTTP front decodes them, then checked as the index checks them:
-//! any bytes give a value or a 4xx error, never a panic.
+//! any bytes give a value or a 4xx error, never a panic; the search route's one-pass
+//! decoder and serde agree.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,7 +27,19 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    if let Ok(search) = body::json::<SearchRequest>(data) {
+    // The search route's one-pass decoder must agree with serde on every input.
+    let by_serde = body::json::<SearchRequest>(data);
+    match (vectord::http::search_api::decode(data), &by_serde) {
+        (Ok(fast), Ok(slow)) => {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast.vector), bits(&slow.vector));
+            assert_eq!((fast.k, fast.ef), (slow.k, slow.ef));
+            assert_eq!(fast.filter, slow.filter);
+        }
+        (Err(_), Err(_)) => {}
+        (fast, _) => panic!("the decoders disagree: one-pass ok = {}", fast.is_ok()),
+    }
+    if let Ok(search) = by_serde {
         for metric in [Metric::Cosine, Metric::L2, Metric::Ip] {
             let p = params(metric);
             let _ = p.check_search(search.k, search.ef);

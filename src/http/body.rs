@@ -185,69 +185,220 @@ pub fn f32_vector<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f32>, D:
 
 /// The numbers of a JSON array text, as f32.
 fn parse_numbers(text: &str) -> Result<Vec<f32>, String> {
-    let inner = text
-        .trim()
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .ok_or_else(|| format!("expected an array of numbers, got {}", preview(text)))?;
-    if inner.trim().is_empty() {
-        return Ok(Vec::new());
+    let mut cursor = Cursor { text, at: 0 };
+    cursor.skip_ws();
+    let numbers = cursor.numbers()?;
+    cursor.skip_ws();
+    if cursor.at != text.len() {
+        return Err(format!(
+            "expected an array of numbers, got {}",
+            preview(text)
+        ));
     }
-    let mut out = Vec::with_capacity(inner.len() / 8 + 1);
-    for (i, part) in inner.split(',').enumerate() {
-        let number = part.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\n' || c == '\r');
-        if !is_json_number(number) {
-            return Err(format!(
-                "expected a number at position {i}, got {}",
-                preview(number)
-            ));
-        }
-        out.push(
-            number
-                .parse::<f32>()
-                .map_err(|e| format!("position {i}: {e}"))?,
-        );
-    }
-    Ok(out)
+    Ok(numbers)
 }
 
-/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn is_json_number(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
+/// A value of a flat JSON object decoded by `plain_object`.
+#[derive(Debug, PartialEq)]
+pub enum Plain {
+    Numbers(Vec<f32>),
+    Whole(usize),
+    Null,
+}
+
+/// Decodes, in one pass, a JSON object whose keys are plain (no escapes, no repeats) and
+/// whose values are arrays of numbers, non-negative integers or `null` — the shape of
+/// nearly every search. Anything else (or anything invalid) is `None`, and the caller
+/// decodes the body with serde, which also names what is wrong. Decoding a 384-number
+/// query this way costs about a third of serde's two passes (a `RawValue` scan, then
+/// the numbers), measured with `perf` on the search route.
+pub fn plain_object(bytes: &[u8]) -> Option<Vec<(&str, Plain)>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut cursor = Cursor { text, at: 0 };
+    let mut fields: Vec<(&str, Plain)> = Vec::with_capacity(4);
+    cursor.skip_ws();
+    cursor.eat(b'{').then_some(())?;
+    cursor.skip_ws();
+    if !cursor.eat(b'}') {
+        loop {
+            cursor.skip_ws();
+            let key = cursor.plain_string()?;
+            if fields.iter().any(|(k, _)| *k == key) {
+                return None;
+            }
+            cursor.skip_ws();
+            cursor.eat(b':').then_some(())?;
+            cursor.skip_ws();
+            let value = match cursor.peek()? {
+                b'[' => Plain::Numbers(cursor.numbers().ok()?),
+                b'n' => {
+                    cursor.eat_word("null").then_some(())?;
+                    Plain::Null
+                }
+                _ => Plain::Whole(cursor.whole()?),
+            };
+            fields.push((key, value));
+            cursor.skip_ws();
+            if cursor.eat(b'}') {
+                break;
+            }
+            cursor.eat(b',').then_some(())?;
         }
-        *i > start
-    };
-    if b.first() == Some(&b'-') {
-        i += 1;
     }
-    match b.get(i) {
-        Some(b'0') => i += 1,
-        Some(c) if c.is_ascii_digit() => {
-            digits(&mut i);
+    cursor.skip_ws();
+    (cursor.at == text.len()).then_some(fields)
+}
+
+/// A position in a JSON text, for the shapes decoded by hand on the hot path.
+struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
         }
-        _ => return false,
     }
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        if !digits(&mut i) {
-            return false;
+
+    fn eat(&mut self, c: u8) -> bool {
+        let found = self.peek() == Some(c);
+        if found {
+            self.at += 1;
+        }
+        found
+    }
+
+    fn eat_word(&mut self, word: &str) -> bool {
+        let found = self.text[self.at..].starts_with(word);
+        if found {
+            self.at += word.len();
+        }
+        found
+    }
+
+    /// A string without escapes or control characters (`None` for anything else).
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"').then_some(())?;
+        let start = self.at;
+        loop {
+            match self.peek()? {
+                b'"' => break,
+                b'\\' => return None,
+                c if c < 0x20 => return None,
+                _ => self.at += 1,
+            }
+        }
+        let s = &self.text[start..self.at];
+        self.at += 1;
+        Some(s)
+    }
+
+    /// A non-negative integer written with digits only (`None` for anything else).
+    fn whole(&mut self) -> Option<usize> {
+        let token = self.number()?;
+        if token.bytes().all(|b| b.is_ascii_digit()) {
+            token.parse().ok()
+        } else {
+            None
         }
     }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
+
+    /// The text of one number, checked against JSON's grammar:
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`. The cursor is left after it.
+    fn number(&mut self) -> Option<&'a str> {
+        let b = self.text.as_bytes();
+        let start = self.at;
+        let mut i = start;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while *i < b.len() && b[*i].is_ascii_digit() {
+                *i += 1;
+            }
+            *i > from
+        };
+        if b.get(i) == Some(&b'-') {
             i += 1;
         }
-        if !digits(&mut i) {
-            return false;
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(c) if c.is_ascii_digit() => {
+                digits(&mut i);
+            }
+            _ => return None,
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        // A number runs until a delimiter: `01` or `1x` is not a number followed by more.
+        if b.get(i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.')
+        {
+            return None;
+        }
+        self.at = i;
+        Some(&self.text[start..i])
+    }
+
+    /// An array of numbers, each read straight to the nearest f32.
+    fn numbers(&mut self) -> Result<Vec<f32>, String> {
+        let whole = self.text;
+        if !self.eat(b'[') {
+            return Err(format!(
+                "expected an array of numbers, got {}",
+                preview(&whole[self.at..])
+            ));
+        }
+        let mut out = Vec::with_capacity((whole.len() - self.at) / 8 + 1);
+        self.skip_ws();
+        if self.eat(b']') {
+            return Ok(out);
+        }
+        loop {
+            self.skip_ws();
+            let position = out.len();
+            let Some(token) = self.number() else {
+                let rest = &whole[self.at..];
+                let end = rest.find([',', ']']).unwrap_or(rest.len());
+                return Err(format!(
+                    "expected a number at position {position}, got {}",
+                    preview(rest[..end].trim_end())
+                ));
+            };
+            out.push(
+                token
+                    .parse::<f32>()
+                    .map_err(|e| format!("position {position}: {e}"))?,
+            );
+            self.skip_ws();
+            if self.eat(b']') {
+                return Ok(out);
+            }
+            if !self.eat(b',') {
+                return Err(format!(
+                    "expected ',' or ']' after the number at position {position}, got {}",
+                    preview(&whole[self.at..])
+                ));
+            }
         }
     }
-    i == b.len()
 }
 
 fn preview(s: &str) -> String {
@@ -285,5 +436,41 @@ mod tests {
             parse_numbers("[0.30000001192092896]").unwrap(),
             vec![0.3f32]
         );
+        assert!(parse_numbers("[1, x]")
+            .unwrap_err()
+            .contains("position 1, got x"));
+    }
+
+    #[test]
+    fn plain_objects_take_only_the_simple_shape() {
+        assert_eq!(
+            plain_object(br#" { "a" : [1, 2] , "b":7,"c" :null} "#),
+            Some(vec![
+                ("a", Plain::Numbers(vec![1.0, 2.0])),
+                ("b", Plain::Whole(7)),
+                ("c", Plain::Null)
+            ])
+        );
+        assert_eq!(plain_object(b"{}"), Some(vec![]));
+        for other in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"a\"b":1}"#,
+            r#"{"a":1.5}"#,
+            r#"{"a":-1}"#,
+            r#"{"a":1e2}"#,
+            r#"{"a":"s"}"#,
+            r#"{"a":{}}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1} 2"#,
+            r#"{"a":nul}"#,
+            r#"{"a":nullx}"#,
+            r#"{"a":1"#,
+            "[1]",
+            "",
+        ] {
+            assert_eq!(plain_object(other.as_bytes()), None, "{other}");
+        }
+        assert_eq!(plain_object(b"{\"a\":[1]}\xff"), None);
     }
 }

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::body::{self, Plain};
 use super::errors::ApiError;
 use super::schema::{ErrorBody, SearchResponse, SearchResult};
-use super::{body, AppState};
+use super::AppState;
 
 /// Searches up to this `ef` (without filter) run on the HTTP worker itself...
 const INLINE_MAX_EF: usize = 256;
@@ -58,7 +59,7 @@ pub async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let handle = state.index(&name)?;
     let bytes = body::read(&req, payload, state.max_body_bytes).await?;
-    let request: SearchRequest = body::json(&bytes)?;
+    let request = decode(&bytes)?;
     let params = handle.index.params();
     let ef = params.check_search(request.k, request.ef)?;
     if let Some(f) = &request.filter {
@@ -131,8 +132,89 @@ pub async fn search(
     Ok(HttpResponse::Ok().json(SearchResponse { results }))
 }
 
+/// The search request in `bytes`: the usual shape (vector, k, ef) decoded in one pass,
+/// anything else (a filter, an error to explain) by serde.
+pub fn decode(bytes: &[u8]) -> Result<SearchRequest, ApiError> {
+    if let Some(fields) = body::plain_object(bytes) {
+        let (mut vector, mut k, mut ef) = (None, None, None);
+        let mut plain = true;
+        for (key, value) in fields {
+            match (key, value) {
+                ("vector", Plain::Numbers(v)) => vector = Some(v),
+                ("k", Plain::Whole(n)) => k = Some(n),
+                ("ef", Plain::Whole(n)) => ef = Some(n),
+                ("ef" | "filter", Plain::Null) => {}
+                _ => plain = false,
+            }
+        }
+        if let (true, Some(vector), Some(k)) = (plain, vector, k) {
+            return Ok(SearchRequest {
+                vector,
+                k,
+                ef,
+                filter: None,
+            });
+        }
+    }
+    body::json(bytes)
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         super::resource("/vectors/index/{name}/search", "POST").route(web::post().to(search)),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(body: &str) -> (Vec<f32>, usize, Option<usize>, bool) {
+        let r = decode(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {}", e.message));
+        (r.vector, r.k, r.ef, r.filter.is_some())
+    }
+
+    fn refused(body: &str) -> String {
+        match decode(body.as_bytes()) {
+            Ok(_) => panic!("{body} accepted"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn the_one_pass_decoder_agrees_with_serde() {
+        // Decoded by the one-pass path.
+        assert_eq!(
+            parts(r#"{"vector":[1,-2.5,3e2],"k":3}"#),
+            (vec![1.0, -2.5, 300.0], 3, None, false)
+        );
+        assert_eq!(
+            parts(" {\n \"k\" : 2 , \"ef\":null, \"vector\" : [ 0.1 ] , \"filter\": null } "),
+            (vec![0.1], 2, None, false)
+        );
+        assert_eq!(
+            parts(r#"{"ef":40,"vector":[],"k":1}"#),
+            (vec![], 1, Some(40), false)
+        );
+        // Left to serde, with the same meaning.
+        assert_eq!(
+            parts(r#"{"vector":[1],"k":2.0,"filter":{"a":1}}"#),
+            (vec![1.0], 2, None, true)
+        );
+        assert_eq!(
+            parts(r#"{"vect\u006fr":[1],"k":2}"#),
+            (vec![1.0], 2, None, false)
+        );
+        // Refused either way, with the field named.
+        assert!(refused(r#"{"vector":[1],"k":1,"k":2}"#).contains("duplicate field"));
+        assert!(refused(r#"{"vector":[1],"k":1,"kk":2}"#).contains("unknown field"));
+        assert!(refused(r#"{"vector":[1,],"k":1}"#).contains("vector"));
+        assert!(refused(r#"{"vector":[01],"k":1}"#).contains("vector"));
+        assert!(refused(r#"{"vector":null,"k":1}"#).contains("vector"));
+        assert!(refused(r#"{"vector":[1],"k":-1}"#).contains("k"));
+        assert!(refused(r#"{"vector":[1],"k":99999999999999999999999}"#).contains("k"));
+        assert!(refused(r#"{"vector":[1]}"#).contains("missing field `k`"));
+        assert!(refused(r#"{"vector":[1],"k":1} x"#).contains("trailing"));
+        assert!(refused(r#"{"vector":[1],"k":1"#).contains("EOF"));
+    }
 }
