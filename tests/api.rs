@@ -437,6 +437,21 @@ fn the_whole_contract() {
         "{text}"
     );
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    // The allocator's own counters: the live heap holds at least the indexes' vectors.
+    let allocated: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("vectord_allocator_bytes{kind=\"allocated\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no allocated bytes in {text}"));
+    let resident: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("vectord_allocator_bytes{kind=\"resident\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no resident bytes in {text}"));
+    assert!(
+        allocated > 1000 && resident >= allocated,
+        "{allocated} {resident}"
+    );
     assert!(
         !text.contains("index=\"nope\""),
         "no series for unknown names: {text}"

@@ -38,6 +38,7 @@ pub struct Metrics {
     pub index_segments: IntGaugeVec,
     pub index_unsealed: IntGaugeVec,
     pub indexes: IntGauge,
+    pub allocator_bytes: IntGaugeVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -233,6 +234,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["index"],
         ),
         indexes: gauge(&r, "vectord_indexes", "Indexes loaded."),
+        allocator_bytes: gauge_vec(
+            &r,
+            "vectord_allocator_bytes",
+            "The memory allocator's own counters: allocated (live heap), active (pages \
+             holding it), resident (all the allocator's pages in memory), retained (address \
+             space kept for reuse, not resident), metadata.",
+            &["kind"],
+        ),
         registry: r,
     }
 });

@@ -37,5 +37,29 @@ pub fn render(registry: &Registry) -> String {
             .with_label_values(&name)
             .set(s.unsealed_points as i64);
     }
+    for (kind, bytes) in allocator_bytes() {
+        m.allocator_bytes
+            .with_label_values(&[kind])
+            .set(bytes as i64);
+    }
     m.render()
+}
+
+/// jemalloc's counters, refreshed (they are cached until the epoch advances). Empty when
+/// they cannot be read, as in a program that does not allocate with jemalloc.
+pub fn allocator_bytes() -> Vec<(&'static str, usize)> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    if epoch::advance().is_err() {
+        return Vec::new();
+    }
+    [
+        ("allocated", stats::allocated::read()),
+        ("active", stats::active::read()),
+        ("resident", stats::resident::read()),
+        ("retained", stats::retained::read()),
+        ("metadata", stats::metadata::read()),
+    ]
+    .into_iter()
+    .filter_map(|(kind, value)| value.ok().map(|v| (kind, v)))
+    .collect()
 }

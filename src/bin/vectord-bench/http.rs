@@ -281,6 +281,40 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Requests per second of `GET /health` with 2 clients (best of `passes` runs of `n`
+    /// requests): what the HTTP exchange alone costs the two cores, client and server,
+    /// with no body to decode and no search. A search over HTTP can be at most
+    /// `1 / (1 + in-process QPS / this)` of the in-process figure on the same cores.
+    pub fn health_rate(&self, n: usize, passes: usize) -> Result<f64, String> {
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes();
+        let run = |count: usize| -> Result<(), String> {
+            for _ in 0..count {
+                let (status, _) = crate::wire::send(&addr, &request)?;
+                if status != 200 {
+                    return Err(format!("/health answered {status}"));
+                }
+            }
+            Ok(())
+        };
+        let mut best: f64 = 0.0;
+        for _ in 0..passes {
+            let started = std::time::Instant::now();
+            let (a, b) = std::thread::scope(|s| {
+                let a = s.spawn(|| run(n / 2));
+                let b = s.spawn(|| run(n - n / 2));
+                (a.join(), b.join())
+            });
+            for r in [a, b] {
+                r.map_err(|_| "a client thread panicked".to_string())??;
+            }
+            best = best.max(n as f64 / started.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    }
+}
+
 /// CPU time used so far by a process, all threads, user and system (Linux).
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

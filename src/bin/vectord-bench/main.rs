@@ -309,6 +309,8 @@ struct HttpFigures {
     ingest_indexed_vectors_per_s: f64,
     rss_bytes_per_vector: Option<f64>,
     search: Vec<SearchFigures>,
+    /// `GET /health` per second with 2 clients: the HTTP exchange alone.
+    health_qps_2_clients: Option<f64>,
     during_ingest: Option<DuringIngest>,
 }
 
@@ -573,6 +575,7 @@ fn bench_one(
         }
     }
     if let (Some(server), Some(figures)) = (&server, r.http.as_mut()) {
+        figures.health_qps_2_clients = Some(server.health_rate(20_000, PASSES)?);
         if args.during_ingest > 0 && !args.smoke {
             figures.during_ingest = Some(search_during_ingest(server, set, args.during_ingest)?);
         }
@@ -839,6 +842,12 @@ fn print_tables(report: &Report) {
                 println!(
                     "| CPU per search, ef 64: in-process / vectord over HTTP (client excluded) | {inproc:.3} / {cpu:.3} ms = {:.2} |",
                     inproc / cpu.max(1e-9)
+                );
+            }
+            if let Some(health) = d.http.as_ref().and_then(|h| h.health_qps_2_clients) {
+                println!(
+                    "| GET /health, 2 clients (the HTTP exchange alone) / the ceiling it puts on HTTP / in-process at ef 64 | {health:.0} requests/s / {:.2} |",
+                    1.0 / (1.0 + w.qps_2_clients / health.max(1e-9))
                 );
             }
         }

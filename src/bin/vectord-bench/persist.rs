@@ -71,6 +71,8 @@ pub struct Bulk {
     pub written_over_final: f64,
     pub peak_rss_bytes: u64,
     pub steady_rss_bytes: u64,
+    /// The allocator's live heap at the same moment.
+    pub steady_heap_bytes: Option<u64>,
     pub log_tail_vectors: usize,
     /// `kill -9`, restart: until `/ready` answers (everything loaded, log replayed).
     pub reload_to_ready_s: f64,
@@ -203,6 +205,18 @@ impl Pair {
     }
 }
 
+/// How long the steady size waits after the last work before it is sampled.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// The allocator's live heap (`vectord_allocator_bytes{kind="allocated"}`), from `/metrics`.
+fn heap_bytes(server: &Server) -> Option<u64> {
+    let text = server.metrics().ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("vectord_allocator_bytes{kind=\"allocated\"}"))?;
+    line.rsplit_once(' ')?.1.parse().ok()
+}
+
 /// Samples a process's resident size every 10 ms until stopped; keeps the peak.
 struct RssSampler {
     stop: std::sync::Arc<AtomicBool>,
@@ -239,8 +253,12 @@ impl RssSampler {
     }
 }
 
-/// The median of a few resident-size samples over `over`.
+/// The median of a few resident-size samples over `over`, taken once the allocator has
+/// had time to hand back what the last seal or merge freed (it decays freed pages over
+/// about a second, from a background thread: sampled at once, the resident size still
+/// holds some of them, by an amount that depends on the moment).
 fn steady_rss(pid: u32, over: Duration) -> u64 {
+    std::thread::sleep(SETTLE);
     let mut samples = Vec::new();
     let started = Instant::now();
     while started.elapsed() < over {
@@ -410,7 +428,7 @@ pub fn bulk(scratch: &Path, n: usize, dim: usize, tail: usize) -> Result<Bulk, S
     eprintln!("== persistence, bulk: {n} x {dim}-d into an empty index, then a reload with a {tail}-vector log tail");
     let mut pair = Pair::start(scratch, "bulk")?;
     let name = "bulk";
-    let (ingest_s, written, peak, steady) = {
+    let (ingest_s, written, peak, steady, heap) = {
         let server = pair.vectord()?;
         create(server, name, dim)?;
         let base = vectord_actors::sample::seeded_vectors(41, n, dim);
@@ -424,12 +442,8 @@ pub fn bulk(scratch: &Path, n: usize, dim: usize, tail: usize) -> Result<Bulk, S
         let ingest_s = started.elapsed().as_secs_f64();
         let peak = sampler.finish();
         let written = pair.storaged_written()? - written_before;
-        (
-            ingest_s,
-            written,
-            peak,
-            steady_rss(server.pid(), Duration::from_secs(2)),
-        )
+        let steady = steady_rss(server.pid(), Duration::from_secs(2));
+        (ingest_s, written, peak, steady, heap_bytes(server))
     };
     let (objects, final_bytes) = pair.stored_objects();
 
@@ -463,6 +477,7 @@ pub fn bulk(scratch: &Path, n: usize, dim: usize, tail: usize) -> Result<Bulk, S
         written_over_final: written as f64 / final_bytes.max(1) as f64,
         peak_rss_bytes: peak,
         steady_rss_bytes: steady,
+        steady_heap_bytes: heap,
         log_tail_vectors: tail,
         reload_to_ready_s: ready.as_secs_f64(),
         reload_to_sealed_s: sealed.as_secs_f64(),
@@ -530,5 +545,19 @@ pub fn print(report: &PersistReport) {
             mb(b.peak_rss_bytes),
             mb(b.steady_rss_bytes)
         );
+        let floor = (b.dim * 4 + 2 * 16 * 4) as f64;
+        let per_vector = |bytes: u64| bytes as f64 / b.vectors.max(1) as f64;
+        println!(
+            "| steady resident size per vector / floor (dim × 4 + 2·m × 4) | {:.0} / {floor:.0} bytes ({:.2}×) |",
+            per_vector(b.steady_rss_bytes),
+            per_vector(b.steady_rss_bytes) / floor
+        );
+        if let Some(heap) = b.steady_heap_bytes {
+            println!(
+                "| live heap per vector then (jemalloc's allocated) | {:.0} bytes ({:.2}×) |",
+                per_vector(heap),
+                per_vector(heap) / floor
+            );
+        }
     }
 }
