@@ -238,7 +238,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &r,
             "vectord_allocator_bytes",
             "The memory allocator's own counters: allocated (live heap), active (pages \
-             holding it), resident (all the allocator's pages in memory), retained (address \
+             holding it), resident (an upper bound of the allocator's pages in memory), retained (address \
              space kept for reuse, not resident), metadata.",
             &["kind"],
         ),

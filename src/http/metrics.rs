@@ -37,6 +37,7 @@ pub fn render(registry: &Registry) -> String {
             .with_label_values(&name)
             .set(s.unsealed_points as i64);
     }
+    m.allocator_bytes.reset();
     for (kind, bytes) in allocator_bytes() {
         m.allocator_bytes
             .with_label_values(&[kind])
@@ -45,8 +46,9 @@ pub fn render(registry: &Registry) -> String {
     m.render()
 }
 
-/// jemalloc's counters, refreshed (they are cached until the epoch advances). Empty when
-/// they cannot be read, as in a program that does not allocate with jemalloc.
+/// jemalloc's counters, refreshed (they are cached until the epoch advances); empty when
+/// they cannot be read. They describe the jemalloc linked in, which is vectord's global
+/// allocator: in a program that allocates otherwise they stay near zero.
 pub fn allocator_bytes() -> Vec<(&'static str, usize)> {
     use tikv_jemalloc_ctl::{epoch, stats};
     if epoch::advance().is_err() {

@@ -135,7 +135,7 @@ pub async fn search(
 /// The search request in `bytes`: the usual shape (vector, k, ef) decoded in one pass,
 /// anything else (a filter, an error to explain) by serde.
 pub fn decode(bytes: &[u8]) -> Result<SearchRequest, ApiError> {
-    if let Some(fields) = body::plain_object(bytes) {
+    if let Some(fields) = body::plain_object(bytes, &["vector", "k", "ef", "filter"]) {
         let (mut vector, mut k, mut ef) = (None, None, None);
         let mut plain = true;
         for (key, value) in fields {

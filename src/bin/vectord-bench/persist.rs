@@ -71,7 +71,7 @@ pub struct Bulk {
     pub written_over_final: f64,
     pub peak_rss_bytes: u64,
     pub steady_rss_bytes: u64,
-    /// The allocator's live heap at the same moment.
+    /// The allocator's live heap, read right after the steady size.
     pub steady_heap_bytes: Option<u64>,
     pub log_tail_vectors: usize,
     /// `kill -9`, restart: until `/ready` answers (everything loaded, log replayed).
@@ -322,8 +322,11 @@ fn add_body(prefix: &str, first: usize, vectors: &[Vec<f32>]) -> Vec<u8> {
     json!({ "items": items }).to_string().into_bytes()
 }
 
+/// The `m` of the indexes this bench creates.
+const M: usize = 16;
+
 fn create(server: &Server, name: &str, dim: usize) -> Result<(), String> {
-    let body = json!({"name": name, "dim": dim, "distance": "l2", "m": 16, "ef_construction": 200});
+    let body = json!({"name": name, "dim": dim, "distance": "l2", "m": M, "ef_construction": 200});
     server.post_json("/vectors/index", &body).map(|_| ())
 }
 
@@ -545,7 +548,7 @@ pub fn print(report: &PersistReport) {
             mb(b.peak_rss_bytes),
             mb(b.steady_rss_bytes)
         );
-        let floor = (b.dim * 4 + 2 * 16 * 4) as f64;
+        let floor = (b.dim * 4 + 2 * M * 4) as f64;
         let per_vector = |bytes: u64| bytes as f64 / b.vectors.max(1) as f64;
         println!(
             "| steady resident size per vector / floor (dim × 4 + 2·m × 4) | {:.0} / {floor:.0} bytes ({:.2}×) |",
