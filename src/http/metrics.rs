@@ -49,7 +49,7 @@ pub fn render(registry: &Registry) -> String {
 /// jemalloc's counters, refreshed (they are cached until the epoch advances); empty when
 /// they cannot be read. They describe the jemalloc linked in, which is vectord's global
 /// allocator: in a program that allocates otherwise they stay near zero.
-pub fn allocator_bytes() -> Vec<(&'static str, usize)> {
+fn allocator_bytes() -> Vec<(&'static str, usize)> {
     use tikv_jemalloc_ctl::{epoch, stats};
     if epoch::advance().is_err() {
         return Vec::new();

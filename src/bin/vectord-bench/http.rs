@@ -289,8 +289,8 @@ impl Server {
     pub fn health_rate(&self, n: usize, passes: usize) -> Result<f64, String> {
         let addr = self.url.trim_start_matches("http://").to_string();
         let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes();
-        let run = |count: usize| -> Result<(), String> {
-            for _ in 0..count {
+        let run = |range: std::ops::Range<usize>| -> Result<(), String> {
+            for _ in range {
                 let (status, _) = crate::wire::send(&addr, &request)?;
                 if status != 200 {
                     return Err(format!("/health answered {status}"));
@@ -300,16 +300,7 @@ impl Server {
         };
         let mut best: f64 = 0.0;
         for _ in 0..passes {
-            let started = std::time::Instant::now();
-            let (a, b) = std::thread::scope(|s| {
-                let a = s.spawn(|| run(n / 2));
-                let b = s.spawn(|| run(n - n / 2));
-                (a.join(), b.join())
-            });
-            for r in [a, b] {
-                r.map_err(|_| "a client thread panicked".to_string())??;
-            }
-            best = best.max(n as f64 / started.elapsed().as_secs_f64());
+            best = best.max(crate::two_clients(n, run)?);
         }
         Ok(best)
     }

@@ -195,24 +195,10 @@ where
         Ok((found, lat))
     };
     let (found, mut lat) = run(0..n)?;
-    let mut qps1: f64 = 0.0;
-    let mut qps2: f64 = 0.0;
-    let half = n.div_ceil(2);
-    {
-        let started = std::time::Instant::now();
-        run(0..n)?;
-        qps1 = qps1.max(n as f64 / started.elapsed().as_secs_f64());
-        let started = std::time::Instant::now();
-        let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(|| run(0..half));
-            let b = s.spawn(|| run(half..n));
-            (a.join(), b.join())
-        });
-        for r in [a, b] {
-            r.map_err(|_| "a search thread panicked".to_string())??;
-        }
-        qps2 = qps2.max(n as f64 / started.elapsed().as_secs_f64());
-    }
+    let started = std::time::Instant::now();
+    run(0..n)?;
+    let qps1 = n as f64 / started.elapsed().as_secs_f64();
+    let qps2 = two_clients(n, |range| run(range).map(|_| ()))?;
     let recall = found
         .iter()
         .zip(truth)
@@ -220,6 +206,25 @@ where
         .sum::<f64>()
         / n.max(1) as f64;
     Ok(SearchFigures::new(ef, recall, qps1, qps2, &mut lat))
+}
+
+/// Requests per second when two clients (threads) share `n` requests, each running
+/// `run` over its half of `0..n`.
+pub fn two_clients<F>(n: usize, run: F) -> Result<f64, String>
+where
+    F: Fn(std::ops::Range<usize>) -> Result<(), String> + Sync,
+{
+    let half = n.div_ceil(2);
+    let started = std::time::Instant::now();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(0..half));
+        let b = s.spawn(|| run(half..n));
+        (a.join(), b.join())
+    });
+    for r in [a, b] {
+        r.map_err(|_| "a client thread panicked".to_string())??;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
 impl SearchFigures {
