@@ -1,6 +1,6 @@
 //! Request bodies as the HTTP front decodes them, then checked as the index checks them:
 //! any bytes give a value or a 4xx error, never a panic; the search route's one-pass
-//! decoder and serde agree.
+//! decoder and serde agree; the fast decimal reader gives what the standard parser gives.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -45,6 +45,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = p.check_search(search.k, search.ef);
             let _ = p.check_vector(search.vector.clone(), "vector");
         }
+    }
+    // Any number the fast decimal reader decides must be the standard parser's f32.
+    if let Some((len, Some(fast))) = vectord::http::decimal::scan(data) {
+        let text = std::str::from_utf8(&data[..len]).expect("a scanned number is ASCII");
+        let by_std: f32 = text.parse().expect("a scanned number parses");
+        assert_eq!(fast.to_bits(), by_std.to_bits(), "{text}");
     }
     let _ = body::json::<CreateIndex>(data);
     let _ = body::json::<serde_json::Value>(data);

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::decimal;
 use super::errors::ApiError;
 use vectord_actors::index::params::MAX_DIM;
 
@@ -303,7 +304,7 @@ impl<'a> Cursor<'a> {
 
     /// A non-negative integer written with digits only (`None` for anything else).
     fn whole(&mut self) -> Option<usize> {
-        let token = self.number()?;
+        let (token, _) = self.number()?;
         if token.bytes().all(|b| b.is_ascii_digit()) {
             token.parse().ok()
         } else {
@@ -311,52 +312,13 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// The text of one number, checked against JSON's grammar:
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`. The cursor is left after it.
-    fn number(&mut self) -> Option<&'a str> {
-        let b = self.text.as_bytes();
+    /// One number, checked against JSON's grammar (see `decimal::scan`): its text, and its
+    /// nearest f32 when the fast path decided it. The cursor is left after it.
+    fn number(&mut self) -> Option<(&'a str, Option<f32>)> {
         let start = self.at;
-        let mut i = start;
-        let digits = |i: &mut usize| {
-            let from = *i;
-            while *i < b.len() && b[*i].is_ascii_digit() {
-                *i += 1;
-            }
-            *i > from
-        };
-        if b.get(i) == Some(&b'-') {
-            i += 1;
-        }
-        match b.get(i) {
-            Some(b'0') => i += 1,
-            Some(c) if c.is_ascii_digit() => {
-                digits(&mut i);
-            }
-            _ => return None,
-        }
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            if !digits(&mut i) {
-                return None;
-            }
-        }
-        if matches!(b.get(i), Some(b'e' | b'E')) {
-            i += 1;
-            if matches!(b.get(i), Some(b'+' | b'-')) {
-                i += 1;
-            }
-            if !digits(&mut i) {
-                return None;
-            }
-        }
-        // A number runs until a delimiter: `01` or `1x` is not a number followed by more.
-        if b.get(i)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.')
-        {
-            return None;
-        }
-        self.at = i;
-        Some(&self.text[start..i])
+        let (len, value) = decimal::scan(&self.text.as_bytes()[start..])?;
+        self.at = start + len;
+        Some((&self.text[start..self.at], value))
     }
 
     /// An array of numbers, each read straight to the nearest f32.
@@ -378,7 +340,7 @@ impl<'a> Cursor<'a> {
         loop {
             self.skip_ws();
             let position = out.len();
-            let Some(token) = self.number() else {
+            let Some((token, value)) = self.number() else {
                 let rest = &whole[self.at..];
                 let end = rest.find([',', ']']).unwrap_or(rest.len());
                 return Err(format!(
@@ -386,11 +348,12 @@ impl<'a> Cursor<'a> {
                     preview(rest[..end].trim_end())
                 ));
             };
-            out.push(
-                token
+            out.push(match value {
+                Some(v) => v,
+                None => token
                     .parse::<f32>()
                     .map_err(|e| format!("position {position}: {e}"))?,
-            );
+            });
             self.skip_ws();
             if self.eat(b']') {
                 return Ok(out);

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod decimal;
 pub mod errors;
 pub mod index_api;
 pub mod item_api;
@@ -118,12 +119,15 @@ impl AppState {
     }
 }
 
-/// Registers every route, and JSON answers for unknown ones.
+/// Registers every route, and JSON answers for unknown ones. The router tries routes in
+/// this order, a pattern match each (~1 µs for a pattern with `{name}`): search and add,
+/// the requests that come by the thousand, first. No two patterns match the same path,
+/// so the order changes nothing else.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    search_api::configure(cfg);
+    item_api::configure(cfg);
     service_api::configure(cfg);
     index_api::configure(cfg);
-    item_api::configure(cfg);
-    search_api::configure(cfg);
     ui_api::configure(cfg);
     openapi::configure(cfg);
 }
