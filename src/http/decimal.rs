@@ -129,20 +129,12 @@ impl Digits {
             // Digits are dropped only after a nonzero one: this is a zero.
             return Some(sign(0.0));
         }
-        if m >= EXACT {
-            // Down to at most 16 digits, exact in f64 with one more unit: the bracket.
-            let (cut, p) = if m < EXACT * 10 {
-                (1, m / 10)
-            } else if m < EXACT * 100 {
-                (2, m / 100)
-            } else if m < EXACT * 1000 {
-                (3, m / 1000)
-            } else {
-                (4, m / 10_000)
-            };
-            truncated |= p * 10u64.pow(cut) != m;
-            m = p;
-            e += i64::from(cut);
+        // Down to a mantissa exact in f64 with one more unit (at most 3 digits cut, as
+        // at most 18 were read): the decimal lies in the bracket [m, m + 1) · 10^e.
+        while m >= EXACT {
+            truncated |= m % 10 != 0;
+            m /= 10;
+            e += 1;
         }
         if !(-22..=22).contains(&e) {
             return None;
