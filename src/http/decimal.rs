@@ -1,6 +1,6 @@
 //! JSON numbers read straight to the nearest f32, in the same pass that checks their
 //! grammar. Vectors arrive as hundreds of decimals per request (a 384-d query is ~7 KB of
-//! text), and the standard parser, after our own grammar scan, cost ~45 ns a number: as
+//! text), and the standard parser, after our own grammar scan, cost ~40 ns a number: as
 //! much as the rest of the HTTP exchange of a search. Here the common case (up to 18
 //! digits, read eight at a time, and a small exponent) takes one or two exact f64
 //! operations; any case the shortcut cannot prove right is left to the standard parser, so

@@ -272,7 +272,7 @@ struct DatasetReport {
     queries: usize,
     /// A bare `hnsw_rs` graph of every vector, `parallel_insert` on all cores.
     raw_build_vectors_per_s: f64,
-    /// Our index in-process: every batch added, then sealed (graphs built, merged).
+    /// Our index in-process: batches added, segments sealed and merged as they fill.
     index_build_vectors_per_s: f64,
     sealed_segments: usize,
     reload_s: f64,
@@ -312,6 +312,9 @@ struct HttpFigures {
     ingest_acknowledged_vectors_per_s: f64,
     /// From the first `add` until every vector is in a sealed segment.
     ingest_indexed_vectors_per_s: f64,
+    /// The sealed segments of the server's index then (the searches compare like with
+    /// like when the in-process index has as many).
+    sealed_segments: usize,
     rss_bytes_per_vector: Option<f64>,
     search: Vec<SearchFigures>,
     /// `GET /health` per second with 2 clients: the HTTP exchange alone.
@@ -531,7 +534,7 @@ fn bench_one(
         ..Default::default()
     };
     // Our index first, on a fresh heap, so that its heap size can be read off.
-    eprintln!("index build in batches of {BATCH}, then sealed...");
+    eprintln!("index build in batches of {BATCH}, sealed as segments fill...");
     let heap_before = live_heap_bytes();
     let (index, build) = raw::build_index(set, &p, BATCH);
     r.index_heap_bytes_per_vector = live_heap_bytes().saturating_sub(heap_before) as f64 / n as f64;
@@ -632,6 +635,9 @@ fn bench_http_ingest(
     h.ingest_acknowledged_vectors_per_s = n as f64 / acknowledged;
     server.wait_sealed("bench", Duration::from_secs(7200))?;
     h.ingest_indexed_vectors_per_s = n as f64 / started.elapsed().as_secs_f64();
+    h.sealed_segments = server.info("bench")?["sealed_segments"]
+        .as_u64()
+        .unwrap_or(0) as usize;
     // Freed build memory goes back to the system within about a second (vectord's
     // jemalloc settings); give it a little more.
     std::thread::sleep(Duration::from_millis(
@@ -772,7 +778,7 @@ fn print_tables(report: &Report) {
             );
         }
         println!(
-            "| index build in-process (add, then seal; {} sealed segments) | {:.0} vectors/s |",
+            "| index build in-process (sealed as segments fill; {} sealed segments) | {:.0} vectors/s |",
             d.sealed_segments, d.index_build_vectors_per_s
         );
         if let Some(h) = &d.hnswlib {
@@ -787,8 +793,8 @@ fn print_tables(report: &Report) {
                 h.ingest_acknowledged_vectors_per_s
             );
             println!(
-                "| HTTP ingest, indexed (until every vector is sealed) | {:.0} vectors/s |",
-                h.ingest_indexed_vectors_per_s
+                "| HTTP ingest, indexed (until every vector is sealed; {} sealed segments) | {:.0} vectors/s |",
+                h.sealed_segments, h.ingest_indexed_vectors_per_s
             );
             println!(
                 "| resident memory per vector / floor | {} / {:.0} bytes ({}x) |",
@@ -832,8 +838,16 @@ fn print_tables(report: &Report) {
             "| in-process search / hnswlib, 1 thread, best QPS at recall >= 0.98 (target >= 1.0) | {} |",
             opt(d.ratios.search_over_hnswlib_at_098, 2)
         );
+        // Searches compare like with like only over the same number of segments.
+        let unlike = match &d.http {
+            Some(h) if h.sealed_segments != d.sealed_segments => format!(
+                " (unlike: {} segments over HTTP, {} in-process)",
+                h.sealed_segments, d.sealed_segments
+            ),
+            _ => String::new(),
+        };
         println!(
-            "| HTTP / in-process search, 2 clients, ef 64 (target >= 0.8) | {} |",
+            "| HTTP / in-process search, 2 clients, ef 64 (target >= 0.8) | {}{unlike} |",
             opt(d.ratios.http_over_inprocess_2_clients, 2)
         );
         if let (Some(h), Some(w)) = (

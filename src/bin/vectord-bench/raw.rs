@@ -74,16 +74,16 @@ pub fn settle(index: &Index) {
     }
 }
 
-/// Builds our index as a client would: batches of `batch` added (acknowledged at once),
-/// the background jobs run whenever back-pressure would refuse a batch, then everything
-/// sealed. Returns the index and the seconds it all took.
+/// Builds our index as vectord builds it for a client: batches of `batch` added
+/// (acknowledged at once), and each growing segment sealed as soon as it is frozen, with
+/// the merges the policy then calls for, as vectord's background does when it keeps up;
+/// the tail sealed at the end. The index thus has the segments the server's has after the
+/// same ingest, so that in-process and HTTP searches do the same work. Returns the index
+/// and the seconds it all took.
 pub fn build_index(data: &Dataset, p: &IndexParams, batch: usize) -> (Arc<Index>, f64) {
     let index = Index::new(p.clone(), EngineConfig::default());
     let started = Instant::now();
     for (b, chunk) in data.base.chunks(batch).enumerate() {
-        if index.stats().unsealed_points + chunk.len() > index.config().max_unsealed_points {
-            settle(&index);
-        }
         let items = chunk
             .iter()
             .enumerate()
@@ -100,6 +100,7 @@ pub fn build_index(data: &Dataset, p: &IndexParams, batch: usize) -> (Arc<Index>
             Ok(Ok(_)) => {}
             Ok(Err(e)) | Err(e) => eprintln!("batch {b} refused: {e}"),
         }
+        settle(&index);
     }
     index.freeze_if_at_least(1);
     settle(&index);
