@@ -4,6 +4,7 @@
 //! search at 3× `hnsw_rs`' own, at identical recall.
 
 use super::hnsw::Graph;
+use super::job_threads::job_threads;
 use super::points::Points;
 use super::sealed::FlatGraph;
 use crate::distance::Metric;
@@ -20,14 +21,7 @@ pub fn build_graph(
     if n == 0 {
         return Ok(None);
     }
-    // The build runs on threads of its own, which end with it: a thread's allocator cache
-    // keeps freed memory (hnsw_rs frees a few hundred MB of small allocations per million
-    // points), and only a thread that exits hands it all back. Measured: 8 MB less
-    // resident after sealing 100k x 128-d.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("vectord-build-{i}"))
-        .build()
-        .map_err(|e| format!("starting the build threads: {e}"))?;
+    let pool = job_threads("build")?;
     let flat = pool.install(|| -> Result<FlatGraph, String> {
         let graph = Graph::new(metric, m, ef_construction, n);
         let batch: Vec<(&[f32], usize)> = (0..n).map(|p| (points.vector(p), p)).collect();

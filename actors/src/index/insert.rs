@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use super::job_threads::job_threads;
 use super::points::Points;
 use super::scratch::{with_scratch, Nearest, Scored, Scratch};
 use super::sealed::FlatGraph;
@@ -64,11 +65,7 @@ fn extend_with<D: Fn(&[f32], &[f32]) -> f32 + Sync>(
         ));
     }
     let graph = Growing::new(base, total, seed);
-    // Threads of their own, which end with the job (see `build`).
-    let pool = rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("vectord-merge-{i}"))
-        .build()
-        .map_err(|e| format!("starting the merge threads: {e}"))?;
+    let pool = job_threads("merge")?;
     pool.install(|| {
         (from as u32..total as u32)
             .into_par_iter()

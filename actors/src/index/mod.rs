@@ -27,6 +27,7 @@ pub mod build;
 pub mod hnsw;
 mod ids;
 pub mod insert;
+pub mod job_threads;
 mod maintenance;
 pub mod params;
 pub mod points;

@@ -149,13 +149,9 @@ pub struct SearchFigures {
 }
 
 impl SearchFigures {
-    pub fn new(ef: usize, recall: f64, qps1: f64, qps2: f64, latencies: &mut [Duration]) -> Self {
-        latencies.sort();
-        let pick = |q: f64| {
-            latencies
-                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-        };
+    pub fn new(ef: usize, recall: f64, qps1: f64, qps2: f64, latencies: &[Duration]) -> Self {
+        let mut ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        let mut pick = |q: f64| quantile(&mut ms, q);
         SearchFigures {
             ef,
             recall_at_10: recall,
@@ -194,7 +190,7 @@ where
         }
         Ok((found, lat))
     };
-    let (found, mut lat) = run(0..n)?;
+    let (found, lat) = run(0..n)?;
     let started = std::time::Instant::now();
     run(0..n)?;
     let qps1 = n as f64 / started.elapsed().as_secs_f64();
@@ -205,7 +201,7 @@ where
         .map(|(f, t)| data::recall(f, t, K))
         .sum::<f64>()
         / n.max(1) as f64;
-    Ok(SearchFigures::new(ef, recall, qps1, qps2, &mut lat))
+    Ok(SearchFigures::new(ef, recall, qps1, qps2, &lat))
 }
 
 /// Requests per second when two clients (threads) share `n` requests, each running
@@ -332,6 +328,8 @@ struct DuringIngest {
     searches: usize,
     qps_1_client: f64,
     recall_at_10: f64,
+    search_p50_ms: f64,
+    search_p99_ms: f64,
     health_p99_ms: f64,
 }
 
@@ -696,12 +694,12 @@ fn search_during_ingest(
         });
         let mut searches = 0usize;
         let mut recall_sum = 0.0;
-        let mut search_time = Duration::ZERO;
+        let mut search_times = Vec::new();
         while !done.load(std::sync::atomic::Ordering::SeqCst) {
             let i = searches % set.queries.len();
             let t = std::time::Instant::now();
             let found = server.search_one("bench", &set.queries[i], K, ef);
-            search_time += t.elapsed();
+            search_times.push(t.elapsed().as_secs_f64() * 1000.0);
             if let Ok(found) = found {
                 recall_sum += data::recall(&found, &set.truth[i], K);
                 searches += 1;
@@ -712,25 +710,33 @@ fn search_during_ingest(
             .map_err(|_| "ingest thread panicked".to_string())?;
         let health = health.join().unwrap_or_default();
         let (ack, indexed) = times?;
-        Ok::<_, String>((ack, indexed, (searches, search_time), recall_sum, health))
+        Ok::<_, String>((ack, indexed, (searches, search_times), recall_sum, health))
     })?;
-    let (searches, search_time) = searches;
+    let (searches, mut search_times) = searches;
+    let search_seconds = search_times.iter().sum::<f64>() / 1000.0;
     let mut health = health;
-    health.sort_by(f64::total_cmp);
-    let p99 = health
-        .get(((health.len() as f64 * 0.99) as usize).min(health.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(0.0);
+    let p99 = quantile(&mut health, 0.99);
     Ok(DuringIngest {
         vectors: count,
         ingest_acknowledged_vectors_per_s: count as f64 / ack,
         ingest_indexed_vectors_per_s: count as f64 / indexed,
         ef,
         searches,
-        qps_1_client: searches as f64 / search_time.as_secs_f64().max(1e-9),
+        qps_1_client: searches as f64 / search_seconds.max(1e-9),
         recall_at_10: recall_sum / searches.max(1) as f64,
+        search_p50_ms: quantile(&mut search_times, 0.5),
+        search_p99_ms: quantile(&mut search_times, 0.99),
         health_p99_ms: p99,
     })
+}
+
+/// The `q` quantile of `samples` (sorted in place); 0 for none.
+fn quantile(samples: &mut [f64], q: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples
+        .get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
 }
 
 fn print_tables(report: &Report) {
@@ -804,8 +810,8 @@ fn print_tables(report: &Report) {
             );
             if let Some(g) = &h.during_ingest {
                 println!(
-                    "| search during a {}-vector ingest (ef {}) | {:.0} QPS, recall@10 {:.3}, /health p99 {:.1} ms; ingest {:.0} vectors/s acknowledged, {:.0} indexed |",
-                    g.vectors, g.ef, g.qps_1_client, g.recall_at_10, g.health_p99_ms,
+                    "| search during a {}-vector ingest (ef {}) | {:.0} QPS, recall@10 {:.3}, p50 / p99 {:.2} / {:.2} ms, /health p99 {:.1} ms; ingest {:.0} vectors/s acknowledged, {:.0} indexed |",
+                    g.vectors, g.ef, g.qps_1_client, g.recall_at_10, g.search_p50_ms, g.search_p99_ms, g.health_p99_ms,
                     g.ingest_acknowledged_vectors_per_s, g.ingest_indexed_vectors_per_s
                 );
             }

@@ -129,7 +129,7 @@ pub fn search(index: &Arc<Index>, data: &Dataset, ef: usize, k: usize) -> Search
     };
     crate::measure(ef, queries.len(), &data.truth, one).unwrap_or_else(|e| {
         eprintln!("in-process search failed: {e}");
-        SearchFigures::new(ef, 0.0, 0.0, 0.0, &mut [])
+        SearchFigures::new(ef, 0.0, 0.0, 0.0, &[])
     })
 }
 
