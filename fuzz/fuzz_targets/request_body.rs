@@ -1,6 +1,6 @@
 //! Request bodies as the HTTP front decodes them, then checked as the index checks them:
-//! any bytes give a value or a 4xx error, never a panic; the search route's one-pass
-//! decoder and serde agree; the fast decimal reader gives what the standard parser gives.
+//! any bytes give a value or a 4xx error, never a panic; the search and add routes'
+//! one-pass decoders and serde agree; the fast decimal reader gives what the standard parser gives.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,11 +20,24 @@ fuzz_target!(|data: &[u8]| {
         ef_construction: 200,
         ef_search: 64,
     };
-    if let Ok(add) = body::json::<AddRequest>(data) {
-        if let Ok(items) = add.into_items() {
-            for metric in [Metric::Cosine, Metric::L2, Metric::Ip] {
-                let _ = params(metric).check_items(items.clone());
+    let add_by_serde = body::json::<AddRequest>(data).and_then(|add| add.into_items());
+    // The add route's one-pass decoder must agree with serde on every input.
+    let add_fast = vectord::http::item_api::decode(data).and_then(|add| add.into_items());
+    match (&add_fast, &add_by_serde) {
+        (Ok(fast), Ok(slow)) => {
+            assert_eq!(fast.len(), slow.len());
+            for (a, b) in fast.iter().zip(slow) {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!((&a.id, bits(&a.vector)), (&b.id, bits(&b.vector)));
+                assert_eq!(a.metadata, b.metadata);
             }
+        }
+        (Err(fast), Err(slow)) => assert_eq!(fast.message, slow.message),
+        _ => panic!("the add decoders disagree: one-pass ok = {}", add_fast.is_ok()),
+    }
+    if let Ok(items) = add_by_serde {
+        for metric in [Metric::Cosine, Metric::L2, Metric::Ip] {
+            let _ = params(metric).check_items(items.clone());
         }
     }
     // The search route's one-pass decoder must agree with serde on every input.

@@ -252,6 +252,46 @@ pub fn plain_object<'a>(bytes: &'a [u8], keys: &[&str]) -> Option<Vec<(&'a str, 
     (cursor.at == text.len()).then_some(fields)
 }
 
+/// One item of an `add` batch decoded by `plain_items`.
+pub struct PlainItem {
+    pub id: String,
+    pub vector: Vec<f32>,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Decodes, in one pass, an `add` body of the usual shape: `{"items": [...]}` whose items
+/// have a plain `id` (no escapes), a `vector` of numbers and, optionally, `metadata` that
+/// is `null` or an object (that one decoded by serde where it stands). Anything else is
+/// `None`, and the caller decodes the body with serde, which also names what is wrong. This
+/// saves serde's separate `RawValue` scan of every vector: by `perf`, ~40 % of decoding a
+/// batch.
+pub fn plain_items(bytes: &[u8]) -> Option<Vec<PlainItem>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut cursor = Cursor { text, at: 0 };
+    cursor.skip_ws();
+    cursor.eat(b'{').then_some(())?;
+    cursor.skip_ws();
+    (cursor.plain_string()? == "items").then_some(())?;
+    cursor.skip_ws();
+    cursor.eat(b':').then_some(())?;
+    cursor.skip_ws();
+    cursor.eat(b'[').then_some(())?;
+    let mut items = Vec::new();
+    loop {
+        cursor.skip_ws();
+        items.push(cursor.plain_item()?);
+        cursor.skip_ws();
+        if cursor.eat(b']') {
+            break;
+        }
+        cursor.eat(b',').then_some(())?;
+    }
+    cursor.skip_ws();
+    cursor.eat(b'}').then_some(())?;
+    cursor.skip_ws();
+    (cursor.at == text.len()).then_some(items)
+}
+
 /// A position in a JSON text, for the shapes decoded by hand on the hot path.
 struct Cursor<'a> {
     text: &'a str,
@@ -300,6 +340,52 @@ impl<'a> Cursor<'a> {
         let s = &self.text[start..self.at];
         self.at += 1;
         Some(s)
+    }
+
+    /// One item of `plain_items`: each of `id` and `vector` exactly once, `metadata` at
+    /// most once, in any order (`None` for anything else).
+    fn plain_item(&mut self) -> Option<PlainItem> {
+        self.eat(b'{').then_some(())?;
+        let (mut id, mut vector, mut metadata) = (None, None, None);
+        loop {
+            self.skip_ws();
+            let key = self.plain_string()?;
+            self.skip_ws();
+            self.eat(b':').then_some(())?;
+            self.skip_ws();
+            match key {
+                "id" if id.is_none() => id = Some(self.plain_string()?.to_string()),
+                "vector" if vector.is_none() => vector = Some(self.numbers().ok()?),
+                "metadata" if metadata.is_none() => metadata = Some(self.metadata()?),
+                _ => return None,
+            }
+            self.skip_ws();
+            if self.eat(b'}') {
+                break;
+            }
+            self.eat(b',').then_some(())?;
+        }
+        Some(PlainItem {
+            id: id?,
+            vector: vector?,
+            metadata: metadata.flatten(),
+        })
+    }
+
+    /// `null` (`Some(None)`) or an object, decoded by serde where it stands; `None` for
+    /// anything else.
+    fn metadata(&mut self) -> Option<Option<serde_json::Map<String, serde_json::Value>>> {
+        if self.eat_word("null") {
+            return Some(None);
+        }
+        if self.peek()? != b'{' {
+            return None;
+        }
+        let mut stream = serde_json::Deserializer::from_str(&self.text[self.at..])
+            .into_iter::<serde_json::Map<String, serde_json::Value>>();
+        let map = stream.next()?.ok()?;
+        self.at += stream.byte_offset();
+        Some(Some(map))
     }
 
     /// A non-negative integer written with digits only (`None` for anything else).
