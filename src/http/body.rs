@@ -292,6 +292,15 @@ pub fn plain_items(bytes: &[u8]) -> Option<Vec<PlainItem>> {
     (cursor.at == text.len()).then_some(items)
 }
 
+/// Levels of arrays and objects in `value` (a scalar is 0).
+fn depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// A position in a JSON text, for the shapes decoded by hand on the hot path.
 struct Cursor<'a> {
     text: &'a str,
@@ -373,8 +382,12 @@ impl<'a> Cursor<'a> {
     }
 
     /// `null` (`Some(None)`) or an object, decoded by serde where it stands; `None` for
-    /// anything else.
+    /// anything else. Decoded as a `Value`, as the serde path does (serde_json gives some
+    /// keys a meaning of their own there), and refused when nested deeper than the serde
+    /// path allows: it starts three levels down (body, `items`, item) within serde_json's
+    /// limit of 127 levels, where this deserializer starts afresh.
     fn metadata(&mut self) -> Option<Option<serde_json::Map<String, serde_json::Value>>> {
+        const DEEPEST: usize = 127 - 3;
         if self.eat_word("null") {
             return Some(None);
         }
@@ -382,10 +395,16 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let mut stream = serde_json::Deserializer::from_str(&self.text[self.at..])
-            .into_iter::<serde_json::Map<String, serde_json::Value>>();
-        let map = stream.next()?.ok()?;
+            .into_iter::<serde_json::Value>();
+        let value = stream.next()?.ok()?;
+        if depth(&value) > DEEPEST {
+            return None;
+        }
         self.at += stream.byte_offset();
-        Some(Some(map))
+        match value {
+            serde_json::Value::Object(map) => Some(Some(map)),
+            _ => None,
+        }
     }
 
     /// A non-negative integer written with digits only (`None` for anything else).
@@ -416,9 +435,13 @@ impl<'a> Cursor<'a> {
                 preview(&whole[self.at..])
             ));
         }
-        // Sized from the text left (real vectors take ~8-20 bytes a number), never past
-        // the largest dimension an index takes; an array of shorter numbers grows as read.
-        let mut out = Vec::with_capacity(((whole.len() - self.at) / 8 + 1).min(MAX_DIM));
+        // Sized by the commas up to the first `]` (a fast byte count; a body of many items
+        // must not reserve room for the numbers of the items after this one), never past
+        // the largest dimension an index takes.
+        let rest = &whole.as_bytes()[self.at..];
+        let array = &rest[..rest.iter().position(|&b| b == b']').unwrap_or(rest.len())];
+        let commas = array.iter().filter(|&&b| b == b',').count();
+        let mut out = Vec::with_capacity((commas + 1).min(MAX_DIM));
         self.skip_ws();
         if self.eat(b']') {
             return Ok(out);

@@ -227,6 +227,19 @@ mod tests {
     }
 
     #[test]
+    fn vectors_reserve_room_for_their_own_numbers_only() {
+        let body = format!(
+            r#"{{"items":[{}]}}"#,
+            (0..2000)
+                .map(|i| format!(r#"{{"id":"{i}","vector":[1,2,3]}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let request = decode(body.as_bytes()).unwrap();
+        assert!(request.items.iter().all(|item| item.vector.capacity() == 3));
+    }
+
+    #[test]
     fn the_one_pass_decoder_agrees_with_serde() {
         for body in [
             r#"{"items":[{"id":"a","vector":[1,-2.5,3e2]}]}"#,
@@ -247,6 +260,26 @@ mod tests {
             items(r#"{"items":[{"id":"e\u0066","vector":[1]}]}"#).unwrap()[0].id,
             "ef"
         );
+        // serde_json gives this key a meaning of its own in a `Value`: both paths agree.
+        for metadata in [r#""{\"b\":1}""#, r#""[1]""#] {
+            let body = format!(
+                r#"{{"items":[{{"id":"a","vector":[1],"metadata":{{"$serde_json::private::RawValue":{metadata}}}}}]}}"#
+            );
+            match (items(&body), by_serde(&body)) {
+                (Ok(a), Ok(b)) => assert!(same(&a, &b), "{body}"),
+                (Err(a), Err(b)) => assert_eq!(a, b, "{body}"),
+                (a, b) => panic!("{body}: {a:?} vs {b:?}"),
+            }
+        }
+        // Metadata nested as deep as the serde path takes, and one level more.
+        for levels in [124, 125, 127] {
+            let nested = format!("{}1{}", "[".repeat(levels - 1), "]".repeat(levels - 1));
+            let body =
+                format!(r#"{{"items":[{{"id":"a","vector":[1],"metadata":{{"x":{nested}}}}}]}}"#);
+            let (ours, theirs) = (items(&body), by_serde(&body));
+            assert_eq!(ours.is_ok(), levels <= 124, "{levels} levels: {ours:?}");
+            assert_eq!(ours.is_ok(), theirs.is_ok(), "{levels} levels");
+        }
         // Refused either way, with the field named.
         for (body, says) in [
             (
