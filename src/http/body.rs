@@ -11,7 +11,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::decimal;
 use super::errors::ApiError;
-use vectord_actors::index::params::MAX_DIM;
 
 /// Reads the whole body, refusing more than `limit` bytes (early, from Content-Length,
 /// when the client sent one).
@@ -435,13 +434,10 @@ impl<'a> Cursor<'a> {
                 preview(&whole[self.at..])
             ));
         }
-        // Sized by the commas up to the first `]` (a fast byte count; a body of many items
-        // must not reserve room for the numbers of the items after this one), never past
-        // the largest dimension an index takes.
-        let rest = &whole.as_bytes()[self.at..];
-        let array = &rest[..rest.iter().position(|&b| b == b']').unwrap_or(rest.len())];
-        let commas = array.iter().filter(|&&b| b == b',').count();
-        let mut out = Vec::with_capacity((commas + 1).min(MAX_DIM));
+        // Grown as read (a handful of doublings, next to hundreds of numbers parsed): no
+        // guess from the text left, which in a body of many items would reserve room for
+        // the numbers of every later item.
+        let mut out = Vec::new();
         self.skip_ws();
         if self.eat(b']') {
             return Ok(out);

@@ -236,7 +236,7 @@ mod tests {
                 .join(",")
         );
         let request = decode(body.as_bytes()).unwrap();
-        assert!(request.items.iter().all(|item| item.vector.capacity() == 3));
+        assert!(request.items.iter().all(|item| item.vector.capacity() <= 8));
     }
 
     #[test]
