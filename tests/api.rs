@@ -438,16 +438,14 @@ fn the_whole_contract() {
     );
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
     // The allocator's own counters: the live heap holds at least the indexes' vectors.
-    let allocated: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("vectord_allocator_bytes{kind=\"allocated\"} "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no allocated bytes in {text}"));
-    let resident: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("vectord_allocator_bytes{kind=\"resident\"} "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no resident bytes in {text}"));
+    let allocator = |kind: &str| -> u64 {
+        let prefix = format!("vectord_allocator_bytes{{kind=\"{kind}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {kind} bytes in {text}"))
+    };
+    let (allocated, resident) = (allocator("allocated"), allocator("resident"));
     assert!(
         allocated > 1000 && resident >= allocated,
         "{allocated} {resident}"

@@ -218,35 +218,22 @@ pub fn plain_object<'a>(bytes: &'a [u8], keys: &[&str]) -> Option<Vec<(&'a str, 
     let mut cursor = Cursor { text, at: 0 };
     let mut fields: Vec<(&str, Plain)> = Vec::with_capacity(4);
     cursor.skip_ws();
-    cursor.eat(b'{').then_some(())?;
-    cursor.skip_ws();
-    if !cursor.eat(b'}') {
-        loop {
-            cursor.skip_ws();
-            let key = cursor.plain_string()?;
-            // Bounded work: at most `keys.len()` fields are ever held or compared.
-            if !keys.contains(&key) || fields.iter().any(|(k, _)| *k == key) {
-                return None;
-            }
-            cursor.skip_ws();
-            cursor.eat(b':').then_some(())?;
-            cursor.skip_ws();
-            let value = match cursor.peek()? {
-                b'[' => Plain::Numbers(cursor.numbers().ok()?),
-                b'n' => {
-                    cursor.eat_word("null").then_some(())?;
-                    Plain::Null
-                }
-                _ => Plain::Whole(cursor.whole()?),
-            };
-            fields.push((key, value));
-            cursor.skip_ws();
-            if cursor.eat(b'}') {
-                break;
-            }
-            cursor.eat(b',').then_some(())?;
+    cursor.object(|cursor, key| {
+        // Bounded work: at most `keys.len()` fields are ever held or compared.
+        if !keys.contains(&key) || fields.iter().any(|(k, _)| *k == key) {
+            return None;
         }
-    }
+        let value = match cursor.peek()? {
+            b'[' => Plain::Numbers(cursor.numbers().ok()?),
+            b'n' => {
+                cursor.eat_word("null").then_some(())?;
+                Plain::Null
+            }
+            _ => Plain::Whole(cursor.whole()?),
+        };
+        fields.push((key, value));
+        Some(())
+    })?;
     cursor.skip_ws();
     (cursor.at == text.len()).then_some(fields)
 }
@@ -267,28 +254,27 @@ pub struct PlainItem {
 pub fn plain_items(bytes: &[u8]) -> Option<Vec<PlainItem>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut cursor = Cursor { text, at: 0 };
+    let mut items = None;
     cursor.skip_ws();
-    cursor.eat(b'{').then_some(())?;
-    cursor.skip_ws();
-    (cursor.plain_string()? == "items").then_some(())?;
-    cursor.skip_ws();
-    cursor.eat(b':').then_some(())?;
-    cursor.skip_ws();
-    cursor.eat(b'[').then_some(())?;
-    let mut items = Vec::new();
-    loop {
-        cursor.skip_ws();
-        items.push(cursor.plain_item()?);
-        cursor.skip_ws();
-        if cursor.eat(b']') {
-            break;
+    cursor.object(|cursor, key| {
+        (key == "items" && items.is_none()).then_some(())?;
+        cursor.eat(b'[').then_some(())?;
+        let mut list = Vec::new();
+        loop {
+            cursor.skip_ws();
+            list.push(cursor.plain_item()?);
+            cursor.skip_ws();
+            if cursor.eat(b']') {
+                break;
+            }
+            cursor.eat(b',').then_some(())?;
         }
-        cursor.eat(b',').then_some(())?;
-    }
+        items = Some(list);
+        Some(())
+    })?;
     cursor.skip_ws();
-    cursor.eat(b'}').then_some(())?;
-    cursor.skip_ws();
-    (cursor.at == text.len()).then_some(items)
+    (cursor.at == text.len()).then_some(())?;
+    items
 }
 
 /// Levels of arrays and objects in `value` (a scalar is 0).
@@ -350,29 +336,43 @@ impl<'a> Cursor<'a> {
         Some(s)
     }
 
-    /// One item of `plain_items`: each of `id` and `vector` exactly once, `metadata` at
-    /// most once, in any order (`None` for anything else).
-    fn plain_item(&mut self) -> Option<PlainItem> {
+    /// The object at the cursor, `{"key": value, ...}` with plain keys: `member` reads the
+    /// value of each key (the cursor at it), or refuses the key. `None` at the first byte
+    /// that does not fit; the cursor is left after the `}`.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
         self.eat(b'{').then_some(())?;
-        let (mut id, mut vector, mut metadata) = (None, None, None);
+        self.skip_ws();
+        if self.eat(b'}') {
+            return Some(());
+        }
         loop {
             self.skip_ws();
             let key = self.plain_string()?;
             self.skip_ws();
             self.eat(b':').then_some(())?;
             self.skip_ws();
-            match key {
-                "id" if id.is_none() => id = Some(self.plain_string()?.to_string()),
-                "vector" if vector.is_none() => vector = Some(self.numbers().ok()?),
-                "metadata" if metadata.is_none() => metadata = Some(self.metadata()?),
-                _ => return None,
-            }
+            member(self, key)?;
             self.skip_ws();
             if self.eat(b'}') {
-                break;
+                return Some(());
             }
             self.eat(b',').then_some(())?;
         }
+    }
+
+    /// One item of `plain_items`: each of `id` and `vector` exactly once, `metadata` at
+    /// most once, in any order (`None` for anything else).
+    fn plain_item(&mut self) -> Option<PlainItem> {
+        let (mut id, mut vector, mut metadata) = (None, None, None);
+        self.object(|cursor, key| {
+            match key {
+                "id" if id.is_none() => id = Some(cursor.plain_string()?.to_string()),
+                "vector" if vector.is_none() => vector = Some(cursor.numbers().ok()?),
+                "metadata" if metadata.is_none() => metadata = Some(cursor.metadata()?),
+                _ => return None,
+            }
+            Some(())
+        })?;
         Some(PlainItem {
             id: id?,
             vector: vector?,

@@ -151,7 +151,8 @@ pub struct SearchFigures {
 impl SearchFigures {
     pub fn new(ef: usize, recall: f64, qps1: f64, qps2: f64, latencies: &[Duration]) -> Self {
         let mut ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-        let mut pick = |q: f64| quantile(&mut ms, q);
+        ms.sort_by(f64::total_cmp);
+        let pick = |q: f64| quantile(&ms, q);
         SearchFigures {
             ef,
             recall_at_10: recall,
@@ -714,8 +715,9 @@ fn search_during_ingest(
     })?;
     let (searches, mut search_times) = searches;
     let search_seconds = search_times.iter().sum::<f64>() / 1000.0;
+    search_times.sort_by(f64::total_cmp);
     let mut health = health;
-    let p99 = quantile(&mut health, 0.99);
+    health.sort_by(f64::total_cmp);
     Ok(DuringIngest {
         vectors: count,
         ingest_acknowledged_vectors_per_s: count as f64 / ack,
@@ -724,17 +726,16 @@ fn search_during_ingest(
         searches,
         qps_1_client: searches as f64 / search_seconds.max(1e-9),
         recall_at_10: recall_sum / searches.max(1) as f64,
-        search_p50_ms: quantile(&mut search_times, 0.5),
-        search_p99_ms: quantile(&mut search_times, 0.99),
-        health_p99_ms: p99,
+        search_p50_ms: quantile(&search_times, 0.5),
+        search_p99_ms: quantile(&search_times, 0.99),
+        health_p99_ms: quantile(&health, 0.99),
     })
 }
 
-/// The `q` quantile of `samples` (sorted in place); 0 for none.
-fn quantile(samples: &mut [f64], q: f64) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples
-        .get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1)))
+/// The `q` quantile of `sorted` (ascending); 0 for none.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
         .copied()
         .unwrap_or(0.0)
 }
