@@ -107,11 +107,12 @@ seed() {
 #    GET /vectors/index/{name}.
 #  - the checks are chosen here, not with --checks on the command line: a command-line
 #    --checks overrides the per-operation settings below.
-#  - positive_data_acceptance is off for add and search only. A false positive there that
-#    no document can fix: the vector must have as many numbers as the *index* it goes to
-#    has dimensions (a constraint across resources), must not be all zero under cosine,
-#    its norm must stay under 1e18 under l2/ip, ids are limited in bytes (JSON Schema
-#    counts characters), ids must be unique in a batch, and ef must be >= k. The server is
+#  - positive_data_acceptance is off for add, search and search/batch only. A false
+#    positive there that no document can fix: the vector must have as many numbers as the
+#    *index* it goes to has dimensions (a constraint across resources), must not be all
+#    zero under cosine, its norm must stay under 1e18 under l2/ip, ids are limited in bytes
+#    (JSON Schema counts characters), ids must be unique in a batch, ef must be >= k, and
+#    the k of a batch search must add up to at most 100,000. The server is
 #    right to answer 400 to such schema-valid bodies. Every other check stays on, on
 #    every operation (negative_data_rejection included: the server must refuse all that
 #    the document forbids).
@@ -139,7 +140,7 @@ include-operation-id = ["describe", "flush"]
 parameters = { "path.name" = { dictionary = "index_names", probability = 0.5 } }
 
 [[operations]]
-include-operation-id = ["add", "search"]
+include-operation-id = ["add", "search", "search_batch"]
 parameters = { "path.name" = { dictionary = "index_names", probability = 0.5 } }
 checks.positive_data_acceptance.enabled = false
 

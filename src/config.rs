@@ -214,6 +214,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("vectord.max_metadata_bytes", "VECTORD_MAX_METADATA_BYTES"),
     ("vectord.max_id_bytes", "VECTORD_MAX_ID_BYTES"),
     ("vectord.max_filter_keys", "VECTORD_MAX_FILTER_KEYS"),
+    ("vectord.max_batch_searches", "VECTORD_MAX_BATCH_SEARCHES"),
     ("vectord.max_indexes", "VECTORD_MAX_INDEXES"),
     ("vectord.api_key", "VECTORD_API_KEY"),
     ("vectord.api_key_file", "VECTORD_API_KEY_FILE"),
@@ -358,6 +359,9 @@ impl Config {
             "vectord.max_filter_keys" => {
                 v.limits.max_filter_keys = parse_range(key, value, 1, 100_000)?
             }
+            "vectord.max_batch_searches" => {
+                v.limits.max_batch_searches = parse_range(key, value, 1, 100_000)?
+            }
             "vectord.max_indexes" => v.limits.max_indexes = parse_range(key, value, 1, 10_000_000)?,
             "vectord.api_key" => v.api_key = parse_key(key, value)?,
             "vectord.api_key_file" => v.api_key = read_key_file(key, value)?,
@@ -457,6 +461,7 @@ impl Config {
                 "vectord.max_metadata_bytes" => v.limits.max_metadata_bytes.to_string(),
                 "vectord.max_id_bytes" => v.limits.max_id_bytes.to_string(),
                 "vectord.max_filter_keys" => v.limits.max_filter_keys.to_string(),
+                "vectord.max_batch_searches" => v.limits.max_batch_searches.to_string(),
                 "vectord.max_indexes" => v.limits.max_indexes.to_string(),
                 "vectord.api_key" => secret(&v.api_key),
                 "vectord.metrics_public" => v.metrics_public.to_string(),

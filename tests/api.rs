@@ -680,3 +680,161 @@ fn counts_written_as_whole_floats_are_taken_and_fractions_refused() {
     );
     assert_eq!((s, code(&b)), (400, "invalid_json"));
 }
+
+/// The info fields that say whether an index's segments are settled.
+fn settled(api: &Api, name: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, a) = api.get(&format!("/vectors/index/{name}"));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (_, b) = api.get(&format!("/vectors/index/{name}"));
+        let shape = |i: &Value| (i["sealed_segments"].clone(), i["unsealed_count"].clone());
+        if a["indexing"] == json!(false) && b["indexing"] == json!(false) && shape(&a) == shape(&b)
+        {
+            return json!([b["sealed_segments"], b["unsealed_count"]]);
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "index {name} never settled: {b}"
+        );
+    }
+}
+
+#[test]
+fn batch_search_answers_each_search_as_search_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = vectord(
+        dir.path(),
+        &[
+            "--ephemeral".into(),
+            "--set".into(),
+            "vectord.seal_points=300".into(),
+            "--set".into(),
+            "vectord.seal_idle_ms=600000".into(),
+            "--set".into(),
+            "vectord.max_batch_searches=200".into(),
+        ],
+        true,
+    );
+    let api = server.api();
+    let (s, b) = api.post(
+        "/vectors/index",
+        &json!({"name": "b", "dim": 16, "distance": "cosine"}),
+    );
+    assert_eq!(s, 201, "{b}");
+    let data = vectors(7, 1000, 16);
+    for part in data.chunks(250).enumerate() {
+        let (s, b) = api.post(
+            "/vectors/index/b/add",
+            &add_body(&format!("p{}-", part.0), part.1),
+        );
+        assert_eq!(s, 200, "{b}");
+    }
+    settled(&api, "b");
+    let extra = vectors(9, 50, 16);
+    let (s, b) = api.post("/vectors/index/b/add", &add_body("g", &extra));
+    assert_eq!(s, 200, "{b}");
+    // Sealed segments and a growing one, so the batch crosses both kinds.
+    let shape = settled(&api, "b");
+    assert!(
+        shape[0].as_u64().unwrap() >= 1 && shape[1].as_u64().unwrap() >= 1,
+        "{shape}"
+    );
+
+    let queries = vectors(8, 40, 16);
+    let searches: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| match i % 4 {
+            0 => json!({"vector": q, "k": 1 + i % 10}),
+            1 => json!({"vector": q, "k": 5, "ef": 20 + i}),
+            2 => json!({"vector": q, "k": 7, "filter": {"group": 1}}),
+            _ => json!({"vector": q, "k": 3, "ef": null, "filter": null}),
+        })
+        .collect();
+    let (s, batch) = api.post(
+        "/vectors/index/b/search/batch",
+        &json!({ "searches": searches }),
+    );
+    assert_eq!(s, 200, "{batch}");
+    let answers = batch["results"].as_array().expect("results is a list");
+    assert_eq!(answers.len(), searches.len());
+    for (i, search) in searches.iter().enumerate() {
+        let (s, one) = api.post("/vectors/index/b/search", search);
+        assert_eq!(s, 200, "{one}");
+        assert_eq!(answers[i], one["results"], "search {i}: {search}");
+        assert!(!one["results"].as_array().unwrap().is_empty());
+    }
+    for (i, answer) in answers.iter().enumerate().filter(|(i, _)| i % 4 == 2) {
+        for hit in answer.as_array().unwrap() {
+            assert_eq!(hit["metadata"]["group"], json!(1), "search {i}: {hit}");
+        }
+    }
+    assert_eq!(
+        settled(&api, "b"),
+        shape,
+        "the index changed under the test"
+    );
+    // Exact matches come back first, each from its own search.
+    let exact: Vec<Value> = [&data[3], &data[500], &data[999], &extra[7]]
+        .iter()
+        .map(|v| json!({"vector": v, "k": 1}))
+        .collect();
+    let (s, b) = api.post(
+        "/vectors/index/b/search/batch",
+        &json!({ "searches": exact }),
+    );
+    assert_eq!(s, 200, "{b}");
+    let ids: Vec<&str> = b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["p0-3", "p2-0", "p3-249", "g7"]);
+
+    // Refusals name the search at fault; nothing is changed by them.
+    let q = &queries[0];
+    let refused = |body: Value| -> (u16, String, String) {
+        let (s, b) = api.post("/vectors/index/b/search/batch", &body);
+        (s, code(&b).to_string(), message(&b))
+    };
+    let (s, c, m) = refused(json!({"searches": []}));
+    assert_eq!((s, c.as_str()), (400, "empty_batch"), "{m}");
+    let (s, c, m) = refused(json!({"searches": vec![json!({"vector": q, "k": 1}); 201]}));
+    assert_eq!((s, c.as_str()), (400, "too_many_searches"), "{m}");
+    assert!(m.contains("vectord.max_batch_searches"), "{m}");
+    let (s, c, m) = refused(json!({"searches": vec![json!({"vector": q, "k": 1000}); 101]}));
+    assert_eq!((s, c.as_str()), (400, "too_many_results"), "{m}");
+    let (s, c, m) = refused(
+        json!({"searches": [{"vector": q, "k": 1}, {"vector": q, "k": 1}, {"vector": q, "k": 1}, {"vector": [1, 2], "k": 1}]}),
+    );
+    assert_eq!((s, c.as_str()), (400, "wrong_dimension"), "{m}");
+    assert!(m.contains("searches[3].vector"), "{m}");
+    let (s, c, m) = refused(json!({"searches": [{"vector": q, "k": 1}, {"vector": q, "k": 0}]}));
+    assert_eq!((s, c.as_str()), (400, "invalid_k"), "{m}");
+    assert!(m.starts_with("searches[1]: "), "{m}");
+    let (s, c, m) =
+        refused(json!({"searches": [{"vector": q, "k": 5}, {"vector": q, "k": 5, "ef": 2}]}));
+    assert_eq!((s, c.as_str()), (400, "invalid_ef"), "{m}");
+    assert!(m.starts_with("searches[1]: "), "{m}");
+    let (s, c, m) = refused(json!({"searches": [{"vector": q, "k": "x"}]}));
+    assert_eq!((s, c.as_str()), (400, "invalid_json"), "{m}");
+    assert!(m.contains("searches[0].k"), "{m}");
+    let (s, c, m) = refused(json!({"searches": [{"vector": q, "k": 1, "kk": 1}]}));
+    assert_eq!((s, c.as_str()), (400, "invalid_json"), "{m}");
+    assert!(m.contains("unknown field"), "{m}");
+    let (s, c, m) = refused(json!({"vector": q, "k": 1}));
+    assert_eq!((s, c.as_str()), (400, "invalid_json"), "{m}");
+    let (s, c, _) = refused(json!({"searches": [{"vector": vec![0.0; 16], "k": 1}]}));
+    assert_eq!((s, c.as_str()), (400, "zero_vector"));
+    let (s, b) = api.post(
+        "/vectors/index/nope/search/batch",
+        &json!({"searches": [{"vector": q, "k": 1}]}),
+    );
+    assert_eq!((s, code(&b)), (404, "index_not_found"));
+    let (s, b) = api.get("/vectors/index/b/search/batch");
+    assert_eq!((s, code(&b)), (405, "method_not_allowed"));
+    let (_, info) = api.get("/vectors/index/b");
+    assert_eq!(info["count"], json!(1050));
+}

@@ -216,26 +216,42 @@ pub enum Plain {
 pub fn plain_object<'a>(bytes: &'a [u8], keys: &[&str]) -> Option<Vec<(&'a str, Plain)>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let mut cursor = Cursor { text, at: 0 };
-    let mut fields: Vec<(&str, Plain)> = Vec::with_capacity(4);
+    cursor.skip_ws();
+    let fields = cursor.plain_fields(keys)?;
+    cursor.skip_ws();
+    (cursor.at == text.len()).then_some(fields)
+}
+
+/// `plain_object` for each object of the list under `list` in `{"<list>": [{...}, ...]}`
+/// (the shape of a batch search); `None` as soon as anything does not fit.
+pub fn plain_objects<'a>(
+    bytes: &'a [u8],
+    list: &str,
+    keys: &[&str],
+) -> Option<Vec<Vec<(&'a str, Plain)>>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut cursor = Cursor { text, at: 0 };
+    let mut objects = None;
     cursor.skip_ws();
     cursor.object(|cursor, key| {
-        // Bounded work: at most `keys.len()` fields are ever held or compared.
-        if !keys.contains(&key) || fields.iter().any(|(k, _)| *k == key) {
-            return None;
-        }
-        let value = match cursor.peek()? {
-            b'[' => Plain::Numbers(cursor.numbers().ok()?),
-            b'n' => {
-                cursor.eat_word("null").then_some(())?;
-                Plain::Null
+        (key == list && objects.is_none()).then_some(())?;
+        cursor.eat(b'[').then_some(())?;
+        let mut found = Vec::new();
+        loop {
+            cursor.skip_ws();
+            found.push(cursor.plain_fields(keys)?);
+            cursor.skip_ws();
+            if cursor.eat(b']') {
+                break;
             }
-            _ => Plain::Whole(cursor.whole()?),
-        };
-        fields.push((key, value));
+            cursor.eat(b',').then_some(())?;
+        }
+        objects = Some(found);
         Some(())
     })?;
     cursor.skip_ws();
-    (cursor.at == text.len()).then_some(fields)
+    (cursor.at == text.len()).then_some(())?;
+    objects
 }
 
 /// One item of an `add` batch decoded by `plain_items`.
@@ -358,6 +374,29 @@ impl<'a> Cursor<'a> {
             }
             self.eat(b',').then_some(())?;
         }
+    }
+
+    /// The object at the cursor as `plain_object` reads it: keys among `keys`, each at
+    /// most once, values that are arrays of numbers, non-negative integers or `null`.
+    fn plain_fields(&mut self, keys: &[&str]) -> Option<Vec<(&'a str, Plain)>> {
+        let mut fields: Vec<(&str, Plain)> = Vec::with_capacity(4);
+        self.object(|cursor, key| {
+            // Bounded work: at most `keys.len()` fields are ever held or compared.
+            if !keys.contains(&key) || fields.iter().any(|(k, _)| *k == key) {
+                return None;
+            }
+            let value = match cursor.peek()? {
+                b'[' => Plain::Numbers(cursor.numbers().ok()?),
+                b'n' => {
+                    cursor.eat_word("null").then_some(())?;
+                    Plain::Null
+                }
+                _ => Plain::Whole(cursor.whole()?),
+            };
+            fields.push((key, value));
+            Some(())
+        })?;
+        Some(fields)
     }
 
     /// One item of `plain_items`: each of `id` and `vector` exactly once, `metadata` at

@@ -28,6 +28,7 @@ use super::{index_api, item_api, schema, search_api, service_api};
         item_api::get_item,
         item_api::delete_item,
         search_api::search,
+        search_api::search_batch,
     ),
     components(schemas(
         schema::ErrorBody,
@@ -38,6 +39,7 @@ use super::{index_api, item_api, schema, search_api, service_api};
         schema::ItemResponse,
         schema::SearchResponse,
         schema::SearchResult,
+        schema::BatchSearchResponse,
         schema::FlushResponse,
         schema::Health,
         schema::FailedIndex,
@@ -48,6 +50,7 @@ use super::{index_api, item_api, schema, search_api, service_api};
         item_api::AddRequest,
         item_api::AddItem,
         search_api::SearchRequest,
+        search_api::BatchSearchRequest,
     )),
     modifiers(&BearerKey),
     tags(

@@ -95,6 +95,14 @@ pub struct SearchResponse {
     pub results: Vec<SearchResult>,
 }
 
+/// The answer to a batch search: one list per search, in the order of the searches.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"results": [[{"id": "a", "distance": 0.0049628615, "metadata": {"lang": "en"}}], []]}))]
+pub struct BatchSearchResponse {
+    /// `results[i]` answers `searches[i]`, as `search` would: nearest first; ties by id.
+    pub results: Vec<Vec<SearchResult>>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResult {
     pub id: String,

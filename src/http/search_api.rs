@@ -1,23 +1,35 @@
-//! `/vectors/index/{name}/search`: nearest neighbours, optionally filtered by metadata.
+//! `/vectors/index/{name}/search` and `/vectors/index/{name}/search/batch`: nearest
+//! neighbours, optionally filtered by metadata, one query per request or many.
 //! Searches run straight against the index (not through its actor), so they go on while
 //! the index takes writes, at most `search_threads` at once: cheap ones on the HTTP worker
 //! when the index's lock is free, the others on the blocking pool.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use vectord_actors::index::params::IndexParams;
+use vectord_actors::index::Hit;
 
 use super::body::{self, Plain};
 use super::errors::ApiError;
-use super::schema::{ErrorBody, SearchResponse, SearchResult};
+use super::schema::{BatchSearchResponse, ErrorBody, SearchResponse, SearchResult};
 use super::AppState;
 
 /// Searches up to this `ef` (without filter) run on the HTTP worker itself...
 const INLINE_MAX_EF: usize = 256;
 /// ...when the index has at most this many unsealed points to scan.
 const INLINE_MAX_UNSEALED: usize = 4096;
+/// The `k` of the searches of one batch add up to at most this, which bounds its answer
+/// (a single search answers at most 1,000 results).
+pub const MAX_BATCH_RESULTS: usize = 100_000;
+/// A batch is split over idle search threads in parts of at least this many searches
+/// (a hand-off to a thread costs about what one cheap search does).
+const MIN_SEARCHES_PER_THREAD: usize = 4;
 
 /// A search. Unknown fields are refused.
 #[derive(Deserialize, ToSchema)]
@@ -41,6 +53,25 @@ pub struct SearchRequest {
     pub filter: Option<Map<String, Value>>,
 }
 
+/// Several searches of one index in one request. Unknown fields are refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"searches": [{"vector": [1, 0.1, 0, 0], "k": 5}, {"vector": [0, 1, 0, 0], "k": 2, "filter": {"lang": "en"}}]}))]
+pub struct BatchSearchRequest {
+    /// 1 to `vectord.max_batch_searches` (1,000) searches, each as the body of `search`;
+    /// their `k` add up to at most 100,000.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub searches: Vec<SearchRequest>,
+}
+
+/// A search checked against its index: the query as the index compares it, `ef` decided.
+struct Checked {
+    query: Vec<f32>,
+    k: usize,
+    ef: usize,
+    filter: Option<Map<String, Value>>,
+}
+
 /// The `k` live items nearest to the query (that match the filter), nearest first.
 #[utoipa::path(post, path = "/vectors/index/{name}/search", tag = "search", request_body = SearchRequest,
     params(("name" = String, Path, description = "index name")),
@@ -59,53 +90,27 @@ pub async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let handle = state.index(&name)?;
     let bytes = body::read(&req, payload, state.max_body_bytes).await?;
-    let request = decode(&bytes)?;
-    let params = handle.index.params();
-    let ef = params.check_search(request.k, request.ef)?;
-    if let Some(f) = &request.filter {
-        if f.len() > state.limits.max_filter_keys {
-            return Err(ApiError::bad_request(
-                "too_many_filter_keys",
-                format!(
-                    "filter has {} keys, more than the limit of {} (vectord.max_filter_keys)",
-                    f.len(),
-                    state.limits.max_filter_keys
-                ),
-            ));
-        }
-    }
-    let query = params.check_vector(request.vector, "vector")?;
-    let _permit = state.search_permits.acquire().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "vectord is shutting down",
-        )
-    })?;
+    let search = check(&state, handle.index.params(), decode(&bytes)?, None)?;
+    let _permit = state
+        .search_permits
+        .acquire()
+        .await
+        .map_err(|_| shutting_down())?;
     let index = handle.index.clone();
-    let k = request.k;
-    let failed = |e: String| {
-        log::error!("index {:?}: search failed: {e}", handle.name);
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("search on index {:?} failed", handle.name),
-        )
-    };
     // A search without filter, of moderate width, over an index with few unsealed points
     // (which are scanned) takes well under a millisecond: it runs right here, on the HTTP
     // worker, if the index's lock is free (a hand-off to the blocking pool and back costs
     // as much as the search itself). Anything else goes to the blocking pool, so that no
     // worker ever waits behind an index's writer or a long search.
-    let cheap = request.filter.is_none()
-        && ef <= INLINE_MAX_EF
+    let cheap = search.filter.is_none()
+        && search.ef <= INLINE_MAX_EF
         && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
     let inline = if cheap {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             vectord_actors::faults::maybe_panic("search", &handle.name);
-            index.try_search(&query, k, ef, None)
+            index.try_search(&search.query, search.k, search.ef, None)
         }))
-        .map_err(|_| failed("panicked".into()))?
+        .map_err(|_| failed(&handle.name, "panicked".into()))?
     } else {
         None
     };
@@ -115,53 +120,242 @@ pub async fn search(
             let name = handle.name.clone();
             web::block(move || {
                 vectord_actors::faults::maybe_panic("search", &name);
-                index.search(&query, k, ef, request.filter.as_ref())
+                run(&index, &search)
             })
             .await
-            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(&handle.name, e.to_string()))?
         }
     };
-    let results: Vec<SearchResult> = hits
+    Ok(HttpResponse::Ok().json(SearchResponse {
+        results: results(hits),
+    }))
+}
+
+/// Several searches at once: each answered exactly as `search` would answer it, in one
+/// round trip. The searches run on the blocking pool, split over as many search threads
+/// as are idle (`vectord.search_threads`), so one client's batch uses the cores that no
+/// other request needs.
+#[utoipa::path(post, path = "/vectors/index/{name}/search/batch", tag = "search", request_body = BatchSearchRequest,
+    params(("name" = String, Path, description = "index name")),
+    responses(
+        (status = 200, body = BatchSearchResponse),
+        (status = 400, description = "no searches, too many, or an invalid one (named by its position, `searches[i]`)", body = ErrorBody),
+        (status = 404, description = "no such index", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 503, description = "still loading (`not_ready`)", body = ErrorBody),
+    ))]
+pub async fn search_batch(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let handle = state.index(&name)?;
+    let bytes = body::read(&req, payload, state.max_body_bytes).await?;
+    let requests = decode_batch(&bytes)?;
+    let limit = state.limits.max_batch_searches;
+    if requests.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_batch",
+            "searches is empty: a batch holds at least one search",
+        ));
+    }
+    if requests.len() > limit {
+        return Err(ApiError::bad_request(
+            "too_many_searches",
+            format!(
+                "the batch holds {} searches, more than the limit of {limit} (vectord.max_batch_searches)",
+                requests.len()
+            ),
+        ));
+    }
+    let params = handle.index.params();
+    let searches = requests
         .into_iter()
+        .enumerate()
+        .map(|(i, r)| check(&state, params, r, Some(i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let results_asked: usize = searches.iter().map(|s| s.k).sum();
+    if results_asked > MAX_BATCH_RESULTS {
+        return Err(ApiError::bad_request(
+            "too_many_results",
+            format!(
+                "the searches of the batch ask for {results_asked} results in all (the sum of their k), more than the limit of {MAX_BATCH_RESULTS}"
+            ),
+        ));
+    }
+
+    // One search thread for the batch, waited for like any search; more only if they are
+    // free right now, so a batch never makes other requests wait behind more than one
+    // search thread. The threads take the searches one at a time (so they finish
+    // together), and each gives its permit back as soon as it runs out of searches.
+    let permits = &state.search_permits;
+    let mut held = vec![permits
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| shutting_down())?];
+    let wanted = searches.len().div_ceil(MIN_SEARCHES_PER_THREAD);
+    while held.len() < wanted {
+        match permits.clone().try_acquire_owned() {
+            Ok(p) => held.push(p),
+            Err(_) => break,
+        }
+    }
+    let count = searches.len();
+    let searches = Arc::new(searches);
+    let next = Arc::new(AtomicUsize::new(0));
+    let parts = held.into_iter().map(|permit| {
+        let (index, searches, next, name) = (
+            handle.index.clone(),
+            searches.clone(),
+            next.clone(),
+            handle.name.clone(),
+        );
+        web::block(move || {
+            let _permit = permit;
+            vectord_actors::faults::maybe_panic("search", &name);
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(search) = searches.get(i) else {
+                    return done;
+                };
+                done.push((i, results(run(&index, search))));
+            }
+        })
+    });
+    let mut answers: Vec<Vec<SearchResult>> = (0..count).map(|_| Vec::new()).collect();
+    for part in futures::future::join_all(parts).await {
+        for (i, answer) in part.map_err(|e| failed(&handle.name, e.to_string()))? {
+            answers[i] = answer;
+        }
+    }
+    Ok(HttpResponse::Ok().json(BatchSearchResponse { results: answers }))
+}
+
+/// Checks a search against the index's parameters and the limits; `place` is its position
+/// in a batch, named in the message of an error.
+fn check(
+    state: &AppState,
+    params: &IndexParams,
+    request: SearchRequest,
+    place: Option<usize>,
+) -> Result<Checked, ApiError> {
+    let at = |mut e: ApiError| {
+        if let Some(i) = place {
+            e.message = format!("searches[{i}]: {}", e.message);
+        }
+        e
+    };
+    let ef = params
+        .check_search(request.k, request.ef)
+        .map_err(|e| at(e.into()))?;
+    if let Some(f) = &request.filter {
+        if f.len() > state.limits.max_filter_keys {
+            return Err(at(ApiError::bad_request(
+                "too_many_filter_keys",
+                format!(
+                    "filter has {} keys, more than the limit of {} (vectord.max_filter_keys)",
+                    f.len(),
+                    state.limits.max_filter_keys
+                ),
+            )));
+        }
+    }
+    let query = match place {
+        None => params.check_vector(request.vector, "vector"),
+        Some(i) => params.check_vector(request.vector, &format!("searches[{i}].vector")),
+    }?;
+    Ok(Checked {
+        query,
+        k: request.k,
+        ef,
+        filter: request.filter,
+    })
+}
+
+fn run(index: &vectord_actors::index::Index, s: &Checked) -> Vec<Hit> {
+    index.search(&s.query, s.k, s.ef, s.filter.as_ref())
+}
+
+fn results(hits: Vec<Hit>) -> Vec<SearchResult> {
+    hits.into_iter()
         .map(|h| SearchResult {
             id: h.id,
             distance: h.distance,
             metadata: h.metadata,
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(SearchResponse { results }))
+        .collect()
 }
+
+fn shutting_down() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down",
+        "vectord is shutting down",
+    )
+}
+
+fn failed(index: &str, e: String) -> ApiError {
+    log::error!("index {index:?}: search failed: {e}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("search on index {index:?} failed"),
+    )
+}
+
+const SEARCH_KEYS: [&str; 4] = ["vector", "k", "ef", "filter"];
 
 /// The search request in `bytes`: the usual shape (vector, k, ef) decoded in one pass,
 /// anything else (a filter, an error to explain) by serde.
 pub fn decode(bytes: &[u8]) -> Result<SearchRequest, ApiError> {
-    if let Some(fields) = body::plain_object(bytes, &["vector", "k", "ef", "filter"]) {
-        let (mut vector, mut k, mut ef) = (None, None, None);
-        let mut plain = true;
-        for (key, value) in fields {
-            match (key, value) {
-                ("vector", Plain::Numbers(v)) => vector = Some(v),
-                ("k", Plain::Whole(n)) => k = Some(n),
-                ("ef", Plain::Whole(n)) => ef = Some(n),
-                ("ef" | "filter", Plain::Null) => {}
-                _ => plain = false,
-            }
-        }
-        if let (true, Some(vector), Some(k)) = (plain, vector, k) {
-            return Ok(SearchRequest {
-                vector,
-                k,
-                ef,
-                filter: None,
-            });
-        }
+    if let Some(request) = body::plain_object(bytes, &SEARCH_KEYS).and_then(plain_request) {
+        return Ok(request);
     }
     body::json(bytes)
+}
+
+/// The searches of a batch: decoded in one pass when every one has the usual shape, else
+/// by serde (whose messages name the search at fault: `searches[2].vector`).
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<SearchRequest>, ApiError> {
+    if let Some(objects) = body::plain_objects(bytes, "searches", &SEARCH_KEYS) {
+        let plain: Option<Vec<SearchRequest>> = objects.into_iter().map(plain_request).collect();
+        if let Some(requests) = plain {
+            return Ok(requests);
+        }
+    }
+    body::json::<BatchSearchRequest>(bytes).map(|b| b.searches)
+}
+
+/// A search from the fields `plain_object` read, if they are a search without filter.
+fn plain_request(fields: Vec<(&str, Plain)>) -> Option<SearchRequest> {
+    let (mut vector, mut k, mut ef) = (None, None, None);
+    for (key, value) in fields {
+        match (key, value) {
+            ("vector", Plain::Numbers(v)) => vector = Some(v),
+            ("k", Plain::Whole(n)) => k = Some(n),
+            ("ef", Plain::Whole(n)) => ef = Some(n),
+            ("ef" | "filter", Plain::Null) => {}
+            _ => return None,
+        }
+    }
+    Some(SearchRequest {
+        vector: vector?,
+        k: k?,
+        ef,
+        filter: None,
+    })
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         super::resource("/vectors/index/{name}/search", "POST").route(web::post().to(search)),
+    );
+    cfg.service(
+        super::resource("/vectors/index/{name}/search/batch", "POST")
+            .route(web::post().to(search_batch)),
     );
 }
 
@@ -179,6 +373,62 @@ mod tests {
             Ok(_) => panic!("{body} accepted"),
             Err(e) => e.message,
         }
+    }
+
+    type Parts = Vec<(Vec<f32>, usize, Option<usize>, bool)>;
+
+    fn batch(body: &str) -> Result<Parts, String> {
+        let parts = |list: Vec<SearchRequest>| {
+            list.into_iter()
+                .map(|r| (r.vector, r.k, r.ef, r.filter.is_some()))
+                .collect::<Parts>()
+        };
+        let fast = decode_batch(body.as_bytes())
+            .map(parts)
+            .map_err(|e| e.message);
+        let slow = body::json::<BatchSearchRequest>(body.as_bytes())
+            .map(|b| parts(b.searches))
+            .map_err(|e| e.message);
+        assert_eq!(fast, slow, "{body}");
+        fast
+    }
+
+    #[test]
+    fn the_batch_decoder_agrees_with_serde() {
+        assert_eq!(
+            batch(r#"{"searches":[{"vector":[1,2],"k":1},{"k":2,"ef":9,"vector":[0.5]}]}"#),
+            Ok(vec![
+                (vec![1.0, 2.0], 1, None, false),
+                (vec![0.5], 2, Some(9), false)
+            ])
+        );
+        assert_eq!(
+            batch(" { \"searches\" : [ { \"vector\" : [ 3 ] , \"k\" : 1 , \"ef\" : null } ] } "),
+            Ok(vec![(vec![3.0], 1, None, false)])
+        );
+        assert_eq!(
+            batch(r#"{"searches":[{"vector":[1],"k":1},{"vector":[1],"k":1,"filter":{"a":1}}]}"#),
+            Ok(vec![
+                (vec![1.0], 1, None, false),
+                (vec![1.0], 1, None, true)
+            ])
+        );
+        assert_eq!(batch(r#"{"searches":[]}"#), Ok(vec![]));
+        for body in [
+            r#"{"searches":[{"vector":[1],"k":1},]}"#,
+            r#"{"searches":[{"vector":[1],"k":1}],"searches":[]}"#,
+            r#"{"searches":[{"vector":[1],"k":1,"k":2}]}"#,
+            r#"{"searches":[{"vector":[1]}]}"#,
+            r#"{"searches":[{"vector":[1],"k":1}]} x"#,
+            r#"{"searches":{"vector":[1],"k":1}}"#,
+            r#"{"searches":[{"vector":[1],"k":1}],"k":1}"#,
+            r#"{"searches":[[1]]}"#,
+            r#"{}"#,
+        ] {
+            assert!(batch(body).is_err(), "{body} accepted");
+        }
+        let m = batch(r#"{"searches":[{"vector":[1],"k":1},{"vector":[1],"k":-1}]}"#);
+        assert!(m.unwrap_err().contains("searches[1].k"));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Limits {
     pub max_id_bytes: usize,
     /// Keys in a search filter.
     pub max_filter_keys: usize,
+    /// Searches in one batch search.
+    pub max_batch_searches: usize,
     /// Indexes in the process.
     pub max_indexes: usize,
 }
@@ -41,6 +43,7 @@ impl Default for Limits {
             max_metadata_bytes: 64 << 10,
             max_id_bytes: MAX_ID_BYTES,
             max_filter_keys: 64,
+            max_batch_searches: 1_000,
             max_indexes: 10_000,
         }
     }
@@ -55,6 +58,7 @@ impl Limits {
             max_metadata_bytes: usize::MAX,
             max_id_bytes: MAX_ID_BYTES,
             max_filter_keys: usize::MAX,
+            max_batch_searches: usize::MAX,
             max_indexes: usize::MAX,
         }
     }

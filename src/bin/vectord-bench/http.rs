@@ -281,6 +281,83 @@ impl Server {
     }
 }
 
+/// The part of a batch search answer the benchmark reads.
+#[derive(serde::Deserialize)]
+struct BatchAnswer {
+    results: Vec<Vec<SearchAnswerItem>>,
+}
+
+impl Server {
+    /// `search`, with the queries sent `batch` at a time to `search/batch`: recall and
+    /// throughput per query, latency per batch, vectord's CPU time per query.
+    pub fn search_batches(
+        &self,
+        name: &str,
+        data: &Dataset,
+        ef: usize,
+        k: usize,
+        batch: usize,
+    ) -> Result<SearchFigures, String> {
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let path = format!("/vectors/index/{name}/search/batch");
+        let requests: Vec<Vec<u8>> = data
+            .queries
+            .chunks(batch.max(1))
+            .map(|qs| {
+                let searches: Vec<Value> = qs
+                    .iter()
+                    .map(|q| json!({"vector": q, "k": k, "ef": ef}))
+                    .collect();
+                let body = json!({ "searches": searches }).to_string();
+                crate::wire::post_request(&addr, &path, body.as_bytes())
+            })
+            .collect();
+        type Found = Vec<Vec<usize>>;
+        let run = |range: std::ops::Range<usize>| -> Result<(Found, Vec<Duration>), String> {
+            let (mut found, mut lat) = (Vec::new(), Vec::with_capacity(range.len()));
+            for i in range {
+                let t = Instant::now();
+                let (status, body) = crate::wire::send(&addr, &requests[i % requests.len()])?;
+                if status != 200 {
+                    return Err(format!("search/batch answered {status}"));
+                }
+                let answer: BatchAnswer =
+                    serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+                lat.push(t.elapsed());
+                found.extend(answer.results.into_iter().map(|list| {
+                    list.iter()
+                        .filter_map(|r| r.id.parse().ok())
+                        .collect::<Vec<usize>>()
+                }));
+            }
+            Ok((found, lat))
+        };
+        // A few dozen requests take a few milliseconds: the timed passes go over the
+        // queries `ROUNDS` times, so that start and end are a small part of them.
+        const ROUNDS: usize = 4;
+        let n = requests.len();
+        let per_request = data.queries.len() as f64 / n.max(1) as f64;
+        let cpu_before = cpu_seconds(self.pid());
+        let (found, lat) = run(0..n)?;
+        let started = Instant::now();
+        run(0..n * ROUNDS)?;
+        let qps1 = (ROUNDS * data.queries.len()) as f64 / started.elapsed().as_secs_f64();
+        let qps2 = crate::two_clients(n * ROUNDS, |range| run(range).map(|_| ()))? * per_request;
+        let recall = found
+            .iter()
+            .zip(&data.truth)
+            .map(|(f, t)| crate::data::recall(f, t, k))
+            .sum::<f64>()
+            / found.len().max(1) as f64;
+        let mut figures = SearchFigures::new(ef, recall, qps1, qps2, &lat);
+        if let (Some(a), Some(b)) = (cpu_before, cpu_seconds(self.pid())) {
+            let searched = (1 + 2 * ROUNDS) * data.queries.len();
+            figures.server_cpu_ms = Some((b - a) * 1000.0 / searched as f64);
+        }
+        Ok(figures)
+    }
+}
+
 impl Server {
     /// Requests per second of `GET /health` with 2 clients (best of `passes` runs of `n`
     /// requests): what the HTTP exchange alone costs the two cores, client and server,

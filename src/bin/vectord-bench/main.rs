@@ -132,6 +132,8 @@ pub fn live_heap_bytes() -> usize {
 
 const K: usize = 10;
 const BATCH: usize = 1000;
+/// Queries per request in the batch-search figures.
+const SEARCH_BATCH: usize = 32;
 
 /// Search figures at one `ef`.
 #[derive(Debug, Clone, Serialize)]
@@ -314,6 +316,8 @@ struct HttpFigures {
     sealed_segments: usize,
     rss_bytes_per_vector: Option<f64>,
     search: Vec<SearchFigures>,
+    /// The same queries at ef 64, `SEARCH_BATCH` to a request (`search/batch`): per query.
+    batch_search: Option<SearchFigures>,
     /// `GET /health` per second with 2 clients: the HTTP exchange alone.
     health_qps_2_clients: Option<f64>,
     during_ingest: Option<DuringIngest>,
@@ -343,6 +347,8 @@ struct Ratios {
     search_over_hnswlib_at_098: Option<f64>,
     /// HTTP / in-process search throughput with 2 clients at ef 64 (target >= 0.8).
     http_over_inprocess_2_clients: Option<f64>,
+    /// The same with the queries sent `SEARCH_BATCH` to a request.
+    http_batch_over_inprocess_2_clients: Option<f64>,
     /// Indexed HTTP ingest / raw parallel_insert build (the pipeline should cost nothing).
     indexed_ingest_over_raw_build: Option<f64>,
     /// rebuild time / reload time.
@@ -582,6 +588,15 @@ fn bench_one(
         }
     }
     if let (Some(server), Some(figures)) = (&server, r.http.as_mut()) {
+        let mut best: Option<SearchFigures> = None;
+        for _ in 0..PASSES {
+            let b = server.search_batches("bench", set, 64, K, SEARCH_BATCH)?;
+            best = Some(match best {
+                Some(best) => best.best_of(b),
+                None => b,
+            });
+        }
+        figures.batch_search = best;
         figures.health_qps_2_clients = Some(server.health_rate(20_000, PASSES)?);
         if args.during_ingest > 0 && !args.smoke {
             figures.during_ingest = Some(search_during_ingest(server, set, args.during_ingest)?);
@@ -605,8 +620,12 @@ fn bench_one(
     let default_ef = 64;
     r.ratios.recall_at_default_ef = at(&r.raw_search, default_ef).map_or(0.0, |s| s.recall_at_10);
     if let Some(h) = &r.http {
-        if let (Some(h), Some(w)) = (at(&h.search, default_ef), at(&r.raw_search, default_ef)) {
-            r.ratios.http_over_inprocess_2_clients = Some(h.qps_2_clients / w.qps_2_clients);
+        if let (Some(one), Some(w)) = (at(&h.search, default_ef), at(&r.raw_search, default_ef)) {
+            r.ratios.http_over_inprocess_2_clients = Some(one.qps_2_clients / w.qps_2_clients);
+            r.ratios.http_batch_over_inprocess_2_clients = h
+                .batch_search
+                .as_ref()
+                .map(|b| b.qps_2_clients / w.qps_2_clients);
         }
         r.ratios.indexed_ingest_over_raw_build = (r.raw_build_vectors_per_s > 0.0)
             .then(|| h.ingest_indexed_vectors_per_s / r.raw_build_vectors_per_s);
@@ -876,6 +895,16 @@ fn print_tables(report: &Report) {
                     1.0 / (1.0 + w.qps_2_clients / health.max(1e-9))
                 );
             }
+        }
+        if let Some(b) = d.http.as_ref().and_then(|h| h.batch_search.as_ref()) {
+            println!(
+                "| HTTP / in-process search, 2 clients, ef 64, {SEARCH_BATCH} queries per `search/batch` request | {} (recall@10 {:.3}; 1 client {:.0}, 2 clients {:.0} queries/s; vectord CPU {:.3} ms per query) |",
+                opt(d.ratios.http_batch_over_inprocess_2_clients, 2),
+                b.recall_at_10,
+                b.qps_1_client,
+                b.qps_2_clients,
+                b.server_cpu_ms.unwrap_or(f64::NAN)
+            );
         }
         println!(
             "| indexed HTTP ingest / raw build | {} |",
