@@ -352,6 +352,18 @@ fn a_panic_costs_one_request_only() {
             "{b}"
         );
     }
+    // a batch whose threads panic: one 500, and the threads' permits come back
+    for _ in 0..3 {
+        let (s, b) = api.post(
+            "/vectors/index/bad/search/batch",
+            &json!({"searches": vec![json!({"vector": [1, 2], "k": 1}); 12]}),
+        );
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (500, Some("internal")),
+            "{b}"
+        );
+    }
     // the process and the other index are fine
     assert_eq!(api.get("/health").0, 200);
     assert_eq!(
@@ -367,6 +379,14 @@ fn a_panic_costs_one_request_only() {
         &json!({"vector": [1, 2], "k": 1}),
     );
     assert_eq!(b["results"][0]["id"], "y");
+    for _ in 0..5 {
+        let (s, b) = api.post(
+            "/vectors/index/good/search/batch",
+            &json!({"searches": vec![json!({"vector": [1, 2], "k": 1, "ef": 1000}); 12]}),
+        );
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["results"][11][0]["id"], "y");
+    }
     // the faulty index still answers everything that does not panic
     assert_eq!(api.get("/vectors/index/bad").1["count"], 0);
     assert_eq!(api.delete("/vectors/index/bad").0, 204);
