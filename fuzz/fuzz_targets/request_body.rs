@@ -1,5 +1,5 @@
 //! Request bodies as the HTTP front decodes them, then checked as the index checks them:
-//! any bytes give a value or a 4xx error, never a panic; the search and add routes'
+//! any bytes give a value or a 4xx error, never a panic; the search, batch search and add routes'
 //! one-pass decoders and serde agree; the fast decimal reader gives what the standard parser gives.
 #![no_main]
 
@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use vectord::http::body;
 use vectord::http::index_api::CreateIndex;
 use vectord::http::item_api::AddRequest;
-use vectord::http::search_api::SearchRequest;
+use vectord::http::search_api::{BatchSearchRequest, SearchRequest};
 use vectord_actors::distance::Metric;
 use vectord_actors::index::IndexParams;
 
@@ -58,6 +58,20 @@ fuzz_target!(|data: &[u8]| {
             let _ = p.check_search(search.k, search.ef);
             let _ = p.check_vector(search.vector.clone(), "vector");
         }
+    }
+    // So must the batch search route's.
+    let batch_by_serde = body::json::<BatchSearchRequest>(data).map(|b| b.searches);
+    match (vectord::http::search_api::decode_batch(data), &batch_by_serde) {
+        (Ok(fast), Ok(slow)) => {
+            assert_eq!(fast.len(), slow.len());
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for (a, b) in fast.iter().zip(slow) {
+                assert_eq!(bits(&a.vector), bits(&b.vector));
+                assert_eq!((a.k, a.ef, &a.filter), (b.k, b.ef, &b.filter));
+            }
+        }
+        (Err(fast), Err(slow)) => assert_eq!(fast.message, slow.message),
+        (fast, _) => panic!("the batch decoders disagree: one-pass ok = {}", fast.is_ok()),
     }
     // Any number the fast decimal reader decides must be the standard parser's f32.
     if let Some((len, Some(fast))) = vectord::http::decimal::scan(data) {
