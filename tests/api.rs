@@ -770,6 +770,22 @@ fn batch_search_answers_each_search_as_search_does() {
             assert_eq!(hit["metadata"]["group"], json!(1), "search {i}: {hit}");
         }
     }
+    // A batch long enough (milliseconds) for search threads to help the HTTP worker:
+    // every answer still lands in its place.
+    let many: Vec<Value> = vectors(10, 200, 16)
+        .iter()
+        .enumerate()
+        .map(|(i, q)| json!({"vector": q, "k": 1 + i % 20, "ef": 400}))
+        .collect();
+    let (s, batch) = api.post(
+        "/vectors/index/b/search/batch",
+        &json!({ "searches": many }),
+    );
+    assert_eq!(s, 200, "{batch}");
+    for (i, search) in many.iter().enumerate() {
+        let (_, one) = api.post("/vectors/index/b/search", search);
+        assert_eq!(batch["results"][i], one["results"], "search {i}");
+    }
     assert_eq!(
         settled(&api, "b"),
         shape,

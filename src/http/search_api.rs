@@ -7,7 +7,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use actix_web::http::StatusCode;
@@ -31,9 +30,15 @@ const INLINE_MAX_UNSEALED: usize = 4096;
 /// The `k` of the searches of one batch add up to at most this, which bounds its answer
 /// (a single search answers at most 1,000 results).
 pub const MAX_BATCH_RESULTS: usize = 100_000;
-/// A batch is split over idle search threads in parts of at least this many searches
-/// (a hand-off to a thread costs about what one cheap search does).
-const MIN_SEARCHES_PER_THREAD: usize = 4;
+/// The HTTP worker runs this many searches of a batch between two yields...
+const INLINE_SEARCHES: usize = 2;
+/// ...and a search thread that helps it takes this many (a few milliseconds at most for
+/// searches of moderate width) before it gives its permit back.
+const HELPER_SEARCHES: usize = 16;
+/// A search thread must have been free this long before a batch takes it: one that is
+/// free only while another client reads its answer and sends its next request is left to
+/// that client.
+const HELPER_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A search. Unknown fields are refused.
 #[derive(Deserialize, ToSchema)]
@@ -136,9 +141,9 @@ pub async fn search(
 }
 
 /// Several searches at once: each answered exactly as `search` would answer it, in one
-/// round trip. The searches run on the blocking pool, split over as many search threads
-/// as are idle (`vectord.search_threads`), so one client's batch uses the cores that no
-/// other request needs.
+/// round trip. The HTTP worker runs them, helped by search threads that have been idle a
+/// while (see `run_batch`), so one client's batch uses the cores that no other request
+/// needs.
 #[utoipa::path(post, path = "/vectors/index/{name}/search/batch", tag = "search", request_body = BatchSearchRequest,
     params(("name" = String, Path, description = "index name")),
     responses(
@@ -193,71 +198,141 @@ pub async fn search_batch(
     Ok(HttpResponse::Ok().json(BatchSearchResponse { results: answers }))
 }
 
-/// Runs the searches of a batch on search threads of the blocking pool and answers them in
-/// order. It starts on one thread (its permit waited for like any search's), then takes
-/// another each time a permit comes free while searches are left, up to one thread per
-/// `MIN_SEARCHES_PER_THREAD` searches: a lone batch soon runs on every core, and a thread
-/// that another request gives back mid-batch is put to work at once (deciding the number of
-/// threads at the start left a core idle whenever the other client was between requests:
-/// ~25 % of the machine with two clients sending batches). A batch waits for at most one
-/// permit at a time, so a search that comes after it queues behind one thread, not all.
+/// The searches of a batch and the next one to run, shared by the HTTP worker that runs
+/// the batch and the search threads that help it.
+struct Batch {
+    searches: Vec<Checked>,
+    next: AtomicUsize,
+}
+
+impl Batch {
+    /// The next search nobody has taken yet, with its position.
+    fn take(&self) -> Option<(usize, &Checked)> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.searches.get(i).map(|s| (i, s))
+    }
+
+    fn left(&self) -> usize {
+        self.searches
+            .len()
+            .saturating_sub(self.next.load(Ordering::Relaxed))
+    }
+}
+
+/// Runs the searches of a batch and answers them in order. The HTTP worker that took the
+/// request runs them itself, a few at a time (`INLINE_SEARCHES`) with a yield between, so
+/// the other connections of that worker wait no longer than behind one single search: a
+/// hand-off to another thread costs tens of µs on virtual cores and left them 20–30 % idle
+/// when every search of a batch went to the blocking pool. Cheap searches run on the worker
+/// like single ones (see `search`); the others, and any that meet a writer's lock, go to the
+/// blocking pool one by one. When a search thread has been free for `HELPER_DELAY` (or a
+/// helper's permit came back and nobody took it) and enough searches are left, a helper on
+/// the blocking pool takes `HELPER_SEARCHES` of them and gives its thread back: a lone
+/// client's batch uses the idle cores, a thread free only between another client's
+/// requests is left to that client (taking it cost ~12 % with two clients), and a request
+/// waiting for a search thread gets one within a stint.
 async fn run_batch(
     permits: &Arc<Semaphore>,
     handle: &IndexHandle,
     searches: Vec<Checked>,
 ) -> Result<Vec<Vec<SearchResult>>, ApiError> {
     let count = searches.len();
-    let most = count.div_ceil(MIN_SEARCHES_PER_THREAD);
-    let searches = Arc::new(searches);
-    let next = Arc::new(AtomicUsize::new(0));
-    // Each thread takes the next search until none is left, then gives its permit back.
-    let thread = |permit: OwnedSemaphorePermit| {
-        let (index, searches, next, name) = (
-            handle.index.clone(),
-            searches.clone(),
-            next.clone(),
-            handle.name.clone(),
-        );
-        web::block(move || {
-            let _permit = permit;
-            vectord_actors::faults::maybe_panic("search", &name);
-            let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(search) = searches.get(i) else {
-                    return done;
-                };
-                done.push((i, results(run(&index, search))));
-            }
-        })
-    };
-    let first = permits
+    let batch = Arc::new(Batch {
+        searches,
+        next: AtomicUsize::new(0),
+    });
+    let own = permits
         .clone()
         .acquire_owned()
         .await
         .map_err(|_| shutting_down())?;
-    let mut running = FuturesUnordered::new();
-    running.push(thread(first));
-    let mut started = 1;
+    let index = &handle.index;
+    let few_unsealed = index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
     let mut answers: Vec<Vec<SearchResult>> = (0..count).map(|_| Vec::new()).collect();
-    while !running.is_empty() {
-        let more = started < most && next.load(Ordering::Relaxed) < count;
-        tokio::select! {
-            Some(part) = running.next() => {
-                for (i, answer) in part.map_err(|e| failed(&handle.name, e.to_string()))? {
-                    answers[i] = answer;
-                }
+    let mut helpers = Vec::new();
+    // Since when a search thread has been seen free at every check; a helper that finished
+    // and whose permit nobody took shows that nobody waits, too.
+    let mut free_since: Option<std::time::Instant> = None;
+    let mut helped = false;
+    loop {
+        if permits.available_permits() == 0 {
+            free_since = None;
+        } else {
+            free_since.get_or_insert_with(std::time::Instant::now);
+        }
+        let idle = helped || free_since.is_some_and(|t| t.elapsed() >= HELPER_DELAY);
+        if idle && batch.left() >= HELPER_SEARCHES {
+            if let Ok(permit) = permits.clone().try_acquire_owned() {
+                helpers.push(helper(permit, batch.clone(), handle));
+                helped = true;
             }
-            permit = permits.clone().acquire_owned(), if more => {
-                let permit = permit.map_err(|_| shutting_down())?;
-                if next.load(Ordering::Relaxed) < count {
-                    running.push(thread(permit));
-                    started += 1;
+        }
+        let mut ran = 0;
+        while ran < INLINE_SEARCHES {
+            let Some((i, search)) = batch.take() else {
+                break;
+            };
+            let cheap = search.filter.is_none() && search.ef <= INLINE_MAX_EF && few_unsealed;
+            let inline = if cheap {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    vectord_actors::faults::maybe_panic("search", &handle.name);
+                    index.try_search(&search.query, search.k, search.ef, None)
+                }))
+                .map_err(|_| failed(&handle.name, "panicked".into()))?
+            } else {
+                None
+            };
+            let hits = match inline {
+                Some(hits) => hits,
+                None => {
+                    let (index, batch, name) = (index.clone(), batch.clone(), handle.name.clone());
+                    web::block(move || {
+                        vectord_actors::faults::maybe_panic("search", &name);
+                        run(&index, &batch.searches[i])
+                    })
+                    .await
+                    .map_err(|e| failed(&handle.name, e.to_string()))?
                 }
-            }
+            };
+            answers[i] = results(hits);
+            ran += 1;
+        }
+        if ran == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    drop(own);
+    for part in futures::future::join_all(helpers).await {
+        for (i, answer) in part.map_err(|e| failed(&handle.name, e.to_string()))? {
+            answers[i] = answer;
         }
     }
     Ok(answers)
+}
+
+/// A stint of a search thread on a batch: up to `HELPER_SEARCHES` searches, then its
+/// permit goes back (to whoever waits first).
+fn helper(
+    permit: OwnedSemaphorePermit,
+    batch: Arc<Batch>,
+    handle: &IndexHandle,
+) -> impl std::future::Future<
+    Output = Result<Vec<(usize, Vec<SearchResult>)>, actix_web::error::BlockingError>,
+> {
+    let (index, name) = (handle.index.clone(), handle.name.clone());
+    web::block(move || {
+        vectord_actors::faults::maybe_panic("search", &name);
+        let mut done = Vec::new();
+        while done.len() < HELPER_SEARCHES {
+            let Some((i, search)) = batch.take() else {
+                break;
+            };
+            done.push((i, results(run(&index, search))));
+        }
+        drop(permit);
+        done
+    })
 }
 
 /// Checks a search against the index's parameters and the limits; `place` is its position
