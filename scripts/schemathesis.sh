@@ -112,7 +112,7 @@ seed() {
 #    *index* it goes to has dimensions (a constraint across resources), must not be all
 #    zero under cosine, its norm must stay under 1e18 under l2/ip, ids are limited in bytes
 #    (JSON Schema counts characters), ids must be unique in a batch, ef must be >= k, and
-#    the k of a batch search must add up to at most 100,000. The server is
+#    the k of a batch search must add up to at most 10,000. The server is
 #    right to answer 400 to such schema-valid bodies. Every other check stays on, on
 #    every operation (negative_data_rejection included: the server must refuse all that
 #    the document forbids).

@@ -712,7 +712,11 @@ fn batch_search_answers_each_search_as_search_does() {
             "--set".into(),
             "vectord.seal_idle_ms=600000".into(),
             "--set".into(),
-            "vectord.max_batch_searches=200".into(),
+            "vectord.max_batch_searches=1000".into(),
+            // More search threads than a small CI machine has cores, so that helpers can
+            // join the long batch below wherever the test runs.
+            "--set".into(),
+            "vectord.search_threads=4".into(),
         ],
         true,
     );
@@ -770,12 +774,25 @@ fn batch_search_answers_each_search_as_search_does() {
             assert_eq!(hit["metadata"]["group"], json!(1), "search {i}: {hit}");
         }
     }
-    // A batch long enough (milliseconds) for search threads to help the HTTP worker:
-    // every answer still lands in its place.
-    let many: Vec<Value> = vectors(10, 200, 16)
+    // A batch long enough (tens of milliseconds) for search threads to help the HTTP
+    // worker: every answer still lands in its place.
+    let helped = |api: &Api| -> u64 {
+        let text = ureq::get(&format!("{}/metrics", api.base))
+            .call()
+            .expect("GET /metrics")
+            .into_string()
+            .expect("metrics text");
+        text.lines()
+            .find(|l| l.starts_with("vectord_batch_searches_total{ran_on=\"search_thread\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let helped_before = helped(&api);
+    let many: Vec<Value> = vectors(10, 1000, 16)
         .iter()
         .enumerate()
-        .map(|(i, q)| json!({"vector": q, "k": 1 + i % 20, "ef": 400}))
+        .map(|(i, q)| json!({"vector": q, "k": 1 + i % 10, "ef": 1000}))
         .collect();
     let (s, batch) = api.post(
         "/vectors/index/b/search/batch",
@@ -786,6 +803,10 @@ fn batch_search_answers_each_search_as_search_does() {
         let (_, one) = api.post("/vectors/index/b/search", search);
         assert_eq!(batch["results"][i], one["results"], "search {i}");
     }
+    assert!(
+        helped(&api) > helped_before,
+        "no search thread helped a batch of 1,000 wide searches"
+    );
     assert_eq!(
         settled(&api, "b"),
         shape,
@@ -817,10 +838,10 @@ fn batch_search_answers_each_search_as_search_does() {
     };
     let (s, c, m) = refused(json!({"searches": []}));
     assert_eq!((s, c.as_str()), (400, "empty_batch"), "{m}");
-    let (s, c, m) = refused(json!({"searches": vec![json!({"vector": q, "k": 1}); 201]}));
+    let (s, c, m) = refused(json!({"searches": vec![json!({"vector": q, "k": 1}); 1001]}));
     assert_eq!((s, c.as_str()), (400, "too_many_searches"), "{m}");
     assert!(m.contains("vectord.max_batch_searches"), "{m}");
-    let (s, c, m) = refused(json!({"searches": vec![json!({"vector": q, "k": 1000}); 101]}));
+    let (s, c, m) = refused(json!({"searches": vec![json!({"vector": q, "k": 1000}); 11]}));
     assert_eq!((s, c.as_str()), (400, "too_many_results"), "{m}");
     let (s, c, m) = refused(
         json!({"searches": [{"vector": q, "k": 1}, {"vector": q, "k": 1}, {"vector": q, "k": 1}, {"vector": [1, 2], "k": 1}]}),

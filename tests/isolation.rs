@@ -352,11 +352,12 @@ fn a_panic_costs_one_request_only() {
             "{b}"
         );
     }
-    // a batch whose threads panic: one 500, and the threads' permits come back
-    for _ in 0..3 {
+    // a batch whose searches panic, on the HTTP worker (ef 10) and on the blocking pool
+    // (ef 1000): one 500 each, and the permits come back
+    for ef in [10, 1000, 10, 1000] {
         let (s, b) = api.post(
             "/vectors/index/bad/search/batch",
-            &json!({"searches": vec![json!({"vector": [1, 2], "k": 1}); 12]}),
+            &json!({"searches": vec![json!({"vector": [1, 2], "k": 1, "ef": ef}); 40]}),
         );
         assert_eq!(
             (s, b["error"]["code"].as_str()),

@@ -32,6 +32,7 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_seconds: HistogramVec,
     pub busy_rejections: IntCounterVec,
+    pub batch_searches: IntCounterVec,
     pub index_items: IntGaugeVec,
     pub index_tombstones: IntGaugeVec,
     pub index_memory_bytes: IntGaugeVec,
@@ -202,6 +203,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "vectord_busy_rejections_total",
             "Requests refused with 503 busy, by reason.",
             &["reason"],
+        ),
+        batch_searches: counter_vec(
+            &r,
+            "vectord_batch_searches_total",
+            "Searches of batch requests, by the thread that ran them (the HTTP worker, or a search thread that helped it).",
+            &["ran_on"],
         ),
         index_items: gauge_vec(
             &r,

@@ -4,7 +4,7 @@
 //! the index takes writes, at most `search_threads` at once: cheap ones on the HTTP worker
 //! when the index's lock is free, the others on the blocking pool.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -28,8 +28,8 @@ const INLINE_MAX_EF: usize = 256;
 /// ...when the index has at most this many unsealed points to scan.
 const INLINE_MAX_UNSEALED: usize = 4096;
 /// The `k` of the searches of one batch add up to at most this, which bounds its answer
-/// (a single search answers at most 1,000 results).
-pub const MAX_BATCH_RESULTS: usize = 100_000;
+/// to ten times a single search's largest (1,000 results).
+pub const MAX_BATCH_RESULTS: usize = 10_000;
 /// The HTTP worker runs this many searches of a batch between two yields...
 const INLINE_SEARCHES: usize = 2;
 /// ...and a search thread that helps it takes this many (a few milliseconds at most for
@@ -67,8 +67,8 @@ pub struct SearchRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"searches": [{"vector": [1, 0.1, 0, 0], "k": 5}, {"vector": [0, 1, 0, 0], "k": 2, "filter": {"lang": "en"}}]}))]
 pub struct BatchSearchRequest {
-    /// 1 to `vectord.max_batch_searches` (1,000) searches, each as the body of `search`;
-    /// their `k` add up to at most 100,000.
+    /// 1 to `vectord.max_batch_searches` (1,000 by default, the bound written here)
+    /// searches, each as the body of `search`; their `k` add up to at most 10,000.
     #[schema(min_items = 1, max_items = 1000)]
     pub searches: Vec<SearchRequest>,
 }
@@ -203,11 +203,19 @@ pub async fn search_batch(
 struct Batch {
     searches: Vec<Checked>,
     next: AtomicUsize,
+    /// Set when the request is given up (an error, or the client went away): helpers stop
+    /// taking searches.
+    cancelled: AtomicBool,
+    /// Helper stints finished so far.
+    helpers_done: AtomicUsize,
 }
 
 impl Batch {
     /// The next search nobody has taken yet, with its position.
     fn take(&self) -> Option<(usize, &Checked)> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return None;
+        }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         self.searches.get(i).map(|s| (i, s))
     }
@@ -219,6 +227,15 @@ impl Batch {
     }
 }
 
+/// Cancels its batch when dropped: when `run_batch` returns, or its future is dropped.
+struct CancelOnDrop(Arc<Batch>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs the searches of a batch and answers them in order. The HTTP worker that took the
 /// request runs them itself, a few at a time (`INLINE_SEARCHES`) with a yield between, so
 /// the other connections of that worker wait no longer than behind one single search: a
@@ -226,7 +243,7 @@ impl Batch {
 /// when every search of a batch went to the blocking pool. Cheap searches run on the worker
 /// like single ones (see `search`); the others, and any that meet a writer's lock, go to the
 /// blocking pool one by one. When a search thread has been free for `HELPER_DELAY` (or a
-/// helper's permit came back and nobody took it) and enough searches are left, a helper on
+/// helper's permit just came back and nobody took it) and enough searches are left, a helper on
 /// the blocking pool takes `HELPER_SEARCHES` of them and gives its thread back: a lone
 /// client's batch uses the idle cores, a thread free only between another client's
 /// requests is left to that client (taking it cost ~12 % with two clients), and a request
@@ -240,31 +257,39 @@ async fn run_batch(
     let batch = Arc::new(Batch {
         searches,
         next: AtomicUsize::new(0),
+        cancelled: AtomicBool::new(false),
+        helpers_done: AtomicUsize::new(0),
     });
+    let _cancel = CancelOnDrop(batch.clone());
     let own = permits
         .clone()
         .acquire_owned()
         .await
         .map_err(|_| shutting_down())?;
     let index = &handle.index;
-    let few_unsealed = index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
+    let ran_here = vectord_actors::metrics::metrics()
+        .batch_searches
+        .with_label_values(&["http_worker"]);
     let mut answers: Vec<Vec<SearchResult>> = (0..count).map(|_| Vec::new()).collect();
     let mut helpers = Vec::new();
-    // Since when a search thread has been seen free at every check; a helper that finished
-    // and whose permit nobody took shows that nobody waits, too.
+    // Since when a search thread has been seen free at every check.
     let mut free_since: Option<std::time::Instant> = None;
-    let mut helped = false;
+    let mut helpers_seen = 0;
     loop {
-        if permits.available_permits() == 0 {
-            free_since = None;
-        } else {
+        let free = permits.available_permits() > 0;
+        if free {
             free_since.get_or_insert_with(std::time::Instant::now);
+        } else {
+            free_since = None;
         }
-        let idle = helped || free_since.is_some_and(|t| t.elapsed() >= HELPER_DELAY);
+        // A helper that finished and whose permit nobody took shows that nobody waits.
+        let done = batch.helpers_done.load(Ordering::Acquire);
+        let returned = done > helpers_seen && free;
+        helpers_seen = done;
+        let idle = returned || free_since.is_some_and(|t| t.elapsed() >= HELPER_DELAY);
         if idle && batch.left() >= HELPER_SEARCHES {
             if let Ok(permit) = permits.clone().try_acquire_owned() {
                 helpers.push(helper(permit, batch.clone(), handle));
-                helped = true;
             }
         }
         let mut ran = 0;
@@ -272,7 +297,10 @@ async fn run_batch(
             let Some((i, search)) = batch.take() else {
                 break;
             };
-            let cheap = search.filter.is_none() && search.ef <= INLINE_MAX_EF && few_unsealed;
+            // Read for each search, as the single route does: writes may come meanwhile.
+            let cheap = search.filter.is_none()
+                && search.ef <= INLINE_MAX_EF
+                && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
             let inline = if cheap {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     vectord_actors::faults::maybe_panic("search", &handle.name);
@@ -300,6 +328,7 @@ async fn run_batch(
         if ran == 0 {
             break;
         }
+        ran_here.inc_by(ran as u64);
         tokio::task::yield_now().await;
     }
     drop(own);
@@ -331,6 +360,11 @@ fn helper(
             done.push((i, results(run(&index, search))));
         }
         drop(permit);
+        batch.helpers_done.fetch_add(1, Ordering::Release);
+        vectord_actors::metrics::metrics()
+            .batch_searches
+            .with_label_values(&["search_thread"])
+            .inc_by(done.len() as u64);
         done
     })
 }
