@@ -1,10 +1,10 @@
 //! The model test: a random sequence of operations against the real vectord and, in step,
 //! against a plain in-test model of what the contract promises. After every step the answer
 //! must agree with the model (ids, vectors, metadata, counts, exact-match searches,
-//! filtered searches, the list of indexes); every so often all indexes are flushed and
-//! vectord restarted — by SIGTERM or by `kill -9`, alternately — and everything is checked
-//! in full. Small segments (`seal_points` 100) make seals, merges and compactions happen
-//! all the time under the sequence.
+//! filtered searches, both also in one batch search, the list of indexes); every so often
+//! all indexes are flushed and vectord restarted — by SIGTERM or by `kill -9`, alternately
+//! — and everything is checked in full. Small segments (`seal_points` 100) make seals,
+//! merges and compactions happen all the time under the sequence.
 //!
 //! `MODEL_OPS` sets the number of operations (CI: 3,000; the README gives the long run),
 //! `MODEL_SEED` the seed. Prints the operations and checks done.
@@ -114,7 +114,11 @@ impl Checker {
             &json!({"vector": v, "k": 5, "ef": 200}),
         );
         self.check(s == 200, || format!("search {name}: {s} {body}"));
-        let results = body["results"].as_array().cloned().unwrap_or_default();
+        self.exact_results(name, model, id, &body["results"]);
+    }
+
+    fn exact_results(&mut self, name: &str, model: &Model, id: &str, results: &Value) {
+        let results = results.as_array().cloned().unwrap_or_default();
         self.check(results.len() == model.items.len().min(5), || {
             format!(
                 "search {name}: {} results of {}",
@@ -122,7 +126,9 @@ impl Checker {
                 model.items.len()
             )
         });
-        let first = &results[0];
+        let Some(first) = results.first() else {
+            return;
+        };
         self.check(
             first["id"] == id && first["distance"].as_f64().unwrap_or(1.0).abs() <= 1e-5,
             || format!("search {name} for {id}: first is {first}"),
@@ -143,12 +149,16 @@ impl Checker {
             &json!({"vector": query, "k": 10, "filter": {"tag": tag}}),
         );
         self.check(s == 200, || format!("filtered search {name}: {s} {body}"));
+        self.filtered_results(name, model, tag, &body["results"]);
+    }
+
+    fn filtered_results(&mut self, name: &str, model: &Model, tag: &str, results: &Value) {
         let matching = model
             .items
             .values()
             .filter(|(_, m)| m["tag"] == tag)
             .count();
-        let results = body["results"].as_array().cloned().unwrap_or_default();
+        let results = results.as_array().cloned().unwrap_or_default();
         self.check(results.len() == matching.min(10), || {
             format!(
                 "filtered search {name} tag {tag}: {} results, {matching} match",
@@ -160,6 +170,21 @@ impl Checker {
                 format!("{r} does not match {tag}")
             });
         }
+    }
+
+    /// The exact and the filtered search in one batch: each answer holds to its rules.
+    fn batch_search(&mut self, name: &str, model: &Model, id: &str, tag: &str, query: &[f32]) {
+        let (v, _) = &model.items[id];
+        let (s, body) = self.api.post(
+            &format!("/vectors/index/{name}/search/batch"),
+            &json!({"searches": [
+                {"vector": query, "k": 10, "filter": {"tag": tag}},
+                {"vector": v, "k": 5, "ef": 200},
+            ]}),
+        );
+        self.check(s == 200, || format!("batch search {name}: {s} {body}"));
+        self.filtered_results(name, model, tag, &body["results"][0]);
+        self.exact_results(name, model, id, &body["results"][1]);
     }
 
     fn count(&mut self, name: &str, model: &Model) {
@@ -294,7 +319,11 @@ fn random_operations_agree_with_the_model_across_restarts() {
             }
             52..=66 => c.item(name, &model, &id),
             67..=81 => {
-                if model.items.contains_key(&id) {
+                if model.items.contains_key(&id) && step % 3 == 0 {
+                    let tag = ["a", "b", "c"][rng.below(3) as usize];
+                    let query = random_vector(&mut rng);
+                    c.batch_search(name, &model, &id, tag, &query);
+                } else if model.items.contains_key(&id) {
                     c.exact_search(name, &model, &id);
                 } else {
                     c.item(name, &model, &id);
