@@ -67,9 +67,10 @@ pub struct SearchRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"searches": [{"vector": [1, 0.1, 0, 0], "k": 5}, {"vector": [0, 1, 0, 0], "k": 2, "filter": {"lang": "en"}}]}))]
 pub struct BatchSearchRequest {
-    /// 1 to `vectord.max_batch_searches` (1,000 by default, the bound written here)
-    /// searches, each as the body of `search`; their `k` add up to at most 10,000.
-    #[schema(min_items = 1, max_items = 1000)]
+    /// 1 to `vectord.max_batch_searches` (1,000 by default; a setting, so not written as
+    /// a bound here) searches, each as the body of `search`; their `k` add up to at most
+    /// 10,000.
+    #[schema(min_items = 1)]
     pub searches: Vec<SearchRequest>,
 }
 
