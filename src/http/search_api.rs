@@ -4,6 +4,7 @@
 //! the index takes writes, at most `search_threads` at once: cheap ones on the HTTP worker
 //! when the index's lock is free, the others on the blocking pool.
 
+use std::borrow::Borrow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -106,36 +107,7 @@ pub async fn search(
         .acquire()
         .await
         .map_err(|_| shutting_down())?;
-    let index = handle.index.clone();
-    // A search without filter, of moderate width, over an index with few unsealed points
-    // (which are scanned) takes well under a millisecond: it runs right here, on the HTTP
-    // worker, if the index's lock is free (a hand-off to the blocking pool and back costs
-    // as much as the search itself). Anything else goes to the blocking pool, so that no
-    // worker ever waits behind an index's writer or a long search.
-    let cheap = search.filter.is_none()
-        && search.ef <= INLINE_MAX_EF
-        && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
-    let inline = if cheap {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            vectord_actors::faults::maybe_panic("search", &handle.name);
-            index.try_search(&search.query, search.k, search.ef, None)
-        }))
-        .map_err(|_| failed(&handle.name, "panicked".into()))?
-    } else {
-        None
-    };
-    let hits = match inline {
-        Some(hits) => hits,
-        None => {
-            let name = handle.name.clone();
-            web::block(move || {
-                vectord_actors::faults::maybe_panic("search", &name);
-                run(&index, &search)
-            })
-            .await
-            .map_err(|e| failed(&handle.name, e.to_string()))?
-        }
-    };
+    let hits = search_one(&handle, search).await?;
     Ok(HttpResponse::Ok().json(SearchResponse {
         results: results(hits),
     }))
@@ -228,6 +200,51 @@ impl Batch {
     }
 }
 
+/// A search of a batch, by its position: what goes to the blocking pool when it does not
+/// run on the HTTP worker.
+struct BatchSearch(Arc<Batch>, usize);
+
+impl Borrow<Checked> for BatchSearch {
+    fn borrow(&self) -> &Checked {
+        &self.0.searches[self.1]
+    }
+}
+
+/// One search, for the single route and for the HTTP worker's share of a batch. A search
+/// without filter, of moderate width, over an index with few unsealed points (which are
+/// scanned; the count is read for each search, as writes may come meanwhile) takes well
+/// under a millisecond: it runs right here, on the HTTP worker, if the index's lock is
+/// free (a hand-off to the blocking pool and back costs as much as the search itself).
+/// Anything else goes to the blocking pool, so that no worker ever waits behind an
+/// index's writer or a long search.
+async fn search_one<S>(handle: &IndexHandle, search: S) -> Result<Vec<Hit>, ApiError>
+where
+    S: Borrow<Checked> + Send + 'static,
+{
+    let index = &handle.index;
+    let s: &Checked = search.borrow();
+    let cheap = s.filter.is_none()
+        && s.ef <= INLINE_MAX_EF
+        && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
+    if cheap {
+        let inline = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            vectord_actors::faults::maybe_panic("search", &handle.name);
+            index.try_search(&s.query, s.k, s.ef, None)
+        }))
+        .map_err(|_| failed(&handle.name, "panicked".into()))?;
+        if let Some(hits) = inline {
+            return Ok(hits);
+        }
+    }
+    let (index, name) = (index.clone(), handle.name.clone());
+    web::block(move || {
+        vectord_actors::faults::maybe_panic("search", &name);
+        run(&index, search.borrow())
+    })
+    .await
+    .map_err(|e| failed(&handle.name, e.to_string()))
+}
+
 /// Cancels its batch when dropped: when `run_batch` returns, or its future is dropped.
 struct CancelOnDrop(Arc<Batch>);
 
@@ -241,14 +258,14 @@ impl Drop for CancelOnDrop {
 /// request runs them itself, a few at a time (`INLINE_SEARCHES`) with a yield between, so
 /// the other connections of that worker wait no longer than behind one single search: a
 /// hand-off to another thread costs tens of µs on virtual cores and left them 20–30 % idle
-/// when every search of a batch went to the blocking pool. Cheap searches run on the worker
-/// like single ones (see `search`); the others, and any that meet a writer's lock, go to the
-/// blocking pool one by one. When a search thread has been free for `HELPER_DELAY` (or a
-/// helper's permit just came back and nobody took it) and enough searches are left, a helper on
-/// the blocking pool takes `HELPER_SEARCHES` of them and gives its thread back: a lone
-/// client's batch uses the idle cores, a thread free only between another client's
-/// requests is left to that client (taking it cost ~12 % with two clients), and a request
-/// waiting for a search thread gets one within a stint.
+/// when every search of a batch went to the blocking pool. Each search runs as
+/// `search_one` runs a single one: cheap ones on the worker, the others (and any that meet
+/// a writer's lock) on the blocking pool. When a search thread has been free for
+/// `HELPER_DELAY` (or a helper's permit just came back and nobody took it) and enough
+/// searches are left, a helper on the blocking pool takes `HELPER_SEARCHES` of them and
+/// gives its thread back: a lone client's batch uses the idle cores, a thread free only
+/// between another client's requests is left to that client (taking it cost ~12 % with
+/// two clients), and a request waiting for a search thread gets one within a stint.
 async fn run_batch(
     permits: &Arc<Semaphore>,
     handle: &IndexHandle,
@@ -267,7 +284,6 @@ async fn run_batch(
         .acquire_owned()
         .await
         .map_err(|_| shutting_down())?;
-    let index = &handle.index;
     let ran_here = vectord_actors::metrics::metrics()
         .batch_searches
         .with_label_values(&["http_worker"]);
@@ -295,34 +311,10 @@ async fn run_batch(
         }
         let mut ran = 0;
         while ran < INLINE_SEARCHES {
-            let Some((i, search)) = batch.take() else {
+            let Some((i, _)) = batch.take() else {
                 break;
             };
-            // Read for each search, as the single route does: writes may come meanwhile.
-            let cheap = search.filter.is_none()
-                && search.ef <= INLINE_MAX_EF
-                && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
-            let inline = if cheap {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    vectord_actors::faults::maybe_panic("search", &handle.name);
-                    index.try_search(&search.query, search.k, search.ef, None)
-                }))
-                .map_err(|_| failed(&handle.name, "panicked".into()))?
-            } else {
-                None
-            };
-            let hits = match inline {
-                Some(hits) => hits,
-                None => {
-                    let (index, batch, name) = (index.clone(), batch.clone(), handle.name.clone());
-                    web::block(move || {
-                        vectord_actors::faults::maybe_panic("search", &name);
-                        run(&index, &batch.searches[i])
-                    })
-                    .await
-                    .map_err(|e| failed(&handle.name, e.to_string()))?
-                }
-            };
+            let hits = search_one(handle, BatchSearch(batch.clone(), i)).await?;
             answers[i] = results(hits);
             ran += 1;
         }
