@@ -401,3 +401,61 @@ fn kill_9_loses_at_most_the_writes_of_the_last_save_window() {
         drop(v);
     }
 }
+
+#[test]
+fn after_a_crash_the_index_takes_writes_while_it_indexes_its_log_again() {
+    // Items sealed in memory but not yet under a stored manifest come back from the log
+    // unsealed after a kill -9: here 20,000, ten times the second run's
+    // max_unsealed_points. They must not make `add` busy until they are indexed again.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    let never_a_new_manifest = ["--set", "vectord.manifest_log_bytes=1099511627776"];
+    let mut first = never_a_new_manifest.to_vec();
+    first.extend(["--set", "vectord.seal_points=2000"]);
+    let mut v = persistent(dir.path(), &store.url, &first);
+    let api = v.api();
+    let dim = 128;
+    assert_eq!(create(&api, "c", dim).0, 201);
+    let vectors = vectord_actors::sample::seeded_vectors(5, 21_000, dim);
+    for (b, chunk) in vectors[..20_000].chunks(1000).enumerate() {
+        let items: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, v)| json!({"id": format!("a{}", b * 1000 + i), "vector": v}))
+            .collect();
+        let (status, body) = api.post("/vectors/index/c/add", &json!({ "items": items }));
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(flush(&api, "c"), (200, json!({"persisted": true})));
+    v.kill9();
+
+    let mut second = never_a_new_manifest.to_vec();
+    second.extend([
+        "--set",
+        "vectord.seal_points=1000",
+        "--set",
+        "vectord.max_unsealed_points=2000",
+    ]);
+    let v = persistent(dir.path(), &store.url, &second);
+    let api = v.api();
+    let (_, info) = api.get("/vectors/index/c");
+    let unsealed = info["unsealed_count"].as_u64().unwrap();
+    assert!(
+        unsealed > 2000,
+        "only {unsealed} items came back unsealed: the test needs more than 2,000"
+    );
+    let items: Vec<Value> = vectors[20_000..]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"id": format!("b{i}"), "vector": v}))
+        .collect();
+    let (status, body) = api.post("/vectors/index/c/add", &json!({ "items": items }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["count"], 21_000);
+    eventually(Duration::from_secs(300), "everything sealed again", || {
+        api.get("/vectors/index/c").1["unsealed_count"] == 0
+    });
+    let (_, info) = api.get("/vectors/index/c");
+    assert_eq!(info["count"], 21_000);
+}

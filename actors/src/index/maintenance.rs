@@ -284,7 +284,12 @@ impl Index {
     /// planned are carried over. Must not run concurrently with another mutation.
     pub fn install(&self, built: Built) -> JobReport {
         let mut s = self.write();
+        let unsealed_before = s.unsealed_points();
         let report = self.install_into(&mut s, built);
+        let sealed = unsealed_before.saturating_sub(s.unsealed_points());
+        if sealed > 0 {
+            self.drain_replayed_backlog(sealed);
+        }
         self.refresh_stats(&s);
         self.jobs.fetch_sub(1, Relaxed);
         report

@@ -93,6 +93,11 @@ pub struct Index {
     stats: Mutex<IndexStats>,
     /// Background jobs planned and not yet installed or given up.
     jobs: AtomicUsize,
+    /// Points replayed from the log at start-up that are not sealed yet (lowered as seals
+    /// install): they do not count against `max_unsealed_points`, so that a restart after
+    /// a crash, which may bring back more than that to index again, does not make `add`
+    /// busy until they are.
+    replayed_backlog: AtomicUsize,
 }
 
 /// Every segment of the index, kept together so that readers see one consistent version.
@@ -213,6 +218,7 @@ impl Index {
             state: RwLock::new(state),
             stats,
             jobs: AtomicUsize::new(0),
+            replayed_backlog: AtomicUsize::new(0),
         }
     }
 
@@ -293,10 +299,11 @@ impl Index {
         let added = items.len();
         let mut s = self.write();
         let unsealed = s.unsealed_points();
-        if back_pressure && unsealed > 0 && unsealed + added > self.config.max_unsealed_points {
+        let waiting = unsealed - self.replayed_backlog.load(Ordering::Relaxed).min(unsealed);
+        if back_pressure && waiting > 0 && waiting + added > self.config.max_unsealed_points {
             return Err(IndexError::Busy {
                 message: format!(
-                    "index {:?} has {unsealed} items waiting to be indexed (limit {}); retry shortly",
+                    "index {:?} has {waiting} items waiting to be indexed (limit {}); retry shortly",
                     self.params.name, self.config.max_unsealed_points
                 ),
                 retry_after_s: 2,
@@ -319,6 +326,26 @@ impl Index {
             count: s.count(),
             froze,
         })
+    }
+
+    /// After a replay: every point waiting to be sealed now came from the log.
+    fn mark_replayed_backlog(&self) {
+        let unsealed = self.read().unsealed_points();
+        self.replayed_backlog.store(unsealed, Ordering::Relaxed);
+    }
+
+    /// `sealed` points were just sealed: the replayed ones go first (they are the oldest).
+    fn drain_replayed_backlog(&self, sealed: usize) {
+        // Only the thread that installs jobs changes it after the load, so a plain
+        // read-then-write is enough.
+        let left = self.replayed_backlog.load(Ordering::Relaxed);
+        self.replayed_backlog
+            .store(left.saturating_sub(sealed), Ordering::Relaxed);
+    }
+
+    /// Points replayed from the log at start-up and not sealed yet.
+    pub fn replayed_backlog(&self) -> usize {
+        self.replayed_backlog.load(Ordering::Relaxed)
     }
 
     /// Tombstones an item; false when the id is not there.

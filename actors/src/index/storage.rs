@@ -228,6 +228,7 @@ impl Index {
                 }
             }
         }
+        self.mark_replayed_backlog();
         Ok(())
     }
 }

@@ -466,6 +466,13 @@ async fn load_manifest(
     }
     let index = std::sync::Arc::try_unwrap(index)
         .map_err(|_| LoadError::refused("the index is still shared after its load"))?;
+    let backlog = index.replayed_backlog();
+    if backlog > 0 {
+        log::info!(
+            "index {:?}: {backlog} items replayed from the log are indexed again in the background (found by exact scan meanwhile; not counted against max_unsealed_points)",
+            m.params.name
+        );
+    }
     if warning.is_some() {
         // New changes must never take the lsns of the log objects that could not be
         // applied: the index goes on as a new incarnation, written whole by its first

@@ -383,6 +383,69 @@ impl Server {
     }
 }
 
+/// A search request with everything but the search: how fast vectord takes requests of
+/// the size of a search, reads and decodes them, and answers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RequestPath {
+    /// Requests per second with 2 clients (best pass).
+    pub requests_per_s: f64,
+    /// vectord's CPU time per request, all its threads.
+    pub server_cpu_ms: f64,
+    /// The benchmark's own CPU time per request (its two client threads).
+    pub client_cpu_ms: f64,
+}
+
+impl Server {
+    /// Sends every query as a search with `k` 0 (2 clients, `passes` times): vectord
+    /// reads the body, decodes the 384 or so numbers, checks the search and refuses it
+    /// (400) without searching. What that costs the cores, server and client, bounds how
+    /// close HTTP can come to in-process: at best `search / (search + this)` in CPU.
+    pub fn request_path(
+        &self,
+        name: &str,
+        data: &Dataset,
+        passes: usize,
+    ) -> Result<RequestPath, String> {
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let path = format!("/vectors/index/{name}/search");
+        let requests: Vec<Vec<u8>> = data
+            .queries
+            .iter()
+            .map(|q| {
+                let body = json!({"vector": q, "k": 0, "ef": 64}).to_string();
+                crate::wire::post_request(&addr, &path, body.as_bytes())
+            })
+            .collect();
+        const ROUNDS: usize = 10;
+        let n = requests.len() * ROUNDS;
+        let run = |range: std::ops::Range<usize>| -> Result<(), String> {
+            for i in range {
+                let (status, _) = crate::wire::send(&addr, &requests[i % requests.len()])?;
+                if status != 400 {
+                    return Err(format!("a search with k 0 answered {status}, not 400"));
+                }
+            }
+            Ok(())
+        };
+        let server_before = cpu_seconds(self.pid());
+        let client_before = cpu_seconds(std::process::id());
+        let mut best: f64 = 0.0;
+        for _ in 0..passes {
+            best = best.max(crate::two_clients(n, run)?);
+        }
+        let sent = (passes * n) as f64;
+        let per_request = |before: Option<f64>, pid: u32| match (before, cpu_seconds(pid)) {
+            (Some(a), Some(b)) => (b - a) * 1000.0 / sent,
+            _ => f64::NAN,
+        };
+        Ok(RequestPath {
+            requests_per_s: best,
+            server_cpu_ms: per_request(server_before, self.pid()),
+            client_cpu_ms: per_request(client_before, std::process::id()),
+        })
+    }
+}
+
 /// CPU time used so far by a process, all threads, user and system (Linux).
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -320,6 +320,8 @@ struct HttpFigures {
     batch_search: Option<SearchFigures>,
     /// `GET /health` per second with 2 clients: the HTTP exchange alone.
     health_qps_2_clients: Option<f64>,
+    /// Search requests refused after decoding (`k` 0): everything but the search.
+    request_path: Option<http::RequestPath>,
     during_ingest: Option<DuringIngest>,
 }
 
@@ -598,6 +600,7 @@ fn bench_one(
         }
         figures.batch_search = best;
         figures.health_qps_2_clients = Some(server.health_rate(20_000, PASSES)?);
+        figures.request_path = Some(server.request_path("bench", set, PASSES)?);
         if args.during_ingest > 0 && !args.smoke {
             figures.during_ingest = Some(search_during_ingest(server, set, args.during_ingest)?);
         }
@@ -893,6 +896,21 @@ fn print_tables(report: &Report) {
                 println!(
                     "| GET /health, 2 clients (the HTTP exchange alone) / the ceiling it puts on HTTP / in-process at ef 64 | {health:.0} requests/s / {:.2} |",
                     1.0 / (1.0 + w.qps_2_clients / health.max(1e-9))
+                );
+            }
+            if let Some(p) = d.http.as_ref().and_then(|h| h.request_path.as_ref()) {
+                // The search's CPU in-process with both cores searching (as both are busy
+                // under 2 HTTP clients), against the search plus everything a request
+                // costs the two cores around it: the best HTTP / in-process can be if no
+                // core ever waited.
+                let search = 2000.0 / w.qps_2_clients.max(1e-9);
+                let around = p.server_cpu_ms + p.client_cpu_ms;
+                println!(
+                    "| a search request refused after decoding (k 0), 2 clients: requests/s; CPU per request, vectord + client / the ceiling it puts on HTTP / in-process at ef 64 | {:.0} requests/s; {:.3} + {:.3} ms / {:.2} |",
+                    p.requests_per_s,
+                    p.server_cpu_ms,
+                    p.client_cpu_ms,
+                    search / (search + around)
                 );
             }
         }
