@@ -417,6 +417,9 @@ fn after_a_crash_the_index_takes_writes_while_it_indexes_its_log_again() {
     let api = v.api();
     let dim = 128;
     assert_eq!(create(&api, "c", dim).0, 201);
+    // The index's first manifest is stored now, empty: every item added after it stays in
+    // the log only.
+    assert_eq!(flush(&api, "c"), (200, json!({"persisted": true})));
     let vectors = vectord_actors::sample::seeded_vectors(5, 21_000, dim);
     for (b, chunk) in vectors[..20_000].chunks(1000).enumerate() {
         let items: Vec<Value> = chunk

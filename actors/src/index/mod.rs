@@ -299,11 +299,17 @@ impl Index {
         let added = items.len();
         let mut s = self.write();
         let unsealed = s.unsealed_points();
-        let waiting = unsealed - self.replayed_backlog.load(Ordering::Relaxed).min(unsealed);
+        let replayed = self.replayed_backlog.load(Ordering::Relaxed).min(unsealed);
+        let waiting = unsealed - replayed;
         if back_pressure && waiting > 0 && waiting + added > self.config.max_unsealed_points {
+            let besides = if replayed > 0 {
+                format!(", besides {replayed} replayed from its log at start-up")
+            } else {
+                String::new()
+            };
             return Err(IndexError::Busy {
                 message: format!(
-                    "index {:?} has {waiting} items waiting to be indexed (limit {}); retry shortly",
+                    "index {:?} has {waiting} items waiting to be indexed (limit {}){besides}; retry shortly",
                     self.params.name, self.config.max_unsealed_points
                 ),
                 retry_after_s: 2,
@@ -335,9 +341,9 @@ impl Index {
     }
 
     /// `sealed` points were just sealed: the replayed ones go first (they are the oldest).
+    /// Called under the index's write lock, as `add_inner` reads it: a plain
+    /// read-then-write is enough.
     fn drain_replayed_backlog(&self, sealed: usize) {
-        // Only the thread that installs jobs changes it after the load, so a plain
-        // read-then-write is enough.
         let left = self.replayed_backlog.load(Ordering::Relaxed);
         self.replayed_backlog
             .store(left.saturating_sub(sealed), Ordering::Relaxed);

@@ -601,7 +601,11 @@ fn items_replayed_after_a_crash_do_not_make_add_busy() {
     // ...and refused past it.
     match index.add(items(&data[800..900], "m", &p), 8) {
         Err(IndexError::Busy { message, .. }) => {
-            assert!(message.contains("has 200 items waiting"), "{message}")
+            assert!(
+                message.contains("has 200 items waiting")
+                    && message.contains("besides 600 replayed"),
+                "{message}"
+            )
         }
         other => panic!("expected busy, got {other:?}"),
     }
