@@ -208,11 +208,13 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     // before the final save.
     .disable_signals()
     .bind(&v.bind)
-    .map_err(|e| std::io::Error::new(e.kind(), format!("vectord.bind {}: {e}", v.bind)))?
-    .run();
+    .map_err(|e| std::io::Error::new(e.kind(), format!("vectord.bind {}: {e}", v.bind)))?;
+    // The addresses bound, not the setting: port 0 means a port the system picked.
+    let listening: Vec<String> = server.addrs().iter().map(|a| a.to_string()).collect();
+    let server = server.run();
     log::info!(
         "vectord: listening on {} ({}), {workers} workers, {search_threads} concurrent searches",
-        v.bind,
+        listening.join(", "),
         if persistent {
             format!("persisting to {}", v.storaged_url)
         } else {
