@@ -281,6 +281,41 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Searches per second with `clients` clients sending one query per request each
+    /// (over the queries twice): with more clients than cores, a core no longer waits
+    /// while a client reads its answer and sends the next query.
+    pub fn search_clients(
+        &self,
+        name: &str,
+        data: &Dataset,
+        ef: usize,
+        k: usize,
+        clients: usize,
+    ) -> Result<f64, String> {
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let path = format!("/vectors/index/{name}/search");
+        let requests: Vec<Vec<u8>> = data
+            .queries
+            .iter()
+            .map(|q| {
+                let body = json!({"vector": q, "k": k, "ef": ef}).to_string();
+                crate::wire::post_request(&addr, &path, body.as_bytes())
+            })
+            .collect();
+        let run = |range: std::ops::Range<usize>| -> Result<(), String> {
+            for i in range {
+                let (status, _) = crate::wire::send(&addr, &requests[i % requests.len()])?;
+                if status != 200 {
+                    return Err(format!("search answered {status}"));
+                }
+            }
+            Ok(())
+        };
+        crate::clients(clients, 2 * requests.len(), run)
+    }
+}
+
 /// The part of a batch search answer the benchmark reads.
 #[derive(serde::Deserialize)]
 struct BatchAnswer {

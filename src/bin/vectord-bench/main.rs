@@ -134,6 +134,8 @@ const K: usize = 10;
 const BATCH: usize = 1000;
 /// Queries per request in the batch-search figures.
 const SEARCH_BATCH: usize = 32;
+/// Clients in the figure of many clients sending one query per request each.
+const MANY_CLIENTS: usize = 8;
 
 /// Search figures at one `ef`.
 #[derive(Debug, Clone, Serialize)]
@@ -213,14 +215,25 @@ pub fn two_clients<F>(n: usize, run: F) -> Result<f64, String>
 where
     F: Fn(std::ops::Range<usize>) -> Result<(), String> + Sync,
 {
-    let half = n.div_ceil(2);
+    clients(2, n, run)
+}
+
+/// Requests per second when `count` clients (threads) share `n` requests, each running
+/// `run` over its share of `0..n`.
+pub fn clients<F>(count: usize, n: usize, run: F) -> Result<f64, String>
+where
+    F: Fn(std::ops::Range<usize>) -> Result<(), String> + Sync,
+{
+    let share = n.div_ceil(count.max(1));
     let started = std::time::Instant::now();
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| run(0..half));
-        let b = s.spawn(|| run(half..n));
-        (a.join(), b.join())
+    let results: Vec<_> = std::thread::scope(|s| {
+        let run = &run;
+        let threads: Vec<_> = (0..count.max(1))
+            .map(|c| s.spawn(move || run(c * share..((c + 1) * share).min(n))))
+            .collect();
+        threads.into_iter().map(|t| t.join()).collect()
     });
-    for r in [a, b] {
+    for r in results {
         r.map_err(|_| "a client thread panicked".to_string())??;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
@@ -322,6 +335,8 @@ struct HttpFigures {
     health_qps_2_clients: Option<f64>,
     /// Search requests refused after decoding (`k` 0): everything but the search.
     request_path: Option<http::RequestPath>,
+    /// Searches per second at ef 64, one query per request, with `MANY_CLIENTS` clients.
+    qps_many_clients_at_64: Option<f64>,
     during_ingest: Option<DuringIngest>,
 }
 
@@ -601,6 +616,11 @@ fn bench_one(
         figures.batch_search = best;
         figures.health_qps_2_clients = Some(server.health_rate(20_000, PASSES)?);
         figures.request_path = Some(server.request_path("bench", set, PASSES)?);
+        let mut best: f64 = 0.0;
+        for _ in 0..PASSES {
+            best = best.max(server.search_clients("bench", set, 64, K, MANY_CLIENTS)?);
+        }
+        figures.qps_many_clients_at_64 = Some(best);
         if args.during_ingest > 0 && !args.smoke {
             figures.during_ingest = Some(search_during_ingest(server, set, args.during_ingest)?);
         }
@@ -911,6 +931,13 @@ fn print_tables(report: &Report) {
                     p.server_cpu_ms,
                     p.client_cpu_ms,
                     search / (search + around)
+                );
+            }
+            if let Some(many) = d.http.as_ref().and_then(|h| h.qps_many_clients_at_64) {
+                println!(
+                    "| HTTP search, ef 64, one query per request, {MANY_CLIENTS} clients / in-process with 2 threads | {many:.0} / {:.0} queries/s = {:.2} |",
+                    w.qps_2_clients,
+                    many / w.qps_2_clients.max(1e-9)
                 );
             }
         }
