@@ -352,6 +352,7 @@ impl Index {
                             deleted_count,
                             busy: AtomicBool::new(false),
                             first_lsn: None,
+                            filters: Default::default(),
                         },
                     );
                     format!(

@@ -24,6 +24,7 @@
 
 pub mod bitset;
 pub mod build;
+mod filter_cache;
 pub mod hnsw;
 mod ids;
 pub mod insert;
@@ -135,6 +136,8 @@ struct Segment {
     /// For a frozen segment: the log sequence number of its first mutation (see
     /// `Growing`); none once sealed (its points are then stored as a segment object).
     first_lsn: Option<u64>,
+    /// Results of the filters searched last (sealed segments only).
+    filters: filter_cache::FilterCache,
 }
 
 /// Where a live item is.
@@ -552,6 +555,7 @@ impl State {
             deleted_count: old.deleted_count,
             busy: AtomicBool::new(false),
             first_lsn: old.first_lsn,
+            filters: Default::default(),
         });
     }
 

@@ -226,6 +226,7 @@ fn from_v2(envelope: IndexEnvelope, payload: &[u8], config: EngineConfig) -> Res
                 deleted_count,
                 busy: AtomicBool::new(false),
                 first_lsn: None,
+                filters: Default::default(),
             });
         }
     }
@@ -345,6 +346,7 @@ fn from_v1(
             deleted_count,
             busy: AtomicBool::new(false),
             first_lsn: None,
+            filters: Default::default(),
         }],
         next_id: 3,
     };

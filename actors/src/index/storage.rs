@@ -190,6 +190,7 @@ impl Index {
                 deleted_count,
                 busy: AtomicBool::new(false),
                 first_lsn: None,
+                filters: Default::default(),
             });
         }
         let state = State {

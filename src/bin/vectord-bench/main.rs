@@ -71,6 +71,11 @@ struct Args {
     /// (hnsw_rs builds a quarter, our insert links in the rest, hnsw_rs builds the whole).
     #[arg(long)]
     merge: bool,
+    /// Instead of the rest: filtered search in-process on each data set (filters that
+    /// half, a tenth and a hundredth of the items pass), recall against filtered ground
+    /// truth.
+    #[arg(long)]
+    filtered: bool,
     /// Run the persistence benchmark: a trickle into a loaded index, a bulk ingest, a
     /// reload with a log tail (vectord saving to a separate storaged).
     #[arg(long)]
@@ -428,6 +433,12 @@ fn run(args: &Args) -> Result<(), String> {
     if args.merge {
         for (set, _) in &sets {
             raw::merge_vs_rebuild(set, &raw::params(set, "merge"), &efs)?;
+        }
+        return Ok(());
+    }
+    if args.filtered {
+        for (set, _) in &sets {
+            raw::filtered(set, &raw::params(set, "filtered"), &efs, K)?;
         }
         return Ok(());
     }
