@@ -57,6 +57,15 @@ impl BitSet {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
     }
 
+    /// How many bits are set in both sets.
+    pub fn count_common(&self, other: &BitSet) -> usize {
+        self.words
+            .iter()
+            .zip(&other.words)
+            .map(|(a, b)| (a & b).count_ones() as usize)
+            .sum()
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.words.capacity() * 8
     }
@@ -65,6 +74,21 @@ impl BitSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_common_counts_bits_set_in_both() {
+        let mut a = BitSet::with_len(200);
+        let mut b = BitSet::with_len(10);
+        for bit in [1, 5, 64, 130, 199] {
+            a.set(bit);
+        }
+        for bit in [5, 64, 131] {
+            b.set(bit);
+        }
+        assert_eq!(a.count_common(&b), 2);
+        assert_eq!(b.count_common(&a), 2);
+        assert_eq!(a.count_common(&BitSet::default()), 0);
+    }
 
     #[test]
     fn set_get_ones() {

@@ -33,6 +33,9 @@ impl FilterCache {
     pub fn get(&self, key: &str) -> Option<Arc<Matches>> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let at = entries.iter().position(|(k, _)| k == key)?;
+        if at == 0 {
+            return Some(entries[0].1.clone());
+        }
         let entry = entries.remove(at)?;
         let matches = entry.1.clone();
         entries.push_front(entry);

@@ -235,14 +235,14 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
                         found
                     }
                 };
-                // Tombstoned points are among `count`: at worst a walk is chosen where a
-                // scan would do, or widened in vain before its scan.
+                // Points deleted since the result was remembered do not count.
+                let passing = found.count - found.bits.count_common(v.deleted);
                 let accept = |p: u32| found.bits.get(p as usize) && alive(p);
-                if found.count <= SCAN_MAX || found.count * 10 <= live {
-                    let passing = found.bits.ones().map(|p| p as u32);
-                    return self.scan(index, v, passing.filter(|&p| alive(p)));
+                if passing <= SCAN_MAX || passing * 10 <= live {
+                    let points = found.bits.ones().map(|p| p as u32);
+                    return self.scan(index, v, points.filter(|&p| alive(p)));
                 }
-                self.walk(index, v, graph, found.count, &accept, scratch)
+                self.walk(index, v, graph, passing, &accept, scratch)
             }
         }
     }

@@ -265,9 +265,10 @@ fn filters_return_k_matches_when_they_exist() {
 
 #[test]
 fn filtered_searches_find_the_nearest_matching_items() {
-    // Sealed segments of 4,000 points, past the size from which (in unit tests) a filter
-    // is first tried on a sample: one that half the points pass is answered by a graph
-    // walk trying it on the points met, one that a single point passes by a scan.
+    // Sealed segments past 2,048 points, the size from which (in unit tests) a filter is
+    // first tried on a sample: one that half the points pass is answered first by a graph
+    // walk trying it on the points met, then from its remembered result; one that a
+    // single point passes by a scan.
     let (n, dim, k, ef) = (8000, 16, 10, 64);
     let p = params(Metric::L2, dim);
     let data = random_vectors(12, n, dim);
@@ -309,14 +310,31 @@ fn filtered_searches_find_the_nearest_matching_items() {
 
 #[test]
 fn a_remembered_filter_result_never_brings_back_a_deleted_item() {
-    // Segments of 2,000 points: a filter is tried on every point and its result
-    // remembered, for a walk (half the points pass) or a scan (one point passes).
+    // A sealed segment past 2,048 points (the size from which, in unit tests, a filter is
+    // first tried on a sample), and one below: a filter's result is remembered from its
+    // second search on the first, from its first on the second, for a walk (half the
+    // points pass) or a scan (one point passes).
     let p = params(Metric::L2, 8);
-    let data = random_vectors(14, 4000, 8);
-    let index = Index::new(p.clone(), small(2000));
-    add_all(&index, &data, "", 1000);
+    let data = random_vectors(14, 5000, 8);
+    let index = Index::new(p.clone(), small(4000));
+    add_all(&index, &data[..4000], "", 1000);
     settle(&index);
-    assert!(index.segments().iter().all(|s| s.sealed || s.points == 0));
+    add_all(&index, &data[4000..], "late-", 1000);
+    index.freeze_if_at_least(1);
+    settle(&index);
+    let mut sizes: Vec<usize> = index.segments().iter().map(|s| s.points).collect();
+    sizes.sort();
+    assert_eq!(sizes, [0, 1000, 4000], "{:?}", index.segments());
+    // deleted before any search with its filter: never found
+    index.delete("2");
+    let f: Map<String, Value> = serde_json::from_value(json!({"parity": 0})).unwrap();
+    let q = query(&p, &data[2]);
+    for _ in 0..3 {
+        assert!(index
+            .search(&q, 10, 64, Some(&f))
+            .iter()
+            .all(|h| h.id != "2"));
+    }
     let q = query(&p, &data[0]);
     for filter in [json!({"parity": 0}), json!({"i": 1}), json!({"i": 2003})] {
         let f: Map<String, Value> = serde_json::from_value(filter.clone()).unwrap();
