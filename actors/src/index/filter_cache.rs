@@ -5,6 +5,7 @@
 //! stays true for the segment's life.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::bitset::BitSet;
@@ -26,6 +27,14 @@ pub struct FilterCache {
     entries: Mutex<VecDeque<(String, Arc<Matches>)>>,
     /// Filters asked once and not remembered, most recent first.
     asked: Mutex<VecDeque<String>>,
+    /// Heap bytes of all of the above, for the index's `memory_bytes_estimate`.
+    bytes: AtomicUsize,
+    /// Set when `bytes` changes, until `take_changed`.
+    changed: AtomicBool,
+}
+
+fn entry_bytes(key: &str, matches: &Matches) -> usize {
+    key.len() + matches.bits.heap_bytes() + std::mem::size_of::<Matches>()
 }
 
 impl FilterCache {
@@ -51,16 +60,44 @@ impl FilterCache {
             return true;
         }
         asked.push_front(key.to_string());
-        asked.truncate(ASKED);
+        self.bytes.fetch_add(key.len(), Ordering::Relaxed);
+        self.changed.store(true, Ordering::Release);
+        while asked.len() > ASKED {
+            if let Some(old) = asked.pop_back() {
+                self.bytes.fetch_sub(old.len(), Ordering::Relaxed);
+            }
+        }
         false
+    }
+
+    /// Whether the bytes held changed since the last call (so that the index records its
+    /// sizes again only then, not after every filtered search).
+    pub fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::AcqRel)
+    }
+
+    /// Heap bytes held: remembered results and filter texts.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// Remembers a result, forgetting the least recently used past `ENTRIES`.
     pub fn put(&self, key: String, matches: Arc<Matches>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|(k, _)| *k != key);
+        if let Some(at) = entries.iter().position(|(k, _)| *k == key) {
+            if let Some((k, m)) = entries.remove(at) {
+                self.bytes.fetch_sub(entry_bytes(&k, &m), Ordering::Relaxed);
+            }
+        }
+        self.bytes
+            .fetch_add(entry_bytes(&key, &matches), Ordering::Relaxed);
+        self.changed.store(true, Ordering::Release);
         entries.push_front((key, matches));
-        entries.truncate(ENTRIES);
+        while entries.len() > ENTRIES {
+            if let Some((k, m)) = entries.pop_back() {
+                self.bytes.fetch_sub(entry_bytes(&k, &m), Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -91,6 +128,17 @@ mod tests {
         cache.put("new".into(), matches(7));
         assert_eq!(cache.get("new").map(|m| m.count), Some(7));
         assert_eq!(cache.entries.lock().unwrap().len(), ENTRIES);
+        // the bytes held follow what is kept
+        let kept: usize = cache
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, m)| entry_bytes(k, m))
+            .sum();
+        assert_eq!(cache.heap_bytes(), kept);
+        assert!(!cache.asked_before("abc"));
+        assert_eq!(cache.heap_bytes(), kept + 3);
     }
 
     #[test]

@@ -249,9 +249,12 @@ impl Index {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records the sizes after a mutation (called with the write lock held).
+    /// Records the sizes after a mutation (called with the write lock held), or after a
+    /// filtered search (whose segments may have remembered a filter's result). Computed
+    /// under the stats lock, so that the last to record saw every change before it.
     fn refresh_stats(&self, s: &State) {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = s.stats();
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        *stats = s.stats();
     }
 
     /// Whether background jobs (seals, merges, compactions) are under way.
@@ -395,7 +398,21 @@ impl Index {
         filter: Option<&Map<String, Value>>,
     ) -> Vec<Hit> {
         let s = self.read();
-        search::search(&s, self.params.distance, query, k, ef, filter)
+        let hits = search::search(&s, self.params.distance, query, k, ef, filter);
+        self.refresh_stats_if_filters_changed(&s, filter);
+        hits
+    }
+
+    /// After a filtered search: records the sizes again if a segment remembered or forgot
+    /// a filter's result (or noted a filter) meanwhile.
+    fn refresh_stats_if_filters_changed(&self, s: &State, filter: Option<&Map<String, Value>>) {
+        if filter.is_some_and(|f| !f.is_empty())
+            && s.segments
+                .iter()
+                .fold(false, |changed, seg| seg.filters.take_changed() | changed)
+        {
+            self.refresh_stats(s);
+        }
     }
 
     /// `search`, but only if the index's lock is free right now (None otherwise): for
@@ -412,14 +429,9 @@ impl Index {
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
-        Some(search::search(
-            &s,
-            self.params.distance,
-            query,
-            k,
-            ef,
-            filter,
-        ))
+        let hits = search::search(&s, self.params.distance, query, k, ef, filter);
+        self.refresh_stats_if_filters_changed(&s, filter);
+        Some(hits)
     }
 
     /// Freezes the growing segment if it holds at least `min_points` points (for an index
@@ -473,7 +485,8 @@ impl State {
             stats.tombstones += seg.deleted_count;
             stats.memory_bytes += seg.points.heap_bytes()
                 + seg.deleted.heap_bytes()
-                + seg.graph.as_ref().map_or(0, |g| g.heap_bytes());
+                + seg.graph.as_ref().map_or(0, |g| g.heap_bytes())
+                + seg.filters.heap_bytes();
             match seg.graph {
                 Some(_) => stats.sealed_segments += 1,
                 None => stats.unsealed_points += seg.points.len(),

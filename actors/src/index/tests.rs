@@ -325,6 +325,13 @@ fn a_remembered_filter_result_never_brings_back_a_deleted_item() {
     let mut sizes: Vec<usize> = index.segments().iter().map(|s| s.points).collect();
     sizes.sort();
     assert_eq!(sizes, [0, 1000, 4000], "{:?}", index.segments());
+    // the remembered results count in memory_bytes_estimate, at most a byte per point
+    let before = index.stats().memory_bytes;
+    let any: Map<String, Value> = serde_json::from_value(json!({"parity": 1})).unwrap();
+    index.search(&query(&p, &data[1]), 10, 64, Some(&any));
+    index.search(&query(&p, &data[1]), 10, 64, Some(&any));
+    let grown = index.stats().memory_bytes - before;
+    assert!(grown > 5000 / 8 && grown < 5000 + 1000, "grew by {grown}");
     // deleted before any search with its filter: never found
     index.delete("2");
     let f: Map<String, Value> = serde_json::from_value(json!({"parity": 0})).unwrap();
