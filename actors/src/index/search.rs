@@ -194,16 +194,12 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
             None if v.deleted_count == 0 => self.walk(index, v, graph, live, &|_| true, scratch),
             None => self.walk(index, v, graph, live, &alive, scratch),
             Some(f) => {
-                let key = self.filter_key.as_deref();
-                let cached = v.filters.zip(key).and_then(|(cache, key)| cache.get(key));
-                let found = match cached {
+                let cache = v.filters.zip(self.filter_key.as_deref());
+                let found = match cache.and_then(|(cache, key)| cache.get(key)) {
                     Some(found) => found,
                     None => {
                         let first_time = n > EXACT_FILTER_MAX
-                            && !v
-                                .filters
-                                .zip(key)
-                                .is_some_and(|(cache, key)| cache.asked_before(key));
+                            && !cache.is_some_and(|(cache, key)| cache.asked_before(key));
                         if first_time {
                             // A large segment's first search with this filter tries it on
                             // a sample. One that most points pass then costs a walk that
@@ -213,23 +209,12 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
                             // time, never results: a walk finding fewer than k ends in a
                             // scan.
                             let matching = |p: u32| alive(p) && matches(v.points, p, f);
-                            let passing = estimate_passing(n, &matching);
-                            if passing > SCAN_MAX && passing * 10 > live {
+                            if !few_pass(estimate_passing(n, &matching), live) {
                                 return self.walk(index, v, graph, usize::MAX, &matching, scratch);
                             }
                         }
-                        // Every point tried, in order (which the memory prefetches well),
-                        // and the result remembered for the next searches.
-                        let mut bits = BitSet::with_len(n);
-                        let mut count = 0;
-                        for p in 0..n {
-                            if matches(v.points, p as u32, f) {
-                                bits.set(p);
-                                count += 1;
-                            }
-                        }
-                        let found = std::sync::Arc::new(Matches { bits, count });
-                        if let (Some(cache), Some(key)) = (v.filters, key) {
+                        let found = std::sync::Arc::new(matching_points(v.points, f));
+                        if let Some((cache, key)) = cache {
                             cache.put(key.to_string(), found.clone());
                         }
                         found
@@ -237,11 +222,11 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
                 };
                 // Points deleted since the result was remembered do not count.
                 let passing = found.count - found.bits.count_common(v.deleted);
-                let accept = |p: u32| found.bits.get(p as usize) && alive(p);
-                if passing <= SCAN_MAX || passing * 10 <= live {
+                if few_pass(passing, live) {
                     let points = found.bits.ones().map(|p| p as u32);
                     return self.scan(index, v, points.filter(|&p| alive(p)));
                 }
+                let accept = |p: u32| found.bits.get(p as usize) && alive(p);
                 self.walk(index, v, graph, passing, &accept, scratch)
             }
         }
@@ -339,6 +324,27 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
 /// in order: 0.5 ms at most); larger ones on a sample first. The unit tests use a smaller
 /// bound, so that both ways are tried on segments they can build in a moment.
 const EXACT_FILTER_MAX: usize = if cfg!(test) { 2_048 } else { 32_768 };
+/// Whether a filter that `passing` of a segment's `live` points pass is best answered by
+/// scanning those points: when they are few, or a tenth or less (a walk would mostly
+/// meet points it must skip).
+fn few_pass(passing: usize, live: usize) -> bool {
+    passing <= SCAN_MAX || passing * 10 <= live
+}
+
+/// Every point of a segment tried on the filter, in order (which the memory prefetches
+/// well): the result a segment remembers.
+fn matching_points(points: &Points, filter: &Map<String, Value>) -> Matches {
+    let mut bits = BitSet::with_len(points.len());
+    let mut count = 0;
+    for p in 0..points.len() {
+        if matches(points, p as u32, filter) {
+            bits.set(p);
+            count += 1;
+        }
+    }
+    Matches { bits, count }
+}
+
 /// Points of a segment on which a filter is tried to estimate how many pass it (in no
 /// order: about 0.1 µs each).
 const FILTER_SAMPLE: u64 = 256;

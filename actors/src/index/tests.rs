@@ -650,15 +650,19 @@ fn searches_and_writes_go_on_during_seals_and_merges() {
     assert_eq!(unique.len(), all.len());
 }
 
-#[test]
-fn add_answers_busy_while_too_much_waits_to_be_sealed() {
-    let p = params(Metric::L2, 4);
-    let config = EngineConfig {
+/// Segments of 100 points, and `add` busy past 250 waiting to be sealed.
+fn busy_at_250() -> EngineConfig {
+    EngineConfig {
         seal_points: 100,
         max_unsealed_points: 250,
         ..EngineConfig::default()
-    };
-    let index = Index::new(p.clone(), config);
+    }
+}
+
+#[test]
+fn add_answers_busy_while_too_much_waits_to_be_sealed() {
+    let p = params(Metric::L2, 4);
+    let index = Index::new(p.clone(), busy_at_250());
     let data = random_vectors(40, 400, 4);
     add_all(&index, &data[..200], "a", 100); // two frozen segments
     let err = index.add(items(&data[200..300], "b", &p), 0).unwrap_err();
@@ -676,12 +680,7 @@ fn add_answers_busy_while_too_much_waits_to_be_sealed() {
 fn items_replayed_after_a_crash_do_not_make_add_busy() {
     use crate::codec::log::{LogItem, LogRecord};
     let p = params(Metric::L2, 4);
-    let config = EngineConfig {
-        seal_points: 100,
-        max_unsealed_points: 250,
-        ..EngineConfig::default()
-    };
-    let index = Index::new(p.clone(), config);
+    let index = Index::new(p.clone(), busy_at_250());
     let data = random_vectors(41, 900, 4);
     // A crash may leave more unsealed items in the log than max_unsealed_points: items
     // sealed in memory but not yet under a stored manifest come back unsealed.

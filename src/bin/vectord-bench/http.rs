@@ -241,6 +241,23 @@ impl Server {
             .collect())
     }
 
+    /// `127.0.0.1:PORT`, as the wire client takes it.
+    fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
+    /// One ready-to-send `search` request per query of the data set.
+    fn search_requests(&self, name: &str, data: &Dataset, k: usize, ef: usize) -> Vec<Vec<u8>> {
+        let (addr, path) = (self.addr(), format!("/vectors/index/{name}/search"));
+        data.queries
+            .iter()
+            .map(|q| {
+                let body = json!({"vector": q, "k": k, "ef": ef}).to_string();
+                crate::wire::post_request(&addr, &path, body.as_bytes())
+            })
+            .collect()
+    }
+
     /// Recall, throughput with 1 and 2 clients, latency percentiles at one `ef`.
     pub fn search(
         &self,
@@ -249,16 +266,8 @@ impl Server {
         ef: usize,
         k: usize,
     ) -> Result<SearchFigures, String> {
-        let addr = self.url.trim_start_matches("http://").to_string();
-        let path = format!("/vectors/index/{name}/search");
-        let requests: Vec<Vec<u8>> = data
-            .queries
-            .iter()
-            .map(|q| {
-                let body = json!({"vector": q, "k": k, "ef": ef}).to_string();
-                crate::wire::post_request(&addr, &path, body.as_bytes())
-            })
-            .collect();
+        let addr = self.addr();
+        let requests = self.search_requests(name, data, k, ef);
         let one = |i: usize| -> Result<Vec<usize>, String> {
             let (status, body) = crate::wire::send(&addr, &requests[i])?;
             if status != 200 {
@@ -293,16 +302,8 @@ impl Server {
         k: usize,
         clients: usize,
     ) -> Result<f64, String> {
-        let addr = self.url.trim_start_matches("http://").to_string();
-        let path = format!("/vectors/index/{name}/search");
-        let requests: Vec<Vec<u8>> = data
-            .queries
-            .iter()
-            .map(|q| {
-                let body = json!({"vector": q, "k": k, "ef": ef}).to_string();
-                crate::wire::post_request(&addr, &path, body.as_bytes())
-            })
-            .collect();
+        let addr = self.addr();
+        let requests = self.search_requests(name, data, k, ef);
         let run = |range: std::ops::Range<usize>| -> Result<(), String> {
             for i in range {
                 let (status, _) = crate::wire::send(&addr, &requests[i % requests.len()])?;
@@ -333,7 +334,7 @@ impl Server {
         k: usize,
         batch: usize,
     ) -> Result<SearchFigures, String> {
-        let addr = self.url.trim_start_matches("http://").to_string();
+        let addr = self.addr();
         let path = format!("/vectors/index/{name}/search/batch");
         let requests: Vec<Vec<u8>> = data
             .queries
@@ -399,7 +400,7 @@ impl Server {
     /// with no body to decode and no search. A search over HTTP can be at most
     /// `1 / (1 + in-process QPS / this)` of the in-process figure on the same cores.
     pub fn health_rate(&self, n: usize, passes: usize) -> Result<f64, String> {
-        let addr = self.url.trim_start_matches("http://").to_string();
+        let addr = self.addr();
         let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes();
         let run = |range: std::ops::Range<usize>| -> Result<(), String> {
             for _ in range {
@@ -443,16 +444,8 @@ impl Server {
         data: &Dataset,
         passes: usize,
     ) -> Result<RequestPath, String> {
-        let addr = self.url.trim_start_matches("http://").to_string();
-        let path = format!("/vectors/index/{name}/search");
-        let requests: Vec<Vec<u8>> = data
-            .queries
-            .iter()
-            .map(|q| {
-                let body = json!({"vector": q, "k": 0, "ef": 64}).to_string();
-                crate::wire::post_request(&addr, &path, body.as_bytes())
-            })
-            .collect();
+        let addr = self.addr();
+        let requests = self.search_requests(name, data, 0, 64);
         const ROUNDS: usize = 10;
         let n = requests.len() * ROUNDS;
         let run = |range: std::ops::Range<usize>| -> Result<(), String> {
