@@ -8,19 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use clap::Parser;
-use vectord::config::{cores, Config, ConfigArgs};
+use vectord::config::{cores, Config, ConfigArgs, VectordConfig};
 use vectord::http::{self, AppState, IndexDefaults};
-use vectord_actors::messages::FlushAll;
-use vectord_actors::persist::loader;
-use vectord_actors::persist::persister::Persister;
+use vectord_actors::persist::persister::{FlushAll, Persister};
+use vectord_actors::persist::status::PersistStatus;
 use vectord_actors::registry::Registry;
 use vectord_actors::storeclient::StoreClient;
 
 // hnsw_rs makes one small allocation per graph link, and requests churn through large
 // buffers; with jemalloc vectord's resident size stays within ~11 % of its live heap, where
-// glibc's allocator needed twice the heap and mimalloc 1.7 times (README, Performance).
+// glibc's allocator needed twice the heap and mimalloc 1.7 times.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -107,6 +107,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// The service's life: configuration checked, the embedded storaged, the persister and
+/// the registry, the HTTP server, the start-up load in the background; then, after a
+/// signal, the final save.
 async fn run(cfg: Config) -> std::io::Result<()> {
     let v = cfg.vectord.clone();
     let stale = vectord_actors::index::hnsw::remove_stale_temp_dirs();
@@ -114,31 +117,11 @@ async fn run(cfg: Config) -> std::io::Result<()> {
         log::info!("vectord: removed {stale} temporary directories left by a killed process");
     }
     let persistent = !v.storaged_url.is_empty();
-
-    // storaged in this process, so one command gives a persistent service. It handles no
-    // signals itself: it must outlive the final flush below.
     let embedded = if persistent && v.embedded_storaged {
-        std::fs::create_dir_all(&cfg.storaged.root).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("storaged.root {}: {e}", cfg.storaged.root.display()),
-            )
-        })?;
-        let expected = format!("http://{}", cfg.storaged.bind);
-        if v.storaged_url != expected {
-            log::warn!(
-                "vectord.storaged_url is {} but the embedded storaged listens on {expected}",
-                v.storaged_url
-            );
-        }
-        let server = vectord::storaged::server_without_signals(&cfg.storaged)?;
-        let handle = server.handle();
-        actix_rt::spawn(server);
-        Some(handle)
+        Some(start_embedded_storaged(&cfg)?)
     } else {
         None
     };
-
     let store = StoreClient::new(&v.storaged_url, Duration::from_secs(v.storage_timeout_s))
         .with_api_key(cfg.storaged.api_key.clone());
     let persister = persistent.then(|| {
@@ -165,15 +148,81 @@ async fn run(cfg: Config) -> std::io::Result<()> {
         v.idle_seal(),
     ));
     let ready = Arc::new(AtomicBool::new(!persistent));
+    let state = app_state(
+        &v,
+        registry.clone(),
+        persister.clone(),
+        ready.clone(),
+        saves,
+    );
+    let server = serve(&v, state)?;
+
+    supervisor::start_watchdog();
+    if persistent {
+        let timeout = Duration::from_secs(v.rehydrate_timeout_s);
+        actix_rt::spawn(rehydrate(store, registry, timeout, ready));
+    } else {
+        supervisor::ready();
+    }
+    let server_handle = server.handle();
+    actix_rt::spawn(async move {
+        let signal = shutdown_signal().await;
+        log::info!("vectord: {signal} received, no longer taking requests");
+        supervisor::stopping();
+        server_handle.stop(true).await;
+    });
+    // Returns once a signal stopped the server and in-flight requests finished.
+    server.await?;
+    if let Some(p) = &persister {
+        save_at_shutdown(p).await;
+    }
+    if let Some(handle) = embedded {
+        handle.stop(true).await;
+    }
+    actor_arbiter.stop();
+    log::info!("vectord: stopped");
+    Ok(())
+}
+
+/// storaged in this process, so one command gives a persistent service. It handles no
+/// signals itself: it must outlive the final save.
+fn start_embedded_storaged(cfg: &Config) -> std::io::Result<actix_web::dev::ServerHandle> {
+    std::fs::create_dir_all(&cfg.storaged.root).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("storaged.root {}: {e}", cfg.storaged.root.display()),
+        )
+    })?;
+    let expected = format!("http://{}", cfg.storaged.bind);
+    if cfg.vectord.storaged_url != expected {
+        log::warn!(
+            "vectord.storaged_url is {} but the embedded storaged listens on {expected}",
+            cfg.vectord.storaged_url
+        );
+    }
+    let server = vectord::storaged::server_without_signals(&cfg.storaged)?;
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok(handle)
+}
+
+/// What every request handler shares.
+fn app_state(
+    v: &VectordConfig,
+    registry: Arc<Registry>,
+    persister: Option<Addr<Persister>>,
+    ready: Arc<AtomicBool>,
+    saves: Option<Arc<PersistStatus>>,
+) -> web::Data<AppState> {
     let search_threads = if v.search_threads == 0 {
         cores()
     } else {
         v.search_threads
     };
-    let state = web::Data::new(AppState {
-        registry: registry.clone(),
-        persister: persister.clone(),
-        ready: ready.clone(),
+    web::Data::new(AppState {
+        registry,
+        persister,
+        ready,
         search_permits: Arc::new(tokio::sync::Semaphore::new(search_threads)),
         max_body_bytes: v.max_body_bytes,
         defaults: IndexDefaults {
@@ -190,13 +239,17 @@ async fn run(cfg: Config) -> std::io::Result<()> {
         max_queued_writes: v.max_queued_writes,
         api_key: v.api_key.clone(),
         metrics_public: v.metrics_public,
-    });
+    })
+}
 
+/// Binds the HTTP API and starts serving it; logs the addresses bound.
+fn serve(v: &VectordConfig, state: web::Data<AppState>) -> std::io::Result<Server> {
     let workers = if v.workers == 0 { cores() } else { v.workers };
-    let app_state = state.clone();
+    let search_threads = state.search_permits.available_permits();
+    let persisting = state.persister.is_some();
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(app_state.clone())
+            .app_data(state.clone())
             .wrap(middleware::from_fn(http::auth::require_api_key))
             .wrap(middleware::from_fn(http::service_api::log_request))
             .configure(http::configure)
@@ -204,7 +257,7 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     })
     .workers(workers)
     .shutdown_timeout(10)
-    // Signals are ours (below): actix's own handling would stop the whole actor system
+    // Signals are ours (`run`): actix's own handling would stop the whole actor system
     // before the final save.
     .disable_signals()
     .bind(&v.bind)
@@ -215,84 +268,71 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     log::info!(
         "vectord: listening on {} ({}), {workers} workers, {search_threads} concurrent searches",
         listening.join(", "),
-        if persistent {
+        if persisting {
             format!("persisting to {}", v.storaged_url)
         } else {
             "ephemeral".into()
         }
     );
+    Ok(server)
+}
 
-    supervisor::start_watchdog();
-    if !persistent {
-        supervisor::ready();
-    }
-    if persistent {
-        let timeout = Duration::from_secs(v.rehydrate_timeout_s);
-        actix_rt::spawn(async move {
-            let started = std::time::Instant::now();
-            let mut wait = Duration::from_millis(100);
-            loop {
-                match loader::rehydrate(&store, &registry, timeout, cores()).await {
-                    Ok(report) => {
-                        vectord_actors::metrics::metrics()
-                            .rehydrate_seconds
-                            .set(started.elapsed().as_secs_f64());
-                        log::info!(
-                            "vectord: ready, {} indexes loaded, {} failed ({} retried in the background), {} ms",
-                            report.loaded,
-                            report.failed,
-                            report.retrying,
-                            started.elapsed().as_millis()
-                        );
-                        if report.retrying > 0 {
-                            let (store, registry) = (store.clone(), registry.clone());
-                            actix_rt::spawn(async move {
-                                loader::retry_failed_loads(store, &registry, timeout).await
-                            });
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        log::warn!(
-                            "vectord: cannot list indexes in storaged yet, retrying in {} ms: {e}",
-                            wait.as_millis()
-                        );
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(Duration::from_secs(5));
-                    }
+/// Loads the stored indexes (retrying until storaged answers), then marks the service
+/// ready; loads that failed for a transient reason go on being retried in the background.
+async fn rehydrate(
+    store: StoreClient,
+    registry: Arc<Registry>,
+    timeout: Duration,
+    ready: Arc<AtomicBool>,
+) {
+    let started = std::time::Instant::now();
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match registry.rehydrate(&store, timeout, cores()).await {
+            Ok(report) => {
+                vectord_actors::metrics::metrics()
+                    .rehydrate_seconds
+                    .set(started.elapsed().as_secs_f64());
+                log::info!(
+                    "vectord: ready, {} indexes loaded, {} failed ({} retried in the background), {} ms",
+                    report.loaded,
+                    report.failed,
+                    report.retrying,
+                    started.elapsed().as_millis()
+                );
+                if report.retrying > 0 {
+                    let (store, registry) = (store.clone(), registry.clone());
+                    actix_rt::spawn(
+                        async move { registry.retry_failed_loads(store, timeout).await },
+                    );
                 }
+                break;
             }
-            ready.store(true, Ordering::Release);
-            supervisor::ready();
-        });
-    }
-
-    let server_handle = server.handle();
-    actix_rt::spawn(async move {
-        let signal = shutdown_signal().await;
-        log::info!("vectord: {signal} received, no longer taking requests");
-        supervisor::stopping();
-        server_handle.stop(true).await;
-    });
-    // Returns once a signal stopped the server and in-flight requests finished.
-    server.await?;
-    if let Some(p) = &persister {
-        log::info!("vectord: shutting down, saving pending changes");
-        match tokio::time::timeout(Duration::from_secs(60), p.send(FlushAll)).await {
-            Ok(Ok(Ok(()))) => log::info!("vectord: everything saved"),
-            Ok(Ok(Err(e))) => log::error!("vectord: some changes could not be saved: {e}"),
-            Ok(Err(e)) => log::error!("vectord: persister unavailable at shutdown: {e}"),
-            Err(_) => log::error!(
-                "vectord: saving at shutdown timed out after 60 s; unsaved changes are lost"
-            ),
+            Err(e) => {
+                log::warn!(
+                    "vectord: cannot list indexes in storaged yet, retrying in {} ms: {e}",
+                    wait.as_millis()
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
         }
     }
-    if let Some(handle) = embedded {
-        handle.stop(true).await;
+    ready.store(true, Ordering::Release);
+    supervisor::ready();
+}
+
+/// Saves every pending change before the process exits (within a minute).
+async fn save_at_shutdown(persister: &Addr<Persister>) {
+    log::info!("vectord: shutting down, saving pending changes");
+    match tokio::time::timeout(Duration::from_secs(60), persister.send(FlushAll)).await {
+        Ok(Ok(Ok(()))) => log::info!("vectord: everything saved"),
+        Ok(Ok(Err(e))) => log::error!("vectord: some changes could not be saved: {e}"),
+        Ok(Err(e)) => log::error!("vectord: persister unavailable at shutdown: {e}"),
+        Err(_) => log::error!(
+            "vectord: saving at shutdown timed out after 60 s; unsaved changes are lost"
+        ),
     }
-    actor_arbiter.stop();
-    log::info!("vectord: stopped");
-    Ok(())
 }
 
 /// Tells systemd (a `Type=notify` unit) how the service is doing; does nothing when not

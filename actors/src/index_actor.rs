@@ -22,9 +22,31 @@ use actix::prelude::*;
 
 use crate::codec::log::LogBatch;
 use crate::error::IndexError;
-use crate::index::{AddOutcome, Index, JobKind};
-use crate::messages::{AddItems, Changes, DeleteItem, DropIndex, MarkDirty, SealNow, TakeChanges};
-use crate::persist::persister::Persister;
+use crate::index::{AddOutcome, Index, JobKind, NewItem};
+use crate::persist::persister::{IndexPeer, MarkDirty, SealNow, TakeChanges};
+use crate::persist::save::Changes;
+
+// The index actor's protocol (what the front and the registry ask of it). It also answers
+// the persister's `TakeChanges` and `SealNow`, which the persister defines.
+
+/// Add or replace a batch of items (checked inside the actor, all before any change).
+#[derive(Message)]
+#[rtype(result = "Result<AddOutcome, IndexError>")]
+pub struct AddItems {
+    pub items: Vec<NewItem>,
+}
+
+/// Delete one item.
+#[derive(Message)]
+#[rtype(result = "Result<(), IndexError>")]
+pub struct DeleteItem {
+    pub id: String,
+}
+
+/// The index was removed from the registry: finish the mutation in progress, then stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DropIndex;
 
 /// Wait before retrying a background job that failed.
 const JOB_RETRY: Duration = Duration::from_secs(5);
@@ -62,8 +84,8 @@ pub struct IndexActor {
     /// Tells this index apart from an earlier or later index of the same name.
     generation: u64,
     index: Arc<Index>,
-    /// None in ephemeral mode.
-    persister: Option<Addr<Persister>>,
+    /// Where changes are reported; none in ephemeral mode.
+    persister: Option<Recipient<MarkDirty>>,
     /// Mutations applied so far (a new index starts at 1: its creation, which the
     /// registry reported to the persister); the persister saves up to a given count.
     seq: u64,
@@ -84,7 +106,7 @@ impl IndexActor {
         name: String,
         generation: u64,
         index: Arc<Index>,
-        persister: Option<Addr<Persister>>,
+        persister: Option<Recipient<MarkDirty>>,
         idle_seal: IdleSeal,
         start: ActorStart,
     ) -> Self {
@@ -112,7 +134,7 @@ impl IndexActor {
                 name: self.name.clone(),
                 generation: self.generation,
                 seq: self.seq,
-                actor: ctx.address(),
+                index: peer(&ctx.address()),
             });
         }
         self.start_jobs(ctx);
@@ -223,6 +245,14 @@ impl IndexActor {
             JobKind::Seal => self.sealing = false,
             JobKind::Merge => self.merging = false,
         }
+    }
+}
+
+/// How the persister reaches an index actor.
+pub fn peer(actor: &Addr<IndexActor>) -> IndexPeer {
+    IndexPeer {
+        take_changes: actor.clone().recipient(),
+        seal_now: actor.clone().recipient(),
     }
 }
 

@@ -4,7 +4,7 @@
 //! Per-index gauges are set from the registry of indexes when `/metrics` is scraped.
 //!
 //! Metric names follow Prometheus conventions: `_total` counters, `_seconds`/`_bytes`
-//! units. They are documented in the README and used by `deploy/grafana-dashboard.json`
+//! units. They are documented in `docs/operations.md` and used by `deploy/grafana-dashboard.json`
 //! and `deploy/prometheus-alerts.yml`.
 
 use std::sync::LazyLock;

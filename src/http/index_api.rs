@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use vectord_actors::distance::Metric;
 use vectord_actors::index::IndexParams;
-use vectord_actors::messages::Flush;
+use vectord_actors::persist::persister::Flush;
 use vectord_actors::registry::IndexHandle;
 
 use super::errors::ApiError;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use vectord_actors::index::NewItem;
-use vectord_actors::messages::{AddItems, DeleteItem};
+use vectord_actors::index_actor::{AddItems, DeleteItem};
 
 use super::errors::ApiError;
 use super::schema::{AddResponse, ErrorBody, ItemResponse};

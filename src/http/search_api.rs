@@ -15,8 +15,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use vectord_actors::index::params::IndexParams;
 use vectord_actors::index::Hit;
+use vectord_actors::params::IndexParams;
 use vectord_actors::registry::IndexHandle;
 
 use super::body::{self, Plain};

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{DecodeError, FORMAT_NAME, VERSION};
-use crate::index::params::IndexParams;
+use crate::params::IndexParams;
 
 pub const KIND_MANIFEST: &str = "manifest";
 

@@ -24,7 +24,7 @@ pub mod v1;
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::params::IndexParams;
+use crate::params::IndexParams;
 use segment::SegmentHeader;
 
 pub const MAGIC: &[u8; 4] = b"LHV1";

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 #[cfg(test)]
 use super::MAGIC;
 use super::{DecodeError, FORMAT_NAME};
-use crate::index::params::IndexParams;
+use crate::params::IndexParams;
 
 pub const VERSION: u32 = 1;
 /// Largest envelope 0.1.0 read; its files are read with the same limit.

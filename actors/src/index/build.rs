@@ -1,7 +1,8 @@
 //! Building the graph of a sealed segment: `hnsw_rs` links every point (on all cores, with
 //! `parallel_insert`), then the graph is copied out into the flat layout and the `hnsw_rs`
-//! structure dropped. DESIGN.md measured the copy at 37 ms per 10k points and the flat
-//! search at 3× `hnsw_rs`' own, at identical recall.
+//! structure dropped. The copy costs about 37 ms per 10k points, and the flat search runs
+//! at 3× `hnsw_rs`' own speed at identical recall (measured when the flat layout came in;
+//! `vectord-bench` compares them again: `docs/benchmarks.md`).
 
 use super::hnsw::Graph;
 use super::job_threads::job_threads;

@@ -5,7 +5,7 @@
 //! Points are identified by their *point number* (`hnsw_rs`' `DataId`), which the segment
 //! assigns densely from 0; item ids live in the segment's tables, not here.
 //!
-//! Known traps of `hnsw_rs` 0.3.5 handled here (see DESIGN.md): its iterators panic on an
+//! Known traps of `hnsw_rs` 0.3.5 handled here: its iterators panic on an
 //! empty graph; a truncated dump makes its loader exit the process, so the codec checks
 //! lengths and a checksum before a 0.1.0 dump gets here; it reloads with the distance
 //! type's `Default` and only compares short type names, so the distance structs must keep

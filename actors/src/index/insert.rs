@@ -207,25 +207,8 @@ impl Growing {
             point: entry,
         };
         let mut row = Vec::with_capacity(self.width0 + 1);
-        // Greedy descent through the layers above the new point's own.
         for l in (level + 1..=top_level).rev() {
-            loop {
-                let mut moved = false;
-                self.read(ep.point, l, &mut row);
-                for &q in &row {
-                    let d = distance(v, points.vector(q as usize));
-                    if d < ep.distance {
-                        ep = Scored {
-                            distance: d,
-                            point: q,
-                        };
-                        moved = true;
-                    }
-                }
-                if !moved {
-                    break;
-                }
-            }
+            ep = self.descend(v, ep, l, points, distance, &mut row);
         }
         for l in (0..=level.min(top_level)).rev() {
             let cap = if l == 0 { self.width0 } else { self.width };
@@ -270,6 +253,36 @@ impl Growing {
             let mut top = self.top.lock().unwrap_or_else(|e| e.into_inner());
             if level > top.1 {
                 *top = (p, level);
+            }
+        }
+    }
+
+    /// Greedy descent through one layer above the new point's own: from `ep`, moves to
+    /// whichever neighbour is nearer to `v` until none is.
+    fn descend<D: Fn(&[f32], &[f32]) -> f32>(
+        &self,
+        v: &[f32],
+        mut ep: Scored,
+        level: u8,
+        points: &Points,
+        distance: &D,
+        row: &mut Vec<u32>,
+    ) -> Scored {
+        loop {
+            let mut moved = false;
+            self.read(ep.point, level, row);
+            for &q in row.iter() {
+                let d = distance(v, points.vector(q as usize));
+                if d < ep.distance {
+                    ep = Scored {
+                        distance: d,
+                        point: q,
+                    };
+                    moved = true;
+                }
+            }
+            if !moved {
+                return ep;
             }
         }
     }

@@ -30,7 +30,6 @@ mod ids;
 pub mod insert;
 pub mod job_threads;
 mod maintenance;
-pub mod params;
 pub mod points;
 pub mod scratch;
 pub mod sealed;
@@ -44,9 +43,9 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use serde_json::{Map, Value};
 
 use crate::error::IndexError;
+pub use crate::params::{IndexParams, Limits, NewItem};
 use bitset::BitSet;
 pub use maintenance::{Built, Job, JobKind, JobReport};
-pub use params::{IndexParams, Limits, NewItem};
 use points::Points;
 use sealed::FlatGraph;
 

@@ -263,6 +263,35 @@ impl FlatGraph {
             .collect()
     }
 
+    /// Greedy descent through the upper layers: the point of layer 1 where the beam
+    /// search on layer 0 starts, and its distance to `query`.
+    #[inline]
+    fn descend(
+        &self,
+        points: &Points,
+        query: &[f32],
+        distance: &impl Fn(&[f32], &[f32]) -> f32,
+    ) -> (u32, f32) {
+        let mut ep = self.entry;
+        let mut d_ep = distance(query, points.vector(ep as usize));
+        for level in (1..=self.max_level).rev() {
+            loop {
+                let mut moved = false;
+                for &q in self.upper_row(ep, level) {
+                    let d = distance(query, points.vector(q as usize));
+                    if d < d_ep {
+                        (ep, d_ep) = (q, d);
+                        moved = true;
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+        }
+        (ep, d_ep)
+    }
+
     /// Up to `ef` accepted points nearest to `query`, nearest first. `distance` must be
     /// the index's search distance; `accept` says which points may be returned (the walk
     /// goes through the others too). With few accepted points the walk goes on until `ef`
@@ -281,24 +310,7 @@ impl FlatGraph {
             return Vec::new();
         }
         scratch.start(n);
-        // Greedy descent through the upper layers.
-        let mut ep = self.entry;
-        let mut d_ep = distance(query, points.vector(ep as usize));
-        for level in (1..=self.max_level).rev() {
-            loop {
-                let mut moved = false;
-                for &q in self.upper_row(ep, level) {
-                    let d = distance(query, points.vector(q as usize));
-                    if d < d_ep {
-                        (ep, d_ep) = (q, d);
-                        moved = true;
-                    }
-                }
-                if !moved {
-                    break;
-                }
-            }
-        }
+        let (ep, d_ep) = self.descend(points, query, distance);
         // Beam search on layer 0.
         scratch.visit(ep);
         let first = Scored {

@@ -387,7 +387,7 @@ mod tests {
     fn the_share_a_filter_passes_is_estimated_closely_whatever_the_pattern() {
         let n = 20_000;
         for groups in [1, 2, 3, 10, 16, 64, 100] {
-            let estimate = estimate_passing(n, &|p| p as usize % groups == 0) as f64;
+            let estimate = estimate_passing(n, &|p| (p as usize).is_multiple_of(groups)) as f64;
             let exact = n.div_ceil(groups) as f64;
             let share = 1.0 / groups as f64;
             // Within 4 standard deviations of the sample's.

@@ -267,6 +267,52 @@ pub(super) fn check_unique_live_ids(state: &State) -> Result<(), String> {
     Ok(())
 }
 
+/// The vectors of a 0.1.0 graph, by point number; each point must be there once, with
+/// the index's dimension.
+fn v1_vectors(graph: &Graph, n: usize, dim: usize) -> Result<Vec<Option<Vec<f32>>>, String> {
+    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; n];
+    for (p, v) in graph.vectors() {
+        if p >= n || v.len() != dim || vectors[p].is_some() {
+            return Err(format!(
+                "graph point {p} (dim {}) does not fit {n} points of dim {dim}",
+                v.len(),
+            ));
+        }
+        vectors[p] = Some(v);
+    }
+    Ok(vectors)
+}
+
+/// A 0.1.0 item or a tombstone for each point: the items' ids and metadata by point
+/// number, and the tombstones as a bit set with its count. A point may not be both.
+#[allow(clippy::type_complexity)]
+fn v1_items_and_tombstones(
+    listed: Vec<v1::ItemRecord>,
+    tombstones: Vec<usize>,
+    n: usize,
+) -> Result<(Vec<Option<(String, Map<String, Value>)>>, BitSet, usize), String> {
+    let mut items: Vec<Option<(String, Map<String, Value>)>> = vec![None; n];
+    for item in listed {
+        let p = item.point;
+        if p >= n || items[p].is_some() {
+            return Err(format!(
+                "item {:?} has a bad or repeated point {p}",
+                item.id
+            ));
+        }
+        items[p] = Some((item.id, item.metadata));
+    }
+    let mut deleted = BitSet::with_len(n);
+    let mut deleted_count = 0;
+    for p in tombstones {
+        if p >= n || items[p].is_some() || !deleted.set(p) {
+            return Err(format!("tombstone {p} is out of range, repeated or live"));
+        }
+        deleted_count += 1;
+    }
+    Ok((items, deleted, deleted_count))
+}
+
 /// A 0.1.0 index: its `hnsw_rs` graph is loaded, copied into the flat layout with its
 /// vectors, and becomes one sealed segment (same neighbour lists); tombstoned points keep
 /// their place (with an empty id) and their tombstone.
@@ -295,38 +341,11 @@ fn from_v1(
             graph.len()
         ));
     }
-    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; n];
-    for (p, v) in graph.vectors() {
-        if p >= n || v.len() != params.dim || vectors[p].is_some() {
-            return Err(format!(
-                "graph point {p} (dim {}) does not fit {n} points of dim {}",
-                v.len(),
-                params.dim
-            ));
-        }
-        vectors[p] = Some(v);
-    }
+    let vectors = v1_vectors(&graph, n, params.dim)?;
     let flat = graph.export(n, params.m)?;
     drop(graph);
-    let mut items: Vec<Option<(String, Map<String, Value>)>> = vec![None; n];
-    for item in envelope.items {
-        let p = item.point;
-        if p >= n || items[p].is_some() {
-            return Err(format!(
-                "item {:?} has a bad or repeated point {p}",
-                item.id
-            ));
-        }
-        items[p] = Some((item.id, item.metadata));
-    }
-    let mut deleted = BitSet::with_len(n);
-    let mut deleted_count = 0;
-    for p in envelope.tombstones {
-        if p >= n || items[p].is_some() || !deleted.set(p) {
-            return Err(format!("tombstone {p} is out of range, repeated or live"));
-        }
-        deleted_count += 1;
-    }
+    let (mut items, deleted, deleted_count) =
+        v1_items_and_tombstones(envelope.items, envelope.tombstones, n)?;
     let mut points = Points::with_capacity(params.dim, n, n * 8);
     for (p, vector) in vectors.into_iter().enumerate() {
         let vector = vector.ok_or_else(|| format!("graph point {p} is missing"))?;

@@ -1,5 +1,6 @@
-//! The start-up load: every manifest `_vectors/<name>.lhv1` in storaged becomes an index in
-//! the registry, loaded in parallel, each within a timeout.
+//! The start-up load of one index, and the collection of orphaned objects: the registry
+//! lists the manifests `_vectors/<name>.lhv1` in storaged and calls `load` for each (see
+//! `registry::startup`); the loader never names the registry.
 //!
 //! An index loads from its manifest: its sealed segments are streamed straight into their
 //! arrays (nothing is rebuilt), then the log objects after the manifest's covered lsn are
@@ -8,53 +9,39 @@
 //! one-object layouts (0.1.0's, with an `hnsw_rs` dump) load too, and are rewritten in the
 //! current layout by the first save.
 //!
-//! A file that fails its checks is refused, logged, left in place and reported in
-//! `/health`; its name stays reserved (the registry refuses to create an index over it)
-//! until an operator deletes or repairs it. A load that failed for a transient reason
-//! (storaged unreachable, slow or failing) is retried in the background with backoff.
+//! A file that fails its checks is refused, and its failure says so (`retrying` false); a
+//! load that failed for a transient reason (storaged unreachable, slow or failing) says
+//! it is worth retrying.
 //!
 //! Once everything is loaded, objects that no manifest needs are deleted: segment objects a
 //! crash left before their manifest was written, log objects a manifest covers, the objects
 //! of earlier incarnations and of deleted indexes.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
-
-use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::layout::{
-    incarnation_dir, name_of_manifest, new_incarnation, split_index_object, KEY_PREFIX,
+    incarnation_dir, manifest_key, name_of_manifest, new_incarnation, split_index_object,
+    KEY_PREFIX,
 };
+use super::objects::Objects;
 use super::save::{Stored, StoredLog, StoredManifest};
 use crate::codec::log::{self as log_object, LogRecord};
-use crate::codec::manifest::{self, parse_log_object, KIND_MANIFEST};
+use crate::codec::manifest::{self, parse_log_object, Manifest, KIND_MANIFEST};
 use crate::codec::segment::SegmentObjectReader;
 use crate::codec::{self};
-use crate::index::params::check_name;
 use crate::index::storage::LoadedSegment;
 use crate::index::{EngineConfig, Index};
-use crate::index_actor::ActorStart;
-use crate::registry::{LoadFailure, Registry};
-use crate::storeclient::{ObjectInfo, StoreClient, StoreError};
-
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const MAX_RETRY: Duration = Duration::from_secs(60);
-
-/// What the start-up load found.
-#[derive(Debug, Default)]
-pub struct RehydrateReport {
-    pub loaded: usize,
-    pub failed: usize,
-    /// Failed for a transient reason; `retry_failed_loads` keeps trying them.
-    pub retrying: usize,
-    /// Objects no manifest needed, deleted after the load.
-    pub orphans_removed: usize,
-}
+use crate::params::check_name;
+use crate::storeclient::{ObjectInfo, StoreError};
 
 /// An index as loaded.
 pub struct Loaded {
     pub index: Index,
-    pub start: ActorStart,
+    /// Where its actor starts counting mutations and log sequence numbers.
+    pub seq: u64,
+    pub lsn: u64,
     pub stored: Stored,
     /// Read from an old layout: to be saved in the current one at once.
     pub dirty: bool,
@@ -65,11 +52,43 @@ pub struct Loaded {
     pub keep_incarnation: Option<String>,
 }
 
+/// A persisted index that could not be loaded; its file is left in place.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    pub name: String,
+    pub key: String,
+    pub error: String,
+    /// The failure looked transient (storaged unreachable or slow): worth retrying.
+    pub retrying: bool,
+}
+
 /// What the cleanup after the load must keep of one index.
-struct Keep {
+pub struct Keep {
     incarnation: String,
     objects: HashSet<String>,
     also: Option<String>,
+}
+
+impl Keep {
+    /// The objects a loaded index still needs.
+    pub fn of(loaded: &Loaded) -> Keep {
+        let stored = &loaded.stored;
+        Keep {
+            incarnation: stored.incarnation.clone(),
+            objects: stored
+                .segments
+                .keys()
+                .map(|&id| manifest::segment_object(id))
+                .chain(
+                    stored
+                        .logs
+                        .iter()
+                        .map(|l| manifest::log_object(l.first_lsn)),
+                )
+                .collect(),
+            also: loaded.keep_incarnation.clone(),
+        }
+    }
 }
 
 /// Why one index did not load.
@@ -96,93 +115,49 @@ impl LoadError {
     }
 }
 
-/// Loads every index into the registry, `parallel` at a time, each within `timeout`, then
-/// deletes orphaned objects. Errors only when storaged cannot list its objects.
-pub async fn rehydrate(
-    store: &StoreClient,
-    registry: &Registry,
-    timeout: Duration,
-    parallel: usize,
-) -> Result<RehydrateReport, StoreError> {
-    let objects = store.list(KEY_PREFIX).await?;
-    let names: Vec<String> = objects
-        .iter()
-        .filter_map(|o| name_of_manifest(&o.key).map(str::to_string))
-        .collect();
-    let total = names.len();
-    log::info!("loading {total} persisted indexes from storaged");
-    let mut report = RehydrateReport::default();
-    let engine = registry.engine();
-    let mut loads = futures::stream::iter(names.into_iter().map(|name| {
-        let store = store.clone();
-        async move {
-            let started = Instant::now();
-            let result = load_within(&store, &name, timeout, engine).await;
-            (name, result, started.elapsed())
-        }
-    }))
-    .buffer_unordered(parallel.max(1));
-    let mut done = 0;
-    let mut needed: HashMap<String, Keep> = HashMap::new();
-    while let Some((name, result, took)) = loads.next().await {
-        done += 1;
-        let keep = result.as_ref().ok().map(|l| Keep {
-            incarnation: l.stored.incarnation.clone(),
-            objects: needed_objects(&l.stored),
-            also: l.keep_incarnation.clone(),
-        });
-        match install(registry, &name, result, false) {
-            Ok(count) => {
-                report.loaded += 1;
-                log::info!(
-                    "loaded index {done}/{total}: {name:?}, {count} items, {} ms",
-                    took.as_millis()
-                );
-                if let Some(keep) = keep {
-                    needed.insert(name, keep);
-                }
-            }
-            Err(failure) => {
-                report.failed += 1;
-                if failure.retrying {
-                    report.retrying += 1;
-                }
-                log::error!(
-                    "index {done}/{total}: {} not loaded, file left in place{}: {}",
-                    failure.key,
-                    if failure.retrying { ", will retry" } else { "" },
-                    failure.error
-                );
-                registry.record_failure(failure);
-            }
-        }
-    }
-    report.orphans_removed = collect_orphans(store, registry, &objects, &needed).await;
-    Ok(report)
+/// Every object under `_vectors/` (what `stored_names` and `collect_orphans` read).
+pub async fn list_objects(store: &impl Objects) -> Result<Vec<ObjectInfo>, StoreError> {
+    store.list(KEY_PREFIX).await
 }
 
-/// The object names (inside the incarnation directory) a loaded index still needs.
-fn needed_objects(stored: &Stored) -> HashSet<String> {
-    stored
-        .segments
-        .keys()
-        .map(|&id| manifest::segment_object(id))
-        .chain(
-            stored
-                .logs
-                .iter()
-                .map(|l| manifest::log_object(l.first_lsn)),
-        )
+/// The names of the stored indexes: one per manifest.
+pub fn stored_names(objects: &[ObjectInfo]) -> Vec<String> {
+    objects
+        .iter()
+        .filter_map(|o| name_of_manifest(&o.key).map(str::to_string))
         .collect()
 }
 
+/// Loads index `name` within `timeout`.
+pub async fn load(
+    store: &impl Objects,
+    name: &str,
+    timeout: Duration,
+    engine: EngineConfig,
+) -> Result<Loaded, LoadFailure> {
+    let result = match tokio::time::timeout(timeout, load_one(store, name, engine)).await {
+        Ok(result) => result,
+        Err(_) => Err(LoadError {
+            message: format!("timed out after {} s", timeout.as_secs()),
+            transient: true,
+        }),
+    };
+    result.map_err(|e| LoadFailure {
+        name: name.to_string(),
+        key: manifest_key(name),
+        error: e.message,
+        retrying: e.transient,
+    })
+}
+
 /// Deletes the objects under `_vectors/<name>/` that nothing needs (see the module
-/// comment); objects of a name whose manifest failed to load are left alone.
-async fn collect_orphans(
-    store: &StoreClient,
-    registry: &Registry,
+/// comment). `needed` holds every loaded index; objects of a name whose load `failed` are
+/// left alone. Answers how many were deleted.
+pub async fn collect_orphans(
+    store: &impl Objects,
     objects: &[ObjectInfo],
     needed: &HashMap<String, Keep>,
+    failed: impl Fn(&str) -> bool,
 ) -> usize {
     let manifests: HashSet<&str> = objects
         .iter()
@@ -193,7 +168,7 @@ async fn collect_orphans(
         let Some((name, rest)) = split_index_object(&o.key) else {
             continue;
         };
-        if registry.has_failure(name) {
+        if failed(name) {
             continue;
         }
         let orphan = match needed.get(name) {
@@ -218,95 +193,14 @@ async fn collect_orphans(
     removed
 }
 
-/// Retries, with backoff, every load that failed for a transient reason, until each one
-/// loads or fails for good (or is deleted by an operator). Runs until none is left.
-pub async fn retry_failed_loads(store: StoreClient, registry: &Registry, timeout: Duration) {
-    let mut wait = FIRST_RETRY;
-    loop {
-        let pending: Vec<LoadFailure> = registry
-            .failures()
-            .into_iter()
-            .filter(|f| f.retrying)
-            .collect();
-        if pending.is_empty() {
-            return;
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(MAX_RETRY);
-        for failure in pending {
-            // Deleted by an operator meanwhile?
-            if !registry.has_failure(&failure.name) {
-                continue;
-            }
-            let result = load_within(&store, &failure.name, timeout, registry.engine()).await;
-            match install(registry, &failure.name, result, true) {
-                Ok(count) => log::info!("index {:?} loaded on retry, {count} items", failure.name),
-                Err(again) => {
-                    if registry.has_failure(&failure.name) {
-                        if !again.retrying {
-                            log::error!(
-                                "{} not loaded, file left in place: {}",
-                                again.key,
-                                again.error
-                            );
-                        }
-                        registry.record_failure(again);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Puts a loaded index into the registry, or describes why it is not there.
-fn install(
-    registry: &Registry,
-    name: &str,
-    result: Result<Loaded, LoadError>,
-    retry: bool,
-) -> Result<usize, LoadFailure> {
-    let failure = |message: String, retrying: bool| LoadFailure {
-        name: name.to_string(),
-        key: super::layout::manifest_key(name),
-        error: message,
-        retrying,
-    };
-    let loaded = result.map_err(|e| failure(e.message, e.transient))?;
-    if let Some(w) = &loaded.warning {
-        log::error!("index {name:?}: {w}");
-    }
-    let handle = if retry {
-        registry.insert_retried(loaded)
-    } else {
-        registry.insert_loaded(loaded)
-    }
-    .map_err(|e| failure(e.to_string(), false))?;
-    Ok(handle.index.stats().count)
-}
-
-async fn load_within(
-    store: &StoreClient,
-    name: &str,
-    timeout: Duration,
-    engine: EngineConfig,
-) -> Result<Loaded, LoadError> {
-    match tokio::time::timeout(timeout, load_one(store, name, engine)).await {
-        Ok(result) => result,
-        Err(_) => Err(LoadError {
-            message: format!("timed out after {} s", timeout.as_secs()),
-            transient: true,
-        }),
-    }
-}
-
 /// Fetches, checks and restores one index.
 async fn load_one(
-    store: &StoreClient,
+    store: &impl Objects,
     name: &str,
     engine: EngineConfig,
 ) -> Result<Loaded, LoadError> {
     check_name(name).map_err(|e| LoadError::refused(e.to_string()))?;
-    let key = super::layout::manifest_key(name);
+    let key = manifest_key(name);
     let bytes = store
         .get(&key)
         .await
@@ -318,9 +212,17 @@ async fn load_one(
     if kind.as_deref() == Some(KIND_MANIFEST) {
         return load_manifest(store, name, &bytes, engine).await;
     }
-    // An index in one object (0.1.0's layout, or the whole-index object of the engine's
-    // first segmented version): its unsealed points go to a first log record, and the
-    // first save writes the current layout over it.
+    load_single_object(name, bytes, engine).await
+}
+
+/// An index in one object (0.1.0's layout, or the whole-index object of the engine's
+/// first segmented version): its unsealed points go to a first log record, and the first
+/// save writes the current layout over it.
+async fn load_single_object(
+    name: &str,
+    bytes: bytes::Bytes,
+    engine: EngineConfig,
+) -> Result<Loaded, LoadError> {
     let owned_name = name.to_string();
     let index = blocking(move || {
         let index = Index::decode(&bytes, engine)?;
@@ -334,26 +236,33 @@ async fn load_one(
     })
     .await
     .map_err(|e| LoadError::refused(format!("refused: {e}")))?;
-    let mut stored = Stored::new(new_incarnation());
-    stored.pending = index.unsealed_as_log();
-    let start = ActorStart {
-        seq: 1,
-        lsn: stored.pending.last_lsn,
-        pending: Default::default(),
-    };
     log::info!("index {name:?}: read from an older layout; the next save rewrites it");
-    Ok(Loaded {
-        index,
-        start,
-        stored,
-        dirty: true,
-        warning: None,
-        keep_incarnation: None,
-    })
+    Ok(as_new_incarnation(index, None, None))
 }
 
+/// An index whose next save writes a new incarnation whole (its unsealed points as a
+/// first log record).
+fn as_new_incarnation(
+    index: Index,
+    warning: Option<String>,
+    keep_incarnation: Option<String>,
+) -> Loaded {
+    let mut stored = Stored::new(new_incarnation());
+    stored.pending = index.unsealed_as_log();
+    Loaded {
+        index,
+        seq: 1,
+        lsn: stored.pending.last_lsn,
+        stored,
+        dirty: true,
+        warning,
+        keep_incarnation,
+    }
+}
+
+/// An index in the current layout: its segments, then its log (see the module comment).
 async fn load_manifest(
-    store: &StoreClient,
+    store: &impl Objects,
     name: &str,
     bytes: &[u8],
     engine: EngineConfig,
@@ -366,6 +275,60 @@ async fn load_manifest(
             m.params.name
         )));
     }
+    let segments = load_segments(store, name, &m, bits).await?;
+    let params = m.params.clone();
+    let index = blocking(move || Index::from_storage(params, engine, segments))
+        .await
+        .map_err(|e| LoadError::refused(format!("refused: {e}")))?;
+    let index = Arc::new(index);
+    let replayed = replay_log(store, name, &m, index.clone()).await?;
+    let index = Arc::try_unwrap(index)
+        .map_err(|_| LoadError::refused("the index is still shared after its load"))?;
+    let backlog = index.replayed_backlog();
+    if backlog > 0 {
+        log::info!(
+            "index {name:?}: {backlog} items replayed from the log are indexed again in the background (found by exact scan meanwhile; not counted against max_unsealed_points)"
+        );
+    }
+    if replayed.warning.is_some() {
+        // New changes must never take the lsns of the log objects that could not be
+        // applied: the index goes on as a new incarnation, and the old one is left as it
+        // is for now.
+        return Ok(as_new_incarnation(
+            index,
+            replayed.warning,
+            Some(m.incarnation.clone()),
+        ));
+    }
+    let stored = Stored {
+        incarnation: m.incarnation.clone(),
+        manifest: Some(StoredManifest {
+            covered_lsn: m.covered_lsn,
+            segments: m.segments.iter().map(|s| s.id).collect(),
+        }),
+        segments: m.segments.iter().map(|s| (s.id, s.bytes)).collect(),
+        logs: replayed.applied,
+        pending: Default::default(),
+    };
+    Ok(Loaded {
+        index,
+        seq: 0,
+        lsn: replayed.next - 1,
+        stored,
+        dirty: false,
+        warning: None,
+        keep_incarnation: None,
+    })
+}
+
+/// Streams each segment the manifest names into its arrays, checking that it is the
+/// object the manifest names (length, index, incarnation, id, points).
+async fn load_segments(
+    store: &impl Objects,
+    name: &str,
+    m: &Manifest,
+    bits: Vec<Vec<u8>>,
+) -> Result<Vec<LoadedSegment>, LoadError> {
     let dir = incarnation_dir(name, &m.incarnation);
     let mut segments = Vec::with_capacity(m.segments.len());
     for (entry, tombstone_bits) in m.segments.iter().zip(bits) {
@@ -403,12 +366,27 @@ async fn load_manifest(
             tombstone_bits,
         });
     }
-    let params = m.params.clone();
-    let index = blocking(move || Index::from_storage(params, engine, segments))
-        .await
-        .map_err(|e| LoadError::refused(format!("refused: {e}")))?;
+    Ok(segments)
+}
 
-    // The log after the manifest.
+/// What the replay of the log applied.
+struct Replayed {
+    applied: Vec<StoredLog>,
+    /// The lsn after the last one applied.
+    next: u64,
+    /// Why the replay stopped early (a gap or a damaged object), if it did.
+    warning: Option<String>,
+}
+
+/// Applies the log objects after the manifest's covered lsn, in order, until the first
+/// gap or damaged object. A storage error stops the whole load (it may be transient).
+async fn replay_log(
+    store: &impl Objects,
+    name: &str,
+    m: &Manifest,
+    index: Arc<Index>,
+) -> Result<Replayed, LoadError> {
+    let dir = incarnation_dir(name, &m.incarnation);
     let listing = store
         .list(&dir)
         .await
@@ -421,14 +399,16 @@ async fn load_manifest(
         })
         .collect();
     logs.sort();
-    let mut next = m.covered_lsn + 1;
-    let mut applied = Vec::new();
-    let mut warning = None;
+    let mut replayed = Replayed {
+        applied: Vec::new(),
+        next: m.covered_lsn + 1,
+        warning: None,
+    };
     let dim = m.params.dim;
-    let index = std::sync::Arc::new(index);
     for (first, key) in logs {
+        let next = replayed.next;
         if first > next {
-            warning = Some(format!(
+            replayed.warning = Some(format!(
                 "log stops at a gap: lsn {next} is missing before {key}; the changes from there on are not loaded (objects left in place)"
             ));
             break;
@@ -443,7 +423,7 @@ async fn load_manifest(
         let (env, records) = match decoded {
             Ok(d) => d,
             Err(e) => {
-                warning = Some(format!(
+                replayed.warning = Some(format!(
                     "log object {key} is damaged ({e}); the changes from lsn {next} on are not loaded (objects left in place)"
                 ));
                 break;
@@ -457,65 +437,14 @@ async fn load_manifest(
         blocking(move || target.replay(fresh))
             .await
             .map_err(|e| LoadError::refused(format!("refused: replaying {key}: {e}")))?;
-        applied.push(StoredLog {
+        replayed.applied.push(StoredLog {
             first_lsn: first,
             last_lsn: env.last_lsn,
             bytes: len,
         });
-        next = env.last_lsn + 1;
+        replayed.next = env.last_lsn + 1;
     }
-    let index = std::sync::Arc::try_unwrap(index)
-        .map_err(|_| LoadError::refused("the index is still shared after its load"))?;
-    let backlog = index.replayed_backlog();
-    if backlog > 0 {
-        log::info!(
-            "index {:?}: {backlog} items replayed from the log are indexed again in the background (found by exact scan meanwhile; not counted against max_unsealed_points)",
-            m.params.name
-        );
-    }
-    if warning.is_some() {
-        // New changes must never take the lsns of the log objects that could not be
-        // applied: the index goes on as a new incarnation, written whole by its first
-        // save (its unsealed points as a first log record), and the old one is left
-        // as it is for now.
-        let mut stored = Stored::new(new_incarnation());
-        stored.pending = index.unsealed_as_log();
-        let lsn = stored.pending.last_lsn;
-        return Ok(Loaded {
-            index,
-            start: ActorStart {
-                seq: 1,
-                lsn,
-                pending: Default::default(),
-            },
-            stored,
-            dirty: true,
-            warning,
-            keep_incarnation: Some(m.incarnation.clone()),
-        });
-    }
-    let stored = Stored {
-        incarnation: m.incarnation.clone(),
-        manifest: Some(StoredManifest {
-            covered_lsn: m.covered_lsn,
-            segments: m.segments.iter().map(|s| s.id).collect(),
-        }),
-        segments: m.segments.iter().map(|s| (s.id, s.bytes)).collect(),
-        logs: applied,
-        pending: Default::default(),
-    };
-    Ok(Loaded {
-        index,
-        start: ActorStart {
-            seq: 0,
-            lsn: next - 1,
-            pending: Default::default(),
-        },
-        stored,
-        dirty: false,
-        warning,
-        keep_incarnation: None,
-    })
+    Ok(replayed)
 }
 
 /// Runs CPU work on the blocking pool; a panic becomes an error.

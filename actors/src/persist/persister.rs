@@ -16,13 +16,86 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 
 use super::layout::{manifest_key, new_incarnation};
-use super::save::{self, SaveError, Stored};
+use super::save::{self, Changes, SaveError, Saved, Stored};
 use super::status::PersistStatus;
 use crate::error::IndexError;
-use crate::index_actor::IndexActor;
-use crate::messages::{Flush, FlushAll, Forget, MarkDirty, SealNow};
 use crate::metrics::metrics;
 use crate::storeclient::StoreClient;
+
+// The persister's protocol: what it is told and asked (by index actors, the registry, the
+// HTTP front and the shutdown), then what it asks of an index actor.
+
+/// Index `name` (of this `generation`) changed; `seq` counts its mutations so far.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct MarkDirty {
+    pub name: String,
+    pub generation: u64,
+    pub seq: u64,
+    pub index: IndexPeer,
+}
+
+/// Answer once everything index `name` (of `generation`) had when this arrived is stored.
+/// Answers `Ok(true)` when saved, `StorageUnavailable` when the save it waited for failed,
+/// `IndexNotFound` when the index was deleted meanwhile.
+#[derive(Message)]
+#[rtype(result = "Result<bool, IndexError>")]
+pub struct Flush {
+    pub name: String,
+    pub generation: u64,
+}
+
+/// Index `name` of `generation` was deleted (or, for a stored index that failed to load,
+/// is to be removed): cancel its pending saves, wait for a save in flight, then delete its
+/// stored copy. `first_attempt` hears the outcome of the first attempt; a failed attempt is
+/// retried with backoff, and `removed` fires once the stored copy is gone for good. Sent
+/// with `do_send`, which queues it even when the persister's mailbox is full (an
+/// `Addr::send` would defer it to the first poll of its future, and a client that hangs up
+/// before that would lose the delete).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Forget {
+    pub name: String,
+    pub generation: u64,
+    pub first_attempt: oneshot::Sender<Result<(), IndexError>>,
+    pub removed: oneshot::Sender<()>,
+}
+
+/// At shutdown: save everything pending now; answers when done or when storaged failed.
+#[derive(Message)]
+#[rtype(result = "Result<(), IndexError>")]
+pub struct FlushAll;
+
+/// From the start-up load: index `name` of `generation` is stored as `stored` says;
+/// `dirty` when it must be saved at once (read from an old layout).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Adopt {
+    pub name: String,
+    pub generation: u64,
+    pub index: IndexPeer,
+    pub stored: Stored,
+    pub dirty: bool,
+}
+
+/// To an index actor, between two mutations: hand over the log records collected since
+/// the last call and describe the sealed segments, for a save.
+#[derive(Message)]
+#[rtype(result = "Result<Changes, IndexError>")]
+pub struct TakeChanges;
+
+/// To an index actor: freeze the growing segment now (its log has grown long), so that a
+/// seal lets the next manifest cover the log.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SealNow;
+
+/// How the persister reaches one index's actor.
+#[derive(Clone)]
+pub struct IndexPeer {
+    pub take_changes: Recipient<TakeChanges>,
+    pub seal_now: Recipient<SealNow>,
+}
 
 /// How often slots are checked for due work.
 const TICK: Duration = Duration::from_millis(25);
@@ -48,8 +121,8 @@ pub struct Persister {
 /// leaks into the next.
 struct Slot {
     generation: u64,
-    /// The actor to snapshot; none once the index is deleted.
-    actor: Option<Addr<IndexActor>>,
+    /// The index's actor; none once the index is deleted.
+    actor: Option<IndexPeer>,
     /// Latest mutation count reported, and latest one stored.
     dirty_seq: u64,
     saved_seq: u64,
@@ -127,6 +200,18 @@ impl Slot {
         self.backoff = FIRST_BACKOFF;
     }
 
+    /// Answers the flush waiters whose mutation count is stored (`done` or less).
+    fn answer_flushes_up_to(&mut self, done: u64) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .flush_waiters
+            .drain(..)
+            .partition(|(target, _)| *target <= done);
+        self.flush_waiters = waiting;
+        for (_, tx) in ready {
+            let _ = tx.send(Ok(true));
+        }
+    }
+
     /// Answers every flush waiter with `result`.
     fn answer_flushes(&mut self, result: impl Fn() -> Result<bool, IndexError>) {
         for (_, tx) in self.flush_waiters.drain(..) {
@@ -135,9 +220,30 @@ impl Slot {
     }
 }
 
+/// Counts a successful save in the metrics, and logs it.
+fn record_save(name: &str, saved: &Saved, started: Instant, oldest_change: Option<Instant>) {
+    let m = metrics();
+    m.saves.with_label_values(&["ok"]).inc();
+    m.save_bytes.inc_by(saved.bytes_written);
+    m.save_seconds.observe(started.elapsed().as_secs_f64());
+    if let Some(t) = oldest_change {
+        m.save_lag_seconds.observe(t.elapsed().as_secs_f64());
+    }
+    log::debug!(
+        "index {name:?}: saved {} bytes{} in {} ms",
+        saved.bytes_written,
+        if saved.manifest_written {
+            " and a new manifest"
+        } else {
+            ""
+        },
+        started.elapsed().as_millis()
+    );
+}
+
 /// The work a tick decided to start for one slot.
 enum Op {
-    Save { actor: Addr<IndexActor> },
+    Save { actor: IndexPeer },
     Delete,
 }
 
@@ -243,12 +349,14 @@ impl Persister {
         );
     }
 
+    /// Takes the index's changes from its actor, then stores them (`save::save`), with no
+    /// lock held; `save_done` books the outcome.
     fn start_save(
         &mut self,
         ctx: &mut Context<Self>,
         name: String,
         generation: u64,
-        actor: Addr<IndexActor>,
+        actor: IndexPeer,
     ) {
         let store = self.store.clone();
         let started = Instant::now();
@@ -260,96 +368,93 @@ impl Persister {
         let checkpoint = std::mem::take(&mut slot.checkpoint);
         let long_log = self.manifest_log_bytes;
         let index = name.clone();
-        let seal_actor = actor.clone();
         let work = async move {
-            let result = save::save(&store, &index, actor, &mut stored, long_log, checkpoint).await;
+            let changes = match actor.take_changes.send(TakeChanges).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return (stored, Err(SaveError::Snapshot(e.to_string()))),
+                // The actor stopped: the index was deleted; the delete follows.
+                Err(_) => return (stored, Err(SaveError::Gone)),
+            };
+            let result =
+                save::save(&store, &index, changes, &mut stored, long_log, checkpoint).await;
             (stored, result)
         };
         ctx.spawn(work.into_actor(self).map(move |(stored, res), act, _| {
-            let Some(slot) = act.slots.get_mut(&name) else {
-                return;
-            };
-            if slot.generation != generation {
-                return; // cannot happen: a slot outlives its busy operation
-            }
-            slot.stored = stored;
-            slot.busy = false;
-            match res {
-                Ok(saved) => {
-                    let m = metrics();
-                    m.saves.with_label_values(&["ok"]).inc();
-                    m.save_bytes.inc_by(saved.bytes_written);
-                    m.save_seconds.observe(started.elapsed().as_secs_f64());
-                    if let Some(t) = oldest_change {
-                        m.save_lag_seconds.observe(t.elapsed().as_secs_f64());
-                    }
-                    log::debug!(
-                        "index {name:?}: saved {} bytes{} in {} ms",
-                        saved.bytes_written,
-                        if saved.manifest_written {
-                            " and a new manifest"
-                        } else {
-                            ""
-                        },
-                        started.elapsed().as_millis()
-                    );
-                    slot.succeeded();
-                    slot.saved_seq = slot.saved_seq.max(saved.seq);
-                    if slot.saved_seq >= slot.dirty_seq {
-                        slot.first_dirty = None;
-                    }
-                    let clean = slot.first_dirty.is_none();
-                    act.status.update(&name, |s| {
-                        s.last_save = Some(std::time::SystemTime::now());
-                        s.last_error = None;
-                        s.failing_since = None;
-                        if clean {
-                            s.unsaved_since = None;
-                        }
-                    });
-                    let done = slot.saved_seq;
-                    let (ready, waiting): (Vec<_>, Vec<_>) = slot
-                        .flush_waiters
-                        .drain(..)
-                        .partition(|(target, _)| *target <= done);
-                    slot.flush_waiters = waiting;
-                    for (_, tx) in ready {
-                        let _ = tx.send(Ok(true));
-                    }
-                    // A long log: have the growing segment sealed, so that a manifest
-                    // can cover it (asked once until that happens).
-                    let long = slot.stored.log_is_long(act.manifest_log_bytes);
-                    if saved.manifest_written {
-                        slot.seal_asked = false;
-                    }
-                    if long && !slot.seal_asked {
-                        slot.seal_asked = true;
-                        seal_actor.do_send(SealNow);
-                    }
-                }
-                // The index was deleted meanwhile (its actor is gone): nothing more to
-                // save; the delete answers the waiters.
-                Err(SaveError::Gone) => {
-                    slot.actor = None;
-                }
-                Err(e) => {
-                    metrics().saves.with_label_values(&["failed"]).inc();
-                    act.status.update(&name, |s| {
-                        s.last_error = Some(e.to_string());
-                        s.failing_since
-                            .get_or_insert_with(std::time::SystemTime::now);
-                    });
-                    log::warn!(
-                        "index {name:?}: saving to {} failed, will retry in {} ms: {e}",
-                        manifest_key(&name),
-                        slot.backoff.as_millis()
-                    );
-                    slot.failed(Instant::now());
-                    let message = format!("saving index {name:?} failed: {e}");
-                    slot.answer_flushes(|| Err(IndexError::StorageUnavailable(message.clone())));
-                }
-            }
+            act.save_done(&name, generation, stored, res, (started, oldest_change));
         }));
+    }
+
+    /// Books a save's outcome in the index's slot: what is stored, flush waiters answered,
+    /// the status and metrics, a retry after a failure.
+    fn save_done(
+        &mut self,
+        name: &str,
+        generation: u64,
+        stored: Stored,
+        result: Result<Saved, SaveError>,
+        (started, oldest_change): (Instant, Option<Instant>),
+    ) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        if slot.generation != generation {
+            return; // cannot happen: a slot outlives its busy operation
+        }
+        slot.stored = stored;
+        slot.busy = false;
+        match result {
+            Ok(saved) => {
+                record_save(name, &saved, started, oldest_change);
+                slot.succeeded();
+                slot.saved_seq = slot.saved_seq.max(saved.seq);
+                if slot.saved_seq >= slot.dirty_seq {
+                    slot.first_dirty = None;
+                }
+                let clean = slot.first_dirty.is_none();
+                self.status.update(name, |s| {
+                    s.last_save = Some(std::time::SystemTime::now());
+                    s.last_error = None;
+                    s.failing_since = None;
+                    if clean {
+                        s.unsaved_since = None;
+                    }
+                });
+                slot.answer_flushes_up_to(slot.saved_seq);
+                // A long log: have the growing segment sealed, so that a manifest can
+                // cover it (asked once until that happens).
+                let long = slot.stored.log_is_long(self.manifest_log_bytes);
+                if saved.manifest_written {
+                    slot.seal_asked = false;
+                }
+                if long && !slot.seal_asked {
+                    if let Some(actor) = &slot.actor {
+                        slot.seal_asked = true;
+                        actor.seal_now.do_send(SealNow);
+                    }
+                }
+            }
+            // The index was deleted meanwhile (its actor is gone): nothing more to save;
+            // the delete answers the waiters.
+            Err(SaveError::Gone) => {
+                slot.actor = None;
+            }
+            Err(e) => {
+                metrics().saves.with_label_values(&["failed"]).inc();
+                self.status.update(name, |s| {
+                    s.last_error = Some(e.to_string());
+                    s.failing_since
+                        .get_or_insert_with(std::time::SystemTime::now);
+                });
+                log::warn!(
+                    "index {name:?}: saving to {} failed, will retry in {} ms: {e}",
+                    manifest_key(name),
+                    slot.backoff.as_millis()
+                );
+                slot.failed(Instant::now());
+                let message = format!("saving index {name:?} failed: {e}");
+                slot.answer_flushes(|| Err(IndexError::StorageUnavailable(message.clone())));
+            }
+        }
     }
 
     fn start_delete(&mut self, ctx: &mut Context<Self>, name: String, generation: u64) {
@@ -432,7 +537,7 @@ impl Handler<MarkDirty> for Persister {
             let mut old = std::mem::replace(slot, fresh());
             old.answer_flushes(|| Err(IndexError::IndexNotFound(msg.name.clone())));
         }
-        slot.actor = Some(msg.actor);
+        slot.actor = Some(msg.index);
         slot.dirty_seq = slot.dirty_seq.max(msg.seq);
         slot.first_dirty.get_or_insert(now);
         slot.last_dirty = now;
@@ -546,25 +651,13 @@ impl Handler<FlushAll> for Persister {
     }
 }
 
-/// To the persister, from the start-up load: index `name` of `generation` is stored as
-/// `stored` says; `dirty` when it must be saved at once (read from an old layout).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Adopt {
-    pub name: String,
-    pub generation: u64,
-    pub actor: Addr<IndexActor>,
-    pub stored: Stored,
-    pub dirty: bool,
-}
-
 impl Handler<Adopt> for Persister {
     type Result = ();
 
     fn handle(&mut self, msg: Adopt, _: &mut Context<Self>) {
         let now = Instant::now();
         let mut slot = Slot::new(msg.generation, now, msg.stored);
-        slot.actor = Some(msg.actor);
+        slot.actor = Some(msg.index);
         if msg.dirty {
             slot.dirty_seq = 1;
             slot.first_dirty = Some(now);

@@ -18,15 +18,14 @@
 
 use std::collections::BTreeMap;
 
-use actix::Addr;
-
 use super::layout::{incarnation_dir, manifest_key};
+use super::objects::Objects;
 use crate::codec::log::LogBatch;
 use crate::codec::manifest::{self, log_object, segment_object, ManifestSegment};
 use crate::codec::segment::SegmentWriter;
-use crate::index_actor::IndexActor;
-use crate::messages::TakeChanges;
-use crate::storeclient::{StoreClient, StoreError};
+use crate::index::storage::SealedSegment;
+use crate::params::IndexParams;
+use crate::storeclient::StoreError;
 
 /// Covered log objects are deleted (by a new manifest) once they weigh this much...
 const MIN_COVERED_LOG_BYTES: u64 = 1 << 20;
@@ -112,59 +111,98 @@ pub enum SaveError {
     Store(StoreError),
 }
 
-/// One save of index `name`: takes the changes from its actor and stores them (see the
-/// module comment). `stored` is updated with every step that succeeded, also when a
-/// later step fails. `long_log` is `vectord.manifest_log_bytes`; a `checkpoint` writes
-/// a manifest whenever it would cover more than the stored one (the shutdown asks).
+/// What a save needs from an index at one moment (between two mutations): taken by the
+/// index actor, so that the log records and the segments' tombstones agree.
+pub struct Changes {
+    /// Mutations applied so far (what `flush` waits for).
+    pub seq: u64,
+    /// Log sequence number of the last client mutation.
+    pub lsn: u64,
+    /// Log records since the changes were last taken (lsns follow the previous batch's).
+    pub log: LogBatch,
+    pub sealed: Vec<SealedSegment>,
+    /// The sealed segments hold every change up to this lsn.
+    pub covered_lsn: u64,
+    pub params: IndexParams,
+}
+
+/// One save of index `name`: stores `changes` (see the module comment for the order).
+/// `stored` is updated with every step that succeeded, also when a later step fails.
+/// `long_log` is `vectord.manifest_log_bytes`; a `checkpoint` writes a manifest whenever
+/// it would cover more than the stored one (the shutdown asks).
 pub async fn save(
-    store: &StoreClient,
+    store: &impl Objects,
     name: &str,
-    actor: Addr<IndexActor>,
+    mut changes: Changes,
     stored: &mut Stored,
     long_log: u64,
     checkpoint: bool,
 ) -> Result<Saved, SaveError> {
-    let changes = match actor.send(TakeChanges).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(SaveError::Snapshot(e.to_string())),
-        // The actor stopped: the index was deleted; the delete follows.
-        Err(_) => return Err(SaveError::Gone),
-    };
-    stored.pending.append(changes.log);
-    let dir = incarnation_dir(name, &stored.incarnation);
+    stored.pending.append(std::mem::take(&mut changes.log));
     let mut saved = Saved {
         seq: changes.seq,
         ..Saved::default()
     };
-
-    // 1. the log
-    if !stored.pending.is_empty() {
-        let bytes = stored
-            .pending
-            .encode(changes.params.dim)
-            .map_err(|message| SaveError::Encode {
-                what: "a log object".into(),
-                message,
-            })?;
-        let key = format!("{dir}{}", log_object(stored.pending.first_lsn));
-        let len = bytes.len() as u64;
-        store
-            .put(&key, bytes.into())
-            .await
-            .map_err(SaveError::Store)?;
-        stored.logs.push(StoredLog {
-            first_lsn: stored.pending.first_lsn,
-            last_lsn: stored.pending.last_lsn,
-            bytes: len,
-        });
-        stored.pending = LogBatch::default();
-        saved.bytes_written += len;
+    saved.bytes_written += store_log(store, name, stored, changes.params.dim).await?;
+    if !manifest_due(
+        stored,
+        &changes.sealed,
+        changes.covered_lsn,
+        long_log,
+        checkpoint,
+    ) {
+        return Ok(saved);
     }
+    saved.bytes_written += store_segments(store, name, stored, &changes.sealed).await?;
+    saved.bytes_written += store_manifest(store, name, stored, &changes).await?;
+    saved.manifest_written = true;
+    clean_up(store, name, stored, changes.covered_lsn).await;
+    Ok(saved)
+}
 
-    // 2. segments and the manifest, when due
-    let ids: Vec<u64> = changes.sealed.iter().map(|s| s.id).collect();
-    let covered = changes.covered_lsn;
-    let due = match &stored.manifest {
+/// Step 1: the log records not stored yet, as one log object. Answers the bytes written.
+async fn store_log(
+    store: &impl Objects,
+    name: &str,
+    stored: &mut Stored,
+    dim: usize,
+) -> Result<u64, SaveError> {
+    if stored.pending.is_empty() {
+        return Ok(0);
+    }
+    let bytes = stored
+        .pending
+        .encode(dim)
+        .map_err(|message| SaveError::Encode {
+            what: "a log object".into(),
+            message,
+        })?;
+    let dir = incarnation_dir(name, &stored.incarnation);
+    let key = format!("{dir}{}", log_object(stored.pending.first_lsn));
+    let len = bytes.len() as u64;
+    store
+        .put(&key, bytes.into())
+        .await
+        .map_err(SaveError::Store)?;
+    stored.logs.push(StoredLog {
+        first_lsn: stored.pending.first_lsn,
+        last_lsn: stored.pending.last_lsn,
+        bytes: len,
+    });
+    stored.pending = LogBatch::default();
+    Ok(len)
+}
+
+/// Whether this save writes a new manifest (see the module comment).
+fn manifest_due(
+    stored: &Stored,
+    sealed: &[SealedSegment],
+    covered: u64,
+    long_log: u64,
+    checkpoint: bool,
+) -> bool {
+    let ids: Vec<u64> = sealed.iter().map(|s| s.id).collect();
+    match &stored.manifest {
         None => true,
         // A seal or a merge: worth a manifest once the log it would let go is long.
         Some(m) if m.segments != ids => checkpoint || stored.log_is_long(long_log),
@@ -178,8 +216,7 @@ pub async fn save(
                 .filter(|l| l.last_lsn <= covered)
                 .fold((0u64, 0usize), |(b, c), l| (b + l.bytes, c + 1));
             let manifest_size: u64 = 4096
-                + changes
-                    .sealed
+                + sealed
                     .iter()
                     .map(|s| s.tombstone_bits.len() as u64 + 200)
                     .sum::<u64>();
@@ -187,11 +224,20 @@ pub async fn save(
                 && count > 0
                 && (bytes >= manifest_size.max(MIN_COVERED_LOG_BYTES) || count >= MAX_COVERED_LOGS)
         }
-    };
-    if !due {
-        return Ok(saved);
     }
-    for seg in &changes.sealed {
+}
+
+/// Step 2a: each sealed segment not stored yet, streamed from its arrays. Answers the
+/// bytes written.
+async fn store_segments(
+    store: &impl Objects,
+    name: &str,
+    stored: &mut Stored,
+    sealed: &[SealedSegment],
+) -> Result<u64, SaveError> {
+    let dir = incarnation_dir(name, &stored.incarnation);
+    let mut written = 0;
+    for seg in sealed {
         if stored.segments.contains_key(&seg.id) {
             continue;
         }
@@ -213,8 +259,19 @@ pub async fn save(
             .await
             .map_err(SaveError::Store)?;
         stored.segments.insert(seg.id, len);
-        saved.bytes_written += len;
+        written += len;
     }
+    Ok(written)
+}
+
+/// Step 2b: the manifest naming the sealed segments (all stored by now) with their
+/// tombstones. Answers the bytes written.
+async fn store_manifest(
+    store: &impl Objects,
+    name: &str,
+    stored: &mut Stored,
+    changes: &Changes,
+) -> Result<u64, SaveError> {
     let entries: Vec<ManifestSegment> = changes
         .sealed
         .iter()
@@ -234,7 +291,7 @@ pub async fn save(
     let bytes = manifest::encode(
         &changes.params,
         &stored.incarnation,
-        covered,
+        changes.covered_lsn,
         entries,
         &bits,
     )
@@ -247,14 +304,18 @@ pub async fn save(
         .put(&manifest_key(name), bytes.into())
         .await
         .map_err(SaveError::Store)?;
-    saved.bytes_written += len;
-    saved.manifest_written = true;
     stored.manifest = Some(StoredManifest {
-        covered_lsn: covered,
-        segments: ids.clone(),
+        covered_lsn: changes.covered_lsn,
+        segments: changes.sealed.iter().map(|s| s.id).collect(),
     });
+    Ok(len)
+}
 
-    // 3. what the manifest no longer needs
+/// Step 3: deletes the log objects the stored manifest covers and the segment objects it
+/// no longer names. A failure is logged and leaves the object listed in `stored`, to be
+/// deleted by a later save or the next start-up.
+async fn clean_up(store: &impl Objects, name: &str, stored: &mut Stored, covered: u64) {
+    let dir = incarnation_dir(name, &stored.incarnation);
     let mut kept = Vec::new();
     for log in std::mem::take(&mut stored.logs) {
         if log.last_lsn <= covered {
@@ -268,11 +329,16 @@ pub async fn save(
         }
     }
     stored.logs = kept;
+    let named = stored
+        .manifest
+        .as_ref()
+        .map(|m| m.segments.clone())
+        .unwrap_or_default();
     let unlisted: Vec<u64> = stored
         .segments
         .keys()
         .copied()
-        .filter(|id| !ids.contains(id))
+        .filter(|id| !named.contains(id))
         .collect();
     for id in unlisted {
         let key = format!("{dir}{}", segment_object(id));
@@ -283,14 +349,13 @@ pub async fn save(
             Err(e) => log::warn!("index {name:?}: removing the replaced segment {key} failed: {e}"),
         }
     }
-    Ok(saved)
 }
 
 /// Removes a deleted index: its manifest first (from then on the index is gone, also
 /// across a crash), then, if its incarnation is known, the objects of that incarnation
 /// (a failure there only leaves garbage, collected at the next start-up).
 pub async fn remove(
-    store: &StoreClient,
+    store: &impl Objects,
     name: &str,
     incarnation: Option<&str>,
 ) -> Result<(), StoreError> {

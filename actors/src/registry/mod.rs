@@ -16,6 +16,12 @@
 //!
 //! Each index gets a generation number, so that the persister can tell a deleted index
 //! from a later one of the same name.
+//!
+//! `startup` fills the registry from storaged at start-up (it calls the loader).
+
+mod startup;
+
+pub use startup::RehydrateReport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -27,10 +33,10 @@ use futures::channel::oneshot;
 
 use crate::error::IndexError;
 use crate::index::{EngineConfig, Index, IndexParams};
-use crate::index_actor::{ActorStart, IdleSeal, IndexActor};
-use crate::messages::{DropIndex, Forget, MarkDirty};
+use crate::index_actor::{self, ActorStart, DropIndex, IdleSeal, IndexActor};
+pub use crate::persist::loader::LoadFailure;
 use crate::persist::loader::Loaded;
-use crate::persist::persister::{Adopt, Persister};
+use crate::persist::persister::{Adopt, Forget, MarkDirty, Persister};
 
 /// What the front needs to serve one index.
 #[derive(Clone)]
@@ -43,16 +49,6 @@ pub struct IndexHandle {
     pub actor: Addr<IndexActor>,
     /// Writes (adds, item deletes) accepted and not yet answered, to bound the backlog.
     pub pending_writes: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-/// A persisted index that could not be loaded at start-up; its file is left in place.
-#[derive(Debug, Clone)]
-pub struct LoadFailure {
-    pub name: String,
-    pub key: String,
-    pub error: String,
-    /// The failure looked transient (storaged unreachable or slow): loading is retried.
-    pub retrying: bool,
 }
 
 /// The names and what each one stands for (see the module comment).
@@ -147,7 +143,7 @@ impl Registry {
                 name: handle.name.clone(),
                 generation: handle.generation,
                 seq: 1,
-                actor: handle.actor.clone(),
+                index: index_actor::peer(&handle.actor),
             });
         }
         names.live.insert(handle.name.clone(), handle.clone());
@@ -180,7 +176,8 @@ impl Registry {
     fn insert_loaded_as(&self, loaded: Loaded, retry: bool) -> Result<IndexHandle, IndexError> {
         let Loaded {
             index,
-            start,
+            seq,
+            lsn,
             stored,
             dirty,
             warning,
@@ -201,12 +198,17 @@ impl Registry {
             return Err(IndexError::IndexNotFound(name));
         }
         names.failed.remove(&name);
+        let start = ActorStart {
+            seq,
+            lsn,
+            pending: Default::default(),
+        };
         let handle = self.start(index, start);
         if let Some(persister) = &self.persister {
             persister.do_send(Adopt {
                 name: name.clone(),
                 generation: handle.generation,
-                actor: handle.actor.clone(),
+                index: index_actor::peer(&handle.actor),
                 stored,
                 dirty,
             });
@@ -238,7 +240,7 @@ impl Registry {
         let (n, i, p, idle) = (
             name.clone(),
             index.clone(),
-            self.persister.clone(),
+            self.persister.clone().map(Addr::recipient),
             self.idle_seal,
         );
         let actor = IndexActor::start_in_arbiter(&self.arbiter, move |_| {
