@@ -19,26 +19,101 @@ fn message(body: &Value) -> String {
         .to_string()
 }
 
-#[test]
-fn the_whole_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ephemeral(dir.path());
-    let api = server.api();
+/// Creates an index; the answer must be a 201, whose body is returned.
+fn create(api: &Api, body: &Value) -> Value {
+    let (s, b) = api.post("/vectors/index", body);
+    assert_eq!(s, 201, "{body} -> {b}");
+    b
+}
 
-    // health and readiness
+/// Adds to `index`; the answer must be a 200, whose body is returned.
+fn add(api: &Api, index: &str, body: &Value) -> Value {
+    let (s, b) = api.post(&format!("/vectors/index/{index}/add"), body);
+    assert_eq!(s, 200, "{body} -> {b}");
+    b
+}
+
+/// Posts `body` to `path`: the answer must be a 400 whose message names `field`; returns
+/// its body.
+fn refused_naming(api: &Api, path: &str, body: &Value, field: &str) -> Value {
+    let (s, b) = api.post(path, body);
+    assert_eq!(s, 400, "{body} -> {b}");
+    assert!(
+        message(&b).contains(field),
+        "{body}: message {:?} should name {field}",
+        message(&b)
+    );
+    b
+}
+
+/// The `docs` index: cosine, dim 3, every other parameter left to its default.
+fn docs() -> Value {
+    json!({"name": "docs", "dim": 3, "distance": "cosine"})
+}
+
+/// Items a, b and c on the three axes; c without metadata.
+fn abc() -> Value {
+    json!({"items": [
+        {"id": "a", "vector": [1.0, 0.0, 0.0], "metadata": {"lang": "en", "n": 1}},
+        {"id": "b", "vector": [0.0, 2.0, 0.0], "metadata": {"lang": "fr"}},
+        {"id": "c", "vector": [0.0, 0.0, 3.0]},
+    ]})
+}
+
+/// Adds a, b and c to `docs`, then replaces a by [1, 1, 0] with {"lang": "de"}: the
+/// answers of the two adds.
+fn fill_docs(api: &Api) -> [Value; 2] {
+    let replace_a =
+        json!({"items": [{"id": "a", "vector": [1.0, 1.0, 0.0], "metadata": {"lang": "de"}}]});
+    [abc(), replace_a].map(|body| add(api, "docs", &body))
+}
+
+/// A server of the test's own holding an empty `docs`.
+fn with_docs() -> Ephemeral {
+    let api = Ephemeral::start();
+    create(&api, &docs());
+    api
+}
+
+/// A server of the test's own whose `docs` holds a, b (metadata {"lang": "fr"}) and c
+/// (no metadata), a replaced once (see `fill_docs`).
+fn with_docs_filled() -> Ephemeral {
+    let api = with_docs();
+    fill_docs(&api);
+    api
+}
+
+/// A server of the test's own with three indexes, created in an order that is not their
+/// names': `docs`, `b-l2` (l2, dim 2, every parameter given) and `a.ip` (ip, dim 2).
+/// Returns the server and the three creation answers.
+fn with_the_three() -> (Ephemeral, [Value; 3]) {
+    let api = Ephemeral::start();
+    let created = [
+        docs(),
+        json!({"name": "b-l2", "dim": 2, "distance": "l2", "m": 8, "ef_construction": 50, "ef_search": 20}),
+        json!({"name": "a.ip", "dim": 2, "distance": "ip"}),
+    ]
+    .map(|body| create(&api, &body));
+    (api, created)
+}
+
+#[test]
+fn health_and_readiness_answer_on_a_fresh_server() {
+    let api = Ephemeral::start();
     let (s, b) = api.get("/health");
     assert_eq!(s, 200);
     assert_eq!(b["status"], "ok");
     assert_eq!(b["indexes"], 0);
     assert_eq!(b["persistence"], "ephemeral");
     assert_eq!(api.get("/ready").0, 200);
+    // load balancers probe with HEAD
+    let head = ureq::request("HEAD", &format!("{}/health", api.base)).call();
+    assert_eq!(head.map(|r| r.status()).ok(), Some(200));
+}
 
-    // create, with defaults
-    let (s, b) = api.post(
-        "/vectors/index",
-        &json!({"name": "docs", "dim": 3, "distance": "cosine"}),
-    );
-    assert_eq!(s, 201, "{b}");
+#[test]
+fn create_index_fills_in_defaults_and_takes_given_parameters() {
+    let (_api, [docs, l2, _]) = with_the_three();
     for (k, v) in [
         ("name", json!("docs")),
         ("dim", json!(3)),
@@ -48,33 +123,29 @@ fn the_whole_contract() {
         ("ef_search", json!(64)),
         ("count", json!(0)),
     ] {
-        assert_eq!(b[k], v, "{k} in {b}");
+        assert_eq!(docs[k], v, "{k} in {docs}");
     }
-    let (s, b) = api.post(
-        "/vectors/index",
-        &json!({"name": "docs", "dim": 3, "distance": "cosine"}),
-    );
-    assert_eq!((s, code(&b)), (409, "index_exists"));
-    let (s, b) = api.post("/vectors/index", &json!({"name": "b-l2", "dim": 2, "distance": "l2", "m": 8, "ef_construction": 50, "ef_search": 20}));
-    assert_eq!(s, 201, "{b}");
     assert_eq!(
         (
-            b["m"].clone(),
-            b["ef_construction"].clone(),
-            b["ef_search"].clone()
+            l2["m"].clone(),
+            l2["ef_construction"].clone(),
+            l2["ef_search"].clone()
         ),
         (json!(8), json!(50), json!(20))
     );
-    assert_eq!(
-        api.post(
-            "/vectors/index",
-            &json!({"name": "a.ip", "dim": 2, "distance": "ip"})
-        )
-        .0,
-        201
-    );
+}
 
-    // create: every invalid field is a 400 naming it
+#[test]
+fn create_index_refuses_a_name_in_use() {
+    let api = with_docs();
+    let (s, b) = api.post("/vectors/index", &docs());
+    assert_eq!((s, code(&b)), (409, "index_exists"));
+}
+
+#[test]
+fn create_index_validates_its_parameters() {
+    let api = Ephemeral::start();
+    // every invalid field is a 400 naming it
     let bad_creates = [
         (json!({"name": "", "dim": 3, "distance": "l2"}), "name"),
         (
@@ -112,20 +183,22 @@ fn the_whole_contract() {
         (json!({"name": "ok", "distance": "l2"}), "dim"),
     ];
     for (body, field) in bad_creates {
-        let (s, b) = api.post("/vectors/index", &body);
-        assert_eq!(s, 400, "{body} -> {b}");
-        assert!(
-            message(&b).contains(field),
-            "{body}: message {:?} should name {field}",
-            message(&b)
-        );
+        refused_naming(&api, "/vectors/index", &body, field);
     }
     let (s, b) = api.raw("POST", "/vectors/index", b"{not json");
     assert_eq!((s, code(&b)), (400, "invalid_json"));
     let (s, _) = api.raw("POST", "/vectors/index", b"");
     assert_eq!(s, 400);
+    assert_eq!(
+        api.get("/health").1["indexes"],
+        0,
+        "a refused create creates nothing"
+    );
+}
 
-    // list, sorted by name; get; 404s
+#[test]
+fn list_is_sorted_by_name_and_get_answers_404_for_an_unknown_index() {
+    let (api, _) = with_the_three();
     let (s, b) = api.get("/vectors/index");
     assert_eq!(s, 200);
     let names: Vec<&str> = b["indexes"]
@@ -138,22 +211,20 @@ fn the_whole_contract() {
     assert_eq!(api.get("/vectors/index/docs").1["dim"], 3);
     let (s, b) = api.get("/vectors/index/nope");
     assert_eq!((s, code(&b)), (404, "index_not_found"));
+}
 
-    // add: upsert semantics and counts
-    let items = json!({"items": [
-        {"id": "a", "vector": [1.0, 0.0, 0.0], "metadata": {"lang": "en", "n": 1}},
-        {"id": "b", "vector": [0.0, 2.0, 0.0], "metadata": {"lang": "fr"}},
-        {"id": "c", "vector": [0.0, 0.0, 3.0]},
-    ]});
-    let (s, b) = api.post("/vectors/index/docs/add", &items);
-    assert_eq!((s, b.clone()), (200, json!({"added": 3, "count": 3})));
-    let (s, b) = api.post(
-        "/vectors/index/docs/add",
-        &json!({"items": [{"id": "a", "vector": [1.0, 1.0, 0.0], "metadata": {"lang": "de"}}]}),
-    );
-    assert_eq!((s, b), (200, json!({"added": 1, "count": 3})));
+#[test]
+fn add_upserts_and_answers_the_counts() {
+    let api = with_docs();
+    let [added, replaced] = fill_docs(&api);
+    assert_eq!(added, json!({"added": 3, "count": 3}));
+    assert_eq!(replaced, json!({"added": 1, "count": 3}));
+}
 
-    // get item: cosine vectors come back unit-normalized; metadata defaults to {}
+#[test]
+fn get_item_answers_normalized_cosine_vectors_and_metadata_or_404() {
+    let api = with_docs_filled();
+    // cosine vectors come back unit-normalized; metadata defaults to {}
     let (s, b) = api.get("/vectors/index/docs/items/a");
     assert_eq!(s, 200);
     assert_eq!(b["id"], "a");
@@ -175,8 +246,12 @@ fn the_whole_contract() {
     let (s, b) = api.get("/vectors/index/docs/items/zzz");
     assert_eq!((s, code(&b)), (404, "item_not_found"));
     assert_eq!(api.get("/vectors/index/nope/items/a").0, 404);
+}
 
-    // search: nearest first with distance 0, ties by id, metadata returned
+#[test]
+fn search_orders_by_distance_and_applies_filters() {
+    let api = with_docs_filled();
+    // nearest first with distance 0, ties by id, metadata returned
     let (s, b) = api.post(
         "/vectors/index/docs/search",
         &json!({"vector": [0.0, 0.0, 5.0], "k": 3}),
@@ -204,10 +279,14 @@ fn the_whole_contract() {
         &json!({"vector": [0.0, 0.0, 5.0], "k": 3, "filter": {"lang": "de", "n": 1}}),
     );
     assert_eq!(b["results"], json!([]));
+}
 
-    // l2 and ip report API.md's distances
-    api.post(
-        "/vectors/index/b-l2/add",
+#[test]
+fn search_reports_l2_and_ip_distances_as_api_md_defines_them() {
+    let (api, _) = with_the_three();
+    add(
+        &api,
+        "b-l2",
         &json!({"items": [{"id": "p", "vector": [3.0, 4.0]}, {"id": "z", "vector": [0.0, 0.0]}]}),
     );
     let (_, b) = api.post(
@@ -219,8 +298,9 @@ fn the_whole_contract() {
         (b["results"][1]["distance"].as_f64().unwrap() - 5.0).abs() < 1e-5,
         "{b}"
     );
-    api.post(
-        "/vectors/index/a.ip/add",
+    add(
+        &api,
+        "a.ip",
         &json!({"items": [{"id": "p", "vector": [3.0, 4.0]}, {"id": "q", "vector": [-1.0, 0.0]}]}),
     );
     let (_, b) = api.post(
@@ -236,8 +316,12 @@ fn the_whole_contract() {
         (b["results"][1]["distance"].as_f64().unwrap() - 2.0).abs() < 1e-5,
         "{b}"
     );
+}
 
-    // add: all-or-nothing; the error names the item; nothing stored changes
+#[test]
+fn add_is_all_or_nothing_per_batch() {
+    let api = with_docs_filled();
+    // the error names the item; nothing stored changes
     let bad_adds = [
         (json!({"items": []}), "empty_batch", "items"),
         (
@@ -293,26 +377,24 @@ fn the_whole_contract() {
         (json!({"itemz": []}), "invalid_json", "itemz"),
     ];
     for (body, want_code, want_text) in bad_adds {
-        let (s, b) = api.post("/vectors/index/docs/add", &body);
-        assert_eq!((s, code(&b)), (400, want_code), "{b}");
-        assert!(
-            message(&b).contains(want_text),
-            "{:?} should name {want_text}",
-            message(&b)
-        );
+        let b = refused_naming(&api, "/vectors/index/docs/add", &body, want_text);
+        assert_eq!(code(&b), want_code, "{b}");
     }
     let (_, info) = api.get("/vectors/index/docs");
     assert_eq!(info["count"], 3, "a refused batch changed nothing");
     assert_eq!(api.get("/vectors/index/docs/items/ok").0, 404);
-    assert_eq!(api.post("/vectors/index/nope/add", &items).0, 404);
+    assert_eq!(api.post("/vectors/index/nope/add", &abc()).0, 404);
     let (s, b) = api.raw(
         "POST",
         "/vectors/index/docs/add",
         br#"{"items": [{"id": "n", "vector": [NaN, 0, 0]}]}"#,
     );
     assert_eq!((s, code(&b)), (400, "invalid_json"));
+}
 
-    // search errors
+#[test]
+fn search_validates_its_parameters() {
+    let api = with_docs_filled();
     let bad_searches = [
         (json!({"vector": [1, 0, 0], "k": 0}), "k"),
         (json!({"vector": [1, 0, 0], "k": 1001}), "k"),
@@ -328,13 +410,7 @@ fn the_whole_contract() {
         (json!({"k": 1}), "vector"),
     ];
     for (body, field) in bad_searches {
-        let (s, b) = api.post("/vectors/index/docs/search", &body);
-        assert_eq!(s, 400, "{body} -> {b}");
-        assert!(
-            message(&b).contains(field),
-            "{:?} should name {field}",
-            message(&b)
-        );
+        refused_naming(&api, "/vectors/index/docs/search", &body, field);
     }
     assert_eq!(
         api.post(
@@ -344,8 +420,12 @@ fn the_whole_contract() {
         .0,
         404
     );
+}
 
-    // delete item: gone from get and search, second delete 404
+#[test]
+fn delete_item_removes_it_from_get_and_search() {
+    let api = with_docs_filled();
+    // gone from get and search, second delete 404
     assert_eq!(api.delete("/vectors/index/docs/items/c").0, 204);
     let (s, b) = api.delete("/vectors/index/docs/items/c");
     assert_eq!((s, code(&b)), (404, "item_not_found"));
@@ -362,11 +442,15 @@ fn the_whole_contract() {
         .collect();
     assert_eq!(ids, ["a", "b"]);
     assert_eq!(api.get("/vectors/index/docs").1["count"], 2);
+}
 
-    // ids with URL-special characters round-trip through the item routes
+#[test]
+fn item_routes_take_ids_with_url_special_characters() {
+    let api = with_docs();
     let odd = "a b/c?d#e%f";
-    api.post(
-        "/vectors/index/docs/add",
+    add(
+        &api,
+        "docs",
         &json!({"items": [{"id": odd, "vector": [1, 2, 3]}]}),
     );
     let escaped = "a%20b%2Fc%3Fd%23e%25f";
@@ -377,10 +461,14 @@ fn the_whole_contract() {
             .0,
         204
     );
+}
 
-    // an id that is not UTF-8 once decoded is refused, not read as another item's id
-    api.post(
-        "/vectors/index/docs/add",
+#[test]
+fn an_id_not_utf8_once_decoded_is_refused_not_read_as_another_items_id() {
+    let api = with_docs();
+    add(
+        &api,
+        "docs",
         &json!({"items": [{"id": "zz\u{FFFD}", "vector": [1, 2, 3]}]}),
     );
     for method in ["GET", "DELETE"] {
@@ -393,8 +481,11 @@ fn the_whole_contract() {
     }
     assert_eq!(api.get("/vectors/index/docs/items/zz%EF%BF%BD").0, 200);
     assert_eq!(api.delete("/vectors/index/docs/items/zz%EF%BF%BD").0, 204);
+}
 
-    // metadata comes back exactly as sent, numbers included
+#[test]
+fn metadata_comes_back_exactly_as_sent_numbers_included() {
+    let api = with_docs();
     let raw = r#"{"items": [{"id": "num", "vector": [1, 2, 3], "metadata": {"f": 1.4000000000000001, "g": 0.30000000000000004, "tiny": 5e-324, "big": 1.7976931348623157e308, "i": -9223372036854775808, "u": 18446744073709551615}}]}"#;
     assert_eq!(
         api.raw("POST", "/vectors/index/docs/add", raw.as_bytes()).0,
@@ -413,13 +504,36 @@ fn the_whole_contract() {
     assert_eq!(got["u"].as_u64(), Some(u64::MAX), "{got}");
     assert_eq!(got["f"].to_string(), "1.4000000000000001");
     assert_eq!(api.delete("/vectors/index/docs/items/num").0, 204);
+}
 
-    // flush in ephemeral mode
+#[test]
+fn flush_in_ephemeral_mode_persists_nothing() {
+    let api = with_docs();
     let (s, b) = api.post("/vectors/index/docs/flush", &json!({}));
     assert_eq!((s, b), (200, json!({"persisted": false})));
     assert_eq!(api.post("/vectors/index/nope/flush", &json!({})).0, 404);
+}
 
-    // metrics
+#[test]
+fn metrics_count_indexes_items_requests_and_memory() {
+    let (api, _) = with_the_three();
+    fill_docs(&api);
+    assert_eq!(api.delete("/vectors/index/docs/items/c").0, 204);
+    let (s, b) = api.post(
+        "/vectors/index/docs/search",
+        &json!({"vector": [0.0, 0.0, 5.0], "k": 3}),
+    );
+    assert_eq!(s, 200, "{b}");
+    // requests naming an index that does not exist, which must leave no series behind
+    assert_eq!(api.get("/vectors/index/nope").0, 404);
+    for (route, body) in [
+        ("add", abc()),
+        ("search", json!({"vector": [1, 0, 0], "k": 1})),
+        ("flush", json!({})),
+    ] {
+        let (s, b) = api.post(&format!("/vectors/index/nope/{route}"), &body);
+        assert_eq!(s, 404, "{route}: {b}");
+    }
     let text = ureq::get(&format!("{}/metrics", api.base))
         .call()
         .unwrap()
@@ -454,8 +568,11 @@ fn the_whole_contract() {
         !text.contains("index=\"nope\""),
         "no series for unknown names: {text}"
     );
+}
 
-    // unknown routes answer in the error shape
+#[test]
+fn unknown_routes_and_wrong_methods_answer_in_the_error_shape() {
+    let api = with_docs();
     let (s, b) = api.get("/nowhere");
     assert_eq!((s, code(&b)), (404, "not_found"));
     // a known path with a method it does not take: 405 with Allow
@@ -468,11 +585,11 @@ fn the_whole_contract() {
     assert_eq!(code(&b), "method_not_allowed");
     let (s, b) = api.get("/vectors/index/docs/add");
     assert_eq!((s, code(&b)), (405, "method_not_allowed"));
-    // load balancers probe with HEAD
-    let head = ureq::request("HEAD", &format!("{}/health", api.base)).call();
-    assert_eq!(head.map(|r| r.status()).ok(), Some(200));
+}
 
-    // delete index
+#[test]
+fn delete_index_removes_it_and_only_it() {
+    let (api, _) = with_the_three();
     assert_eq!(api.delete("/vectors/index/docs").0, 204);
     let (s, b) = api.delete("/vectors/index/docs");
     assert_eq!((s, code(&b)), (404, "index_not_found"));

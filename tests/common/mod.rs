@@ -158,6 +158,33 @@ pub fn ephemeral(dir: &Path) -> Proc {
     vectord(dir, &["--ephemeral".into()], true)
 }
 
+/// An ephemeral vectord of the test's own, in a temporary directory of its own; derefs to
+/// its `Api`. On drop the process is killed, then the directory removed.
+pub struct Ephemeral {
+    pub api: Api,
+    pub server: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Ephemeral {
+    pub fn start() -> Ephemeral {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let server = ephemeral(dir.path());
+        Ephemeral {
+            api: server.api(),
+            server,
+            _dir: dir,
+        }
+    }
+}
+
+impl std::ops::Deref for Ephemeral {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 /// A storaged on a free port, storing under `root`.
 pub fn storaged(dir: &Path, root: &Path, port: Option<u16>) -> Proc {
     let port = port.unwrap_or_else(free_port);
