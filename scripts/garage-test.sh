@@ -18,7 +18,7 @@
 #   4. runs every storaged test with STORAGED_TEST_S3_* pointing at it (see
 #      src/storaged/testing.rs) and STORAGED_TEST_REQUIRE_S3=1, so that an S3 run cannot be
 #      skipped: the unit tests (`cargo test --release --lib storaged`: HTTP routes, store,
-#      model-based property test) and the real-binary tests (tests/storeclient.rs,
+#      model-based property test) and the real-binary tests (tests/storaged_client.rs,
 #      tests/storaged_*.rs);
 #   5. stops Garage (by its PID) and removes its directory, unless --keep.
 set -euo pipefail
@@ -115,7 +115,7 @@ export STORAGED_TEST_S3_SECRET_ACCESS_KEY="$GARAGE_DEFAULT_SECRET_KEY"
 export STORAGED_TEST_S3_NAME="$("$garage_bin" --version | head -1)"
 export STORAGED_TEST_REQUIRE_S3=1
 
-tests=(--test storeclient)
+tests=(--test storaged_client)
 for f in tests/storaged_*.rs; do
   [ -e "$f" ] && tests+=(--test "$(basename "$f" .rs)")
 done

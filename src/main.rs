@@ -16,7 +16,7 @@ use vectord::http::{self, AppState, IndexDefaults};
 use vectord_actors::persist::persister::{FlushAll, Persister};
 use vectord_actors::persist::status::PersistStatus;
 use vectord_actors::registry::Registry;
-use vectord_actors::storeclient::StoreClient;
+use vectord_actors::storaged_client::StoragedClient;
 
 // hnsw_rs makes one small allocation per graph link, and requests churn through large
 // buffers; with jemalloc vectord's resident size stays within ~11 % of its live heap, where
@@ -122,7 +122,7 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     } else {
         None
     };
-    let store = StoreClient::new(&v.storaged_url, Duration::from_secs(v.storage_timeout_s))
+    let store = StoragedClient::new(&v.storaged_url, Duration::from_secs(v.storage_timeout_s))
         .with_api_key(cfg.storaged.api_key.clone());
     let persister = persistent.then(|| {
         Persister::new(
@@ -280,7 +280,7 @@ fn serve(v: &VectordConfig, state: web::Data<AppState>) -> std::io::Result<Serve
 /// Loads the stored indexes (retrying until storaged answers), then marks the service
 /// ready; loads that failed for a transient reason go on being retried in the background.
 async fn rehydrate(
-    store: StoreClient,
+    store: StoragedClient,
     registry: Arc<Registry>,
     timeout: Duration,
     ready: Arc<AtomicBool>,

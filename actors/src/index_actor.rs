@@ -1,6 +1,6 @@
 //! The actor that owns one index and applies its mutations one at a time, in arrival
 //! order: add batches, item deletes, the installs of background jobs (seals, merges,
-//! compactions), snapshots for the persister, and the index's own deletion.
+//! compactions), handing its changes to the persister, and the index's own deletion.
 //!
 //! The actor only sequences work. Every step that takes the index's write lock runs on the
 //! blocking pool while the actor waits for it (`AtomicResponse`, `ctx.wait`), so the actor

@@ -30,12 +30,12 @@ mod ids;
 pub mod insert;
 pub mod job_threads;
 mod maintenance;
+pub mod one_object;
+pub mod persisted;
 pub mod points;
 pub mod scratch;
 pub mod sealed;
 mod search;
-pub mod snapshot;
-pub mod storage;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -31,10 +31,10 @@ use crate::codec::log::{self as log_object, LogRecord};
 use crate::codec::manifest::{self, parse_log_object, Manifest, KIND_MANIFEST};
 use crate::codec::segment::SegmentObjectReader;
 use crate::codec::{self};
-use crate::index::storage::LoadedSegment;
+use crate::index::persisted::LoadedSegment;
 use crate::index::{EngineConfig, Index};
 use crate::params::check_name;
-use crate::storeclient::{ObjectInfo, StoreError};
+use crate::storaged_client::{ObjectInfo, StoreError};
 
 /// An index as loaded.
 pub struct Loaded {
@@ -225,7 +225,7 @@ async fn load_single_object(
 ) -> Result<Loaded, LoadError> {
     let owned_name = name.to_string();
     let index = blocking(move || {
-        let index = Index::decode(&bytes, engine)?;
+        let index = Index::from_one_object(&bytes, engine)?;
         if index.params().name != owned_name {
             return Err(format!(
                 "file holds index {:?}, not {owned_name:?}",

@@ -8,9 +8,9 @@ use std::future::Future;
 use bytes::Bytes;
 use futures::Stream;
 
-use crate::storeclient::{ObjectInfo, StoreClient, StoreError};
+use crate::storaged_client::{ObjectInfo, StoragedClient, StoreError};
 
-/// What saves and loads do with objects (see `StoreClient` for each operation's meaning).
+/// What saves and loads do with objects (see `StoragedClient` for each operation's meaning).
 pub trait Objects {
     fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<(), StoreError>>;
     /// Stores `len` bytes that arrive as chunks.
@@ -32,9 +32,9 @@ pub trait Objects {
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<ObjectInfo>, StoreError>>;
 }
 
-impl Objects for StoreClient {
+impl Objects for StoragedClient {
     fn put(&self, key: &str, body: Bytes) -> impl Future<Output = Result<(), StoreError>> {
-        StoreClient::put(self, key, body)
+        StoragedClient::put(self, key, body)
     }
 
     fn put_stream(
@@ -43,11 +43,11 @@ impl Objects for StoreClient {
         len: u64,
         body: impl Stream<Item = Bytes> + Unpin + 'static,
     ) -> impl Future<Output = Result<(), StoreError>> {
-        StoreClient::put_stream(self, key, len, body)
+        StoragedClient::put_stream(self, key, len, body)
     }
 
     fn get(&self, key: &str) -> impl Future<Output = Result<Bytes, StoreError>> {
-        StoreClient::get(self, key)
+        StoragedClient::get(self, key)
     }
 
     fn get_stream(
@@ -55,15 +55,15 @@ impl Objects for StoreClient {
         key: &str,
         sink: impl FnMut(&[u8]) -> Result<(), String>,
     ) -> impl Future<Output = Result<u64, StoreError>> {
-        StoreClient::get_stream(self, key, sink)
+        StoragedClient::get_stream(self, key, sink)
     }
 
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> {
-        StoreClient::delete(self, key)
+        StoragedClient::delete(self, key)
     }
 
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<ObjectInfo>, StoreError>> {
-        StoreClient::list(self, prefix)
+        StoragedClient::list(self, prefix)
     }
 }
 
@@ -77,7 +77,7 @@ pub mod memory {
     use futures::{Stream, StreamExt};
 
     use super::Objects;
-    use crate::storeclient::{ObjectInfo, StoreError};
+    use crate::storaged_client::{ObjectInfo, StoreError};
 
     /// A map of keys to objects. `fail_when` makes the operations it matches fail (as
     /// storaged being down would); `writes` records every put and delete, in order.

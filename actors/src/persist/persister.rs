@@ -20,7 +20,7 @@ use super::save::{self, Changes, SaveError, Saved, Stored};
 use super::status::PersistStatus;
 use crate::error::IndexError;
 use crate::metrics::metrics;
-use crate::storeclient::StoreClient;
+use crate::storaged_client::StoragedClient;
 
 // The persister's protocol: what it is told and asked (by index actors, the registry, the
 // HTTP front and the shutdown), then what it asks of an index actor.
@@ -103,7 +103,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 pub struct Persister {
-    store: StoreClient,
+    store: StoragedClient,
     quiet: Duration,
     max_delay: Duration,
     /// Saves and deletes running at once, at most (so that a restart of storaged does not
@@ -249,7 +249,7 @@ enum Op {
 
 impl Persister {
     pub fn new(
-        store: StoreClient,
+        store: StoragedClient,
         quiet: Duration,
         max_delay: Duration,
         max_concurrent: usize,

@@ -23,9 +23,9 @@ use super::objects::Objects;
 use crate::codec::log::LogBatch;
 use crate::codec::manifest::{self, log_object, segment_object, ManifestSegment};
 use crate::codec::segment::SegmentWriter;
-use crate::index::storage::SealedSegment;
+use crate::index::persisted::SealedSegment;
 use crate::params::IndexParams;
-use crate::storeclient::StoreError;
+use crate::storaged_client::StoreError;
 
 /// Covered log objects are deleted (by a new manifest) once they weigh this much...
 const MIN_COVERED_LOG_BYTES: u64 = 1 << 20;

@@ -11,7 +11,7 @@ use futures::StreamExt;
 
 use super::{LoadFailure, Registry};
 use crate::persist::loader::{self, Keep, Loaded};
-use crate::storeclient::{StoreClient, StoreError};
+use crate::storaged_client::{StoragedClient, StoreError};
 
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
@@ -32,7 +32,7 @@ impl Registry {
     /// orphaned objects. Errors only when storaged cannot list its objects.
     pub async fn rehydrate(
         &self,
-        store: &StoreClient,
+        store: &StoragedClient,
         timeout: Duration,
         parallel: usize,
     ) -> Result<RehydrateReport, StoreError> {
@@ -86,7 +86,7 @@ impl Registry {
 
     /// Retries, with backoff, every load that failed for a transient reason, until each
     /// one loads or fails for good (or is deleted by an operator). Runs until none is left.
-    pub async fn retry_failed_loads(&self, store: StoreClient, timeout: Duration) {
+    pub async fn retry_failed_loads(&self, store: StoragedClient, timeout: Duration) {
         let mut wait = FIRST_RETRY;
         loop {
             let pending: Vec<LoadFailure> =

@@ -238,10 +238,10 @@ pub fn filtered(data: &Dataset, p: &IndexParams, efs: &[usize], k: usize) -> Res
 /// Seconds to encode, and to decode and restore, the index's LHV1 file, and its size.
 pub fn reload(index: &Index) -> Result<(f64, f64, usize), String> {
     let started = Instant::now();
-    let bytes = index.snapshot()?;
+    let bytes = index.to_one_object()?;
     let encode = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let restored = Index::decode(&bytes, EngineConfig::default())?;
+    let restored = Index::from_one_object(&bytes, EngineConfig::default())?;
     let load = started.elapsed().as_secs_f64();
     if restored.stats().count != index.stats().count {
         return Err("restored index has another count".into());

@@ -13,8 +13,8 @@ fn a_multi_segment_index_round_trips_exactly() {
         add_all(&index, &data[..300], "g-", 100); // in the growing segment
         index.delete("id-7");
         index.delete("g-3");
-        let bytes = index.snapshot().unwrap();
-        let restored = Index::decode(&bytes, small(1000)).unwrap();
+        let bytes = index.to_one_object().unwrap();
+        let restored = Index::from_one_object(&bytes, small(1000)).unwrap();
         assert_eq!(restored.segments(), index.segments(), "{distance:?}");
         assert_eq!(restored.neighbour_lists(), index.neighbour_lists());
         assert_eq!(restored.stats().count, 3500 + 300 - 2);
@@ -39,7 +39,8 @@ fn a_multi_segment_index_round_trips_exactly() {
                 0,
             )
             .unwrap();
-        let again = Index::decode(&restored.snapshot().unwrap(), small(1000)).unwrap();
+        let again =
+            Index::from_one_object(&restored.to_one_object().unwrap(), small(1000)).unwrap();
         assert_eq!(again.stats().count, 3500 + 300 - 1);
     }
 }
@@ -47,7 +48,8 @@ fn a_multi_segment_index_round_trips_exactly() {
 #[test]
 fn an_empty_index_round_trips() {
     let index = Index::new(params(Metric::Cosine, 4), EngineConfig::default());
-    let restored = Index::decode(&index.snapshot().unwrap(), EngineConfig::default()).unwrap();
+    let restored =
+        Index::from_one_object(&index.to_one_object().unwrap(), EngineConfig::default()).unwrap();
     assert_eq!(restored.stats().count, 0);
     assert!(restored
         .search(&[1.0, 0.0, 0.0, 0.0], 3, 64, None)
@@ -61,10 +63,13 @@ fn damaged_snapshots_are_refused_never_half_loaded() {
     add_all(&index, &random_vectors(11, 100, 4), "", 25);
     settle(&index);
     index.delete("3");
-    let good = index.snapshot().unwrap();
-    assert!(Index::decode(&good, small(40)).is_ok());
+    let good = index.to_one_object().unwrap();
+    assert!(Index::from_one_object(&good, small(40)).is_ok());
     for cut in (0..good.len()).step_by(7) {
-        assert!(Index::decode(&good[..cut], small(40)).is_err(), "cut {cut}");
+        assert!(
+            Index::from_one_object(&good[..cut], small(40)).is_err(),
+            "cut {cut}"
+        );
     }
     // a flipped byte anywhere is caught (by the JSON, a length or a checksum)
     let mut state = 7u64;
@@ -75,7 +80,7 @@ fn damaged_snapshots_are_refused_never_half_loaded() {
         let at = (state >> 33) as usize % good.len();
         let mut bad = good.clone();
         bad[at] ^= 1 << ((state >> 20) % 8);
-        if let Ok(restored) = Index::decode(&bad, small(40)) {
+        if let Ok(restored) = Index::from_one_object(&bad, small(40)) {
             // only a change inside the JSON that keeps it valid and consistent can pass
             assert_eq!(restored.stats().count, 99);
         }
@@ -91,7 +96,7 @@ fn files_written_by_0_1_0_load_with_every_item() {
         serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
     for name in ["legacy-cosine", "legacy-l2", "legacy-ip", "legacy-empty"] {
         let bytes = std::fs::read(dir.join(format!("_vectors/{name}.lhv1"))).unwrap();
-        let index = Index::decode(&bytes, EngineConfig::default()).unwrap();
+        let index = Index::from_one_object(&bytes, EngineConfig::default()).unwrap();
         let want = &expected[name];
         assert_eq!(
             index.stats().count,
@@ -116,7 +121,9 @@ fn files_written_by_0_1_0_load_with_every_item() {
         }
         assert!(index.get("item-0").is_none() && index.get("item-45").is_none());
         // rewritten in the current layout, it comes back the same
-        let again = Index::decode(&index.snapshot().unwrap(), EngineConfig::default()).unwrap();
+        let again =
+            Index::from_one_object(&index.to_one_object().unwrap(), EngineConfig::default())
+                .unwrap();
         assert_eq!(again.stats().count, index.stats().count);
         assert_eq!(again.neighbour_lists(), index.neighbour_lists());
     }

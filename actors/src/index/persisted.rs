@@ -33,7 +33,7 @@ impl SealedSegment {
     /// The segment's arrays, ready to stream (metadata encoded as JSON now).
     pub fn source(&self) -> Arc<dyn SegmentSource> {
         let (metadata_bytes, metadata_ends) =
-            super::snapshot::encode_metadata(self.data.metadata_slice());
+            super::one_object::encode_metadata(self.data.metadata_slice());
         Arc::new(StoredArrays {
             points: self.data.clone(),
             graph: self.graph.clone(),
@@ -198,7 +198,7 @@ impl Index {
             segments: restored,
             next_id: next_id + 1,
         };
-        super::snapshot::check_unique_live_ids(&state)?;
+        super::one_object::check_unique_live_ids(&state)?;
         Ok(Index::from_state(params, config, state))
     }
 
@@ -242,7 +242,7 @@ pub(super) fn arrays_to_segment(
 ) -> Result<(Points, FlatGraph), String> {
     let ids = IdTable::from_parts(arrays.id_bytes, arrays.id_ends)?;
     let metadata: Vec<Metadata> =
-        super::snapshot::decode_metadata(&arrays.metadata_bytes, &arrays.metadata_ends)?;
+        super::one_object::decode_metadata(&arrays.metadata_bytes, &arrays.metadata_ends)?;
     let points = Points::from_parts(dim, arrays.vectors, ids, metadata)?;
     let g = arrays.graph.ok_or("a sealed segment without a graph")?;
     if g.m != m {

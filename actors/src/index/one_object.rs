@@ -1,6 +1,9 @@
-//! An index to and from one LHV1 object: every segment as its flat arrays (sealed ones
-//! with their graph), so that a reload reads arrays and rebuilds nothing. Also the import
-//! of vectord 0.1.0 files (version 1: an `hnsw_rs` dump), which become one sealed segment.
+//! The older one-object layouts: a whole index in one LHV1 object. The engine's first
+//! segmented version wrote every segment as its flat arrays (sealed ones with their graph)
+//! into one object; vectord 0.1.0 wrote version 1 (an `hnsw_rs` dump), which becomes one
+//! sealed segment. Both are read at start-up and rewritten by the first save in the
+//! current layout (`persisted`: segments, log objects and a manifest); only tests and the
+//! benchmark still write one object. Also the metadata encoding both layouts share.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use crate::codec::{self, v1, IndexEnvelope, IndexObject};
 impl Index {
     /// Encodes the whole index as one object. Takes the read lock for the copy (searches
     /// go on); must not run concurrently with another mutation.
-    pub fn snapshot(&self) -> Result<Vec<u8>, String> {
+    pub fn to_one_object(&self) -> Result<Vec<u8>, String> {
         let s = self.read();
         let mut headers = Vec::new();
         let mut parts: Vec<Vec<u8>> = Vec::new();
@@ -50,9 +53,9 @@ impl Index {
         codec::encode(&envelope, &slices)
     }
 
-    /// Restores an index from an object written by `snapshot` or by vectord 0.1.0,
+    /// Restores an index from an object written by `to_one_object` or by vectord 0.1.0,
     /// checking that every part agrees with the others.
-    pub fn decode(bytes: &[u8], config: EngineConfig) -> Result<Index, String> {
+    pub fn from_one_object(bytes: &[u8], config: EngineConfig) -> Result<Index, String> {
         match codec::decode_index(bytes).map_err(|e| e.to_string())? {
             IndexObject::V1(envelope, dump) => from_v1(envelope, dump, config),
             IndexObject::V2(envelope, payload) => from_v2(envelope, payload, config),

@@ -1,4 +1,4 @@
-//! The storeclient against the real storaged binary, on both backends (a local directory,
+//! The storaged client against the real storaged binary, on both backends (a local directory,
 //! and an S3-compatible server: moto or Garage, see `vectord::storaged::testing`): escaping
 //! round trips, the typed `KeyNotFound`, idempotent delete, list by prefix, keys that are
 //! prefixes of each other, big objects (multipart on S3), refused keys.
@@ -10,10 +10,10 @@ use common::*;
 use std::path::Path;
 use std::time::Duration;
 use vectord::storaged::testing::{s3_server, S3Server};
-use vectord_actors::storeclient::{StoreClient, StoreError};
+use vectord_actors::storaged_client::{StoragedClient, StoreError};
 
 #[actix_rt::test]
-async fn storeclient_against_real_storaged() {
+async fn storaged_client_against_real_storaged() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let server = storaged(dir.path(), &root, None);
@@ -21,12 +21,12 @@ async fn storeclient_against_real_storaged() {
 }
 
 #[actix_rt::test]
-async fn storeclient_against_real_storaged_on_s3() {
-    let Some(s3) = s3_server("storeclient_against_real_storaged_on_s3") else {
+async fn storaged_client_against_real_storaged_on_s3() {
+    let Some(s3) = s3_server("storaged_client_against_real_storaged_on_s3") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let server = storaged_on_s3(dir.path(), s3, "storeclient");
+    let server = storaged_on_s3(dir.path(), s3, "storaged_client");
     let log = server.log.clone();
     exercise(server, None).await;
     let log = std::fs::read_to_string(log).unwrap();
@@ -59,9 +59,9 @@ fn storaged_on_s3(dir: &Path, s3: &S3Server, test: &str) -> Proc {
     )
 }
 
-/// The storeclient's whole surface against `server` (storing under `root` when local).
+/// The storaged client's whole surface against `server` (storing under `root` when local).
 async fn exercise(server: Proc, root: Option<&Path>) {
-    let client = StoreClient::new(&server.url, Duration::from_secs(60));
+    let client = StoragedClient::new(&server.url, Duration::from_secs(60));
 
     // keys with characters that need escaping round-trip, in get and in list
     let keys = [
@@ -132,7 +132,7 @@ async fn exercise(server: Proc, root: Option<&Path>) {
         Err(StoreError::KeyNotFound(_))
     ));
 
-    // keys that are prefixes of each other, and a last segment ending in `:` (issue 9)
+    // keys that are prefixes of each other, and a last segment ending in `:`
     for (k, v) in [("n/a", "1"), ("n/a/b", "2"), ("n/a:", "3"), ("n", "4")] {
         client.put(k, Bytes::from(v)).await.unwrap();
     }

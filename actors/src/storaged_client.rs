@@ -1,4 +1,4 @@
-//! The storeclient: vectord's HTTP client of storaged (`/storage/put|get|delete|list`).
+//! The storaged client: vectord's HTTP client of storaged (`/storage/put|get|delete|list`).
 //!
 //! A missing key is the typed `StoreError::KeyNotFound`, which callers match on; other
 //! failures carry the operation, the key and a preview of storaged's answer. Keys are
@@ -84,16 +84,16 @@ struct ListObject {
 }
 
 #[derive(Clone)]
-pub struct StoreClient {
+pub struct StoragedClient {
     base_url: String,
     timeout: Duration,
     /// Sent as `Authorization: Bearer <key>` when storaged wants one.
     api_key: Option<String>,
 }
 
-impl std::fmt::Debug for StoreClient {
+impl std::fmt::Debug for StoragedClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreClient")
+        f.debug_struct("StoragedClient")
             .field("base_url", &self.base_url)
             .field("timeout", &self.timeout)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
@@ -101,10 +101,10 @@ impl std::fmt::Debug for StoreClient {
     }
 }
 
-impl StoreClient {
+impl StoragedClient {
     /// `base_url` like `http://127.0.0.1:3211`; `timeout` bounds each operation.
     pub fn new(base_url: &str, timeout: Duration) -> Self {
-        StoreClient {
+        StoragedClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             timeout,
             api_key: None,
@@ -460,7 +460,7 @@ mod tests {
     #[test]
     fn client_moves_between_threads() {
         fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
-        assert_send_sync_clone::<StoreClient>();
+        assert_send_sync_clone::<StoragedClient>();
         fn assert_send_sync<T: Send + Sync + 'static>() {}
         assert_send_sync::<StoreError>();
     }
@@ -472,7 +472,8 @@ mod tests {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or(9);
-        let client = StoreClient::new(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(2));
+        let client =
+            StoragedClient::new(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(2));
         match client.get("a/b").await {
             Err(StoreError::Transport { op: "get", key, .. }) => assert_eq!(key, "a/b"),
             other => panic!("expected a transport error, got {other:?}"),
