@@ -20,7 +20,10 @@ fn exact_match_results_are_identical_before_and_after_seals_and_merges() {
     let sealed = index.segments().iter().filter(|s| s.sealed).count();
     assert!(sealed >= 1, "{:?}", index.segments());
     assert!(
-        index.segments().iter().any(|s| s.sealed && s.points == 2400),
+        index
+            .segments()
+            .iter()
+            .any(|s| s.sealed && s.points == 2400),
         "the four sealed segments were merged: {:?}",
         index.segments()
     );
@@ -228,7 +231,7 @@ fn writes_while_a_merge_links_points_are_kept() {
     assert_eq!(all.len(), 1800);
     for h in &all {
         let i: usize = h.id.parse().unwrap();
-        assert!(i % 10 != 0, "deleted id {i} returned");
+        assert!(!i.is_multiple_of(10), "deleted id {i} returned");
     }
 }
 
