@@ -158,12 +158,15 @@ mod tests {
         }
     }
 
-    fn sample() -> Vec<u8> {
-        let dump = GraphDump {
+    fn dump() -> GraphDump {
+        GraphDump {
             graph_file: b"graph-part".to_vec(),
             data_file: b"data-part!".to_vec(),
-        };
-        encode(envelope(), Some(&dump)).unwrap()
+        }
+    }
+
+    fn sample() -> Vec<u8> {
+        encode(envelope(), Some(&dump())).unwrap()
     }
 
     #[test]
@@ -224,18 +227,42 @@ mod tests {
     }
 
     #[test]
-    fn never_panics_on_arbitrary_bytes() {
-        // A seeded property test: every prefix, every single-byte change, and random
-        // garbage after a valid header decode to an error or a value, never a panic.
+    fn decodes_the_sample_refuses_its_cuts_and_never_panics_on_changed_bytes() {
+        // A seeded property test. The sample decodes to what was encoded; every prefix of
+        // it is refused; every single-byte change, and random garbage after a valid header,
+        // decode to an error or a value, never a panic, and the changes that no check can
+        // miss (magic, graph bytes under their checksum, garbage without the magic) are
+        // refused.
         let good = sample();
+        let (env, got) = decode(&good).expect("the sample decodes");
+        let info = env.graph.expect("the sample has graph bytes");
+        let want = dump();
+        assert_eq!(
+            (info.graph_file_len, info.data_file_len),
+            (want.graph_file.len() as u64, want.data_file.len() as u64)
+        );
+        let got = got.expect("the sample's graph dump");
+        assert_eq!(
+            (got.graph_file, got.data_file),
+            (want.graph_file, want.data_file)
+        );
+        let without_graph = Envelope { graph: None, ..env };
+        assert_eq!(
+            serde_json::to_value(&without_graph).unwrap(),
+            serde_json::to_value(envelope()).unwrap()
+        );
         for cut in 0..good.len() {
-            let _ = decode(&good[..cut]);
+            assert!(decode(&good[..cut]).is_err(), "a cut at {cut} decoded");
         }
+        let graph_at = 8 + u32::from_be_bytes(good[4..8].try_into().unwrap()) as usize;
         for i in 0..good.len() {
             for delta in [1u8, 0x80, 0xff] {
                 let mut b = good.clone();
                 b[i] = b[i].wrapping_add(delta);
-                let _ = decode(&b);
+                let decoded = decode(&b);
+                if i < 4 || i >= graph_at {
+                    assert!(decoded.is_err(), "byte {i} + {delta} decoded");
+                }
             }
         }
         let mut s: u64 = 42;
@@ -253,7 +280,10 @@ mod tests {
                 b[0..4].copy_from_slice(MAGIC);
                 b[4..8].copy_from_slice(&((len as u32).saturating_sub(8) / 2).to_be_bytes());
             }
-            let _ = decode(&b);
+            let decoded = decode(&b);
+            if !b.starts_with(MAGIC) {
+                assert!(decoded.is_err(), "garbage without the magic decoded");
+            }
         }
     }
 }

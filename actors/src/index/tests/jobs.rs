@@ -19,6 +19,14 @@ fn exact_match_results_are_identical_before_and_after_seals_and_merges() {
     settle(&index);
     let sealed = index.segments().iter().filter(|s| s.sealed).count();
     assert!(sealed >= 1, "{:?}", index.segments());
+    assert!(
+        index
+            .segments()
+            .iter()
+            .any(|s| s.sealed && s.points == 2400),
+        "the four sealed segments were merged: {:?}",
+        index.segments()
+    );
     for (&i, want) in probes.iter().zip(&before) {
         let got = &index.search(&query(&p, &data[i]), 1, 64, None)[0];
         assert_eq!(got, want);
