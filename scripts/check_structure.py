@@ -212,8 +212,8 @@ def check_cycles(repo):
                     keep = [l for i, l in enumerate(lines, 1)
                             if not any(a <= i <= b for a, b in spans)]
                     text = "\n".join(keep)
-                if modpath and modpath[-1] in ("tests",) or path.endswith("_tests.rs"):
-                    continue
+                if "tests" in modpath or path.endswith("_tests.rs"):
+                    continue  # test code may use anything
                 for target in uses_of(text, modpath, mods):
                     n = 0
                     while n < min(len(modpath), len(target)) and modpath[n] == target[n]:
