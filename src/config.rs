@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::storaged::{BackendKind, StoragedConfig};
+
 /// The flags both binaries take to find their configuration.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
@@ -108,25 +110,7 @@ pub struct VectordConfig {
     pub workers: usize,
 }
 
-/// `[storaged]`: the object-storage service.
-#[derive(Debug, Clone)]
-pub struct StoragedConfig {
-    /// Address the storage API listens on.
-    pub bind: String,
-    /// Directory that holds the objects.
-    pub root: PathBuf,
-    /// Largest object a PUT accepts.
-    pub max_object_bytes: usize,
-    /// When set, storaged needs `Authorization: Bearer <key>` on every request but
-    /// `/health`, and vectord's storeclient sends it.
-    pub api_key: Option<String>,
-    /// Where the objects are: `local` (files under `root`) or `s3` (a bucket, `s3`).
-    pub backend: crate::storaged::Backend,
-    /// The S3-compatible bucket of the `s3` backend (`s3_*` keys; unset ones come from the
-    /// standard AWS environment variables). Its `Debug` hides the secret key.
-    pub s3: crate::storaged::S3Config,
-}
-
+/// The whole configuration: `[vectord]` here, `[storaged]` owned by `crate::storaged`.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub vectord: VectordConfig,
@@ -164,14 +148,7 @@ impl Default for Config {
                 max_queued_writes: 64,
                 workers: 0,
             },
-            storaged: StoragedConfig {
-                bind: "127.0.0.1:3211".into(),
-                root: PathBuf::from("./data"),
-                max_object_bytes: 1 << 40,
-                api_key: None,
-                backend: crate::storaged::Backend::Local,
-                s3: crate::storaged::S3Config::default(),
-            },
+            storaged: StoragedConfig::default(),
         }
     }
 }
@@ -492,7 +469,7 @@ impl Config {
     /// Checks that need several settings at once.
     fn check(&self) -> Result<(), ConfigError> {
         let s = &self.storaged;
-        if s.backend == crate::storaged::Backend::S3 && s.s3.bucket.is_empty() {
+        if s.backend == BackendKind::S3 && s.s3.bucket.is_empty() {
             return Err(bad(
                 "storaged.s3_bucket",
                 "",
@@ -500,7 +477,7 @@ impl Config {
             ));
         }
         if let Some(endpoint) = &s.s3.endpoint {
-            if s.backend == crate::storaged::Backend::S3
+            if s.backend == BackendKind::S3
                 && endpoint.starts_with("http://")
                 && !s.s3.allow_http
                 && std::env::var("AWS_ALLOW_HTTP").map_or(true, |v| v != "true")

@@ -1,5 +1,6 @@
 //! storaged: a small object-storage service (API.md, section "storaged").
 //!
+//! - `config`: its settings, the `[storaged]` section (`StoragedConfig`, `BackendKind`);
 //! - `keys`: what a key is, how it is read off the wire and where it is stored;
 //! - `store`: the object store: local disk (`local`: durable, atomic writes; any set of
 //!   keys side by side) by default, or an S3-compatible bucket (`s3`), or any
@@ -9,6 +10,7 @@
 //! `server` builds the HTTP server for a `[storaged]` configuration; the `storaged` binary
 //! runs it, and vectord can run it in-process.
 
+pub mod config;
 pub mod http;
 pub mod keys;
 pub mod local;
@@ -25,7 +27,8 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 
-pub use s3::{Backend, S3Config};
+pub use self::config::{BackendKind, StoragedConfig};
+pub use s3::S3Config;
 pub use store::Store;
 
 /// Builds (does not run) the storaged HTTP server for these settings.
@@ -33,25 +36,20 @@ pub use store::Store;
 /// For local disk, creates the root directory if needed and removes unfinished uploads left
 /// in it by a crash; for S3, checks in the background that the bucket answers. Must be
 /// called inside an actix/tokio runtime.
-pub fn server(cfg: &crate::config::StoragedConfig) -> io::Result<actix_web::dev::Server> {
+pub fn server(cfg: &StoragedConfig) -> io::Result<actix_web::dev::Server> {
     build(cfg, true)
 }
 
 /// Like `server`, but it ignores SIGINT/SIGTERM: for storaged embedded in vectord, which
 /// must keep serving until vectord has saved everything, and then stops it.
-pub fn server_without_signals(
-    cfg: &crate::config::StoragedConfig,
-) -> io::Result<actix_web::dev::Server> {
+pub fn server_without_signals(cfg: &StoragedConfig) -> io::Result<actix_web::dev::Server> {
     build(cfg, false)
 }
 
-fn build(
-    cfg: &crate::config::StoragedConfig,
-    handle_signals: bool,
-) -> io::Result<actix_web::dev::Server> {
+fn build(cfg: &StoragedConfig, handle_signals: bool) -> io::Result<actix_web::dev::Server> {
     let store = Arc::new(Store::open(cfg)?);
     let description = store.description().to_string();
-    if cfg.backend == Backend::S3 {
+    if cfg.backend == BackendKind::S3 {
         let store = store.clone();
         actix_web::rt::spawn(async move {
             match store.probe().await {

@@ -20,9 +20,10 @@ use futures::Stream;
 use object_store::path::Path as StorePath;
 use object_store::{MultipartUpload, ObjectStore, PutPayload};
 
+use super::config::{BackendKind, StoragedConfig};
 use super::keys::Key;
 use super::local::{self, LocalStore};
-use super::s3::{Backend, S3Config};
+use super::s3::S3Config;
 
 /// Size of the parts of a multipart upload (and the largest body sent in one `put`).
 /// S3 needs at least 5 MiB for every part but the last, and allows 10,000 parts: objects up
@@ -78,15 +79,15 @@ pub struct Store {
 
 impl Store {
     /// The store a `[storaged]` configuration names. Blocking; call at start-up.
-    pub fn open(cfg: &crate::config::StoragedConfig) -> io::Result<Store> {
+    pub fn open(cfg: &StoragedConfig) -> io::Result<Store> {
         match cfg.backend {
-            Backend::Local => Store::local(&cfg.root).map_err(|e| {
+            BackendKind::Local => Store::local(&cfg.root).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("storaged.root {}: {e}", cfg.root.display()),
                 )
             }),
-            Backend::S3 => Store::s3(&cfg.s3),
+            BackendKind::S3 => Store::s3(&cfg.s3),
         }
     }
 
