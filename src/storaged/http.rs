@@ -32,7 +32,7 @@ pub async fn require_api_key(
         .and_then(|s| s.api_key.clone())
         .filter(|_| req.path() != "/health");
     if let Some(key) = key {
-        if !crate::http::auth::has_key(req.headers(), &key) {
+        if !crate::auth::has_key(req.headers(), &key) {
             let mut resp = error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
