@@ -10,12 +10,13 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::backend::Backend;
 use super::keys::Key;
-use super::store::{Store, StoreError};
+use super::object::BackendError;
 
 /// What every handler shares.
 pub struct State {
-    pub store: Arc<Store>,
+    pub store: Arc<Backend>,
     pub max_object_bytes: u64,
     /// When set, every request but `/health` needs `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
@@ -130,22 +131,22 @@ fn key_of(req: &HttpRequest) -> Result<Key, Box<HttpResponse>> {
 }
 
 /// The response for a failed store operation on `key`.
-fn store_error(op: &str, key: &Key, err: StoreError) -> HttpResponse {
+fn backend_error(op: &str, key: &Key, err: BackendError) -> HttpResponse {
     let message = format!("{op} {key:?}: {err}", key = key.display());
     match err {
-        StoreError::NotFound => {
+        BackendError::NotFound => {
             log::debug!("storaged: {message}");
             error(StatusCode::NOT_FOUND, "not_found", message)
         }
-        StoreError::TooLarge { .. } => {
+        BackendError::TooLarge { .. } => {
             log::warn!("storaged: {message}");
             error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
         }
-        StoreError::Body(_) => {
+        BackendError::Body(_) => {
             log::warn!("storaged: {message}");
             error(StatusCode::BAD_REQUEST, "bad_body", message)
         }
-        StoreError::Backend(_) => {
+        BackendError::Storage(_) => {
             log::warn!("storaged: {message}");
             error(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", message)
         }
@@ -164,14 +165,14 @@ async fn put(req: HttpRequest, body: web::Payload, state: web::Data<State>) -> H
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return store_error("put", &key, StoreError::TooLarge { limit });
+        return backend_error("put", &key, BackendError::TooLarge { limit });
     }
     match state.store.put(&key, body, limit).await {
         Ok(size) => {
             log::debug!("storaged: put {:?} ({size} bytes)", key.display());
             HttpResponse::Ok().json(json!({"key": key.display(), "size": size}))
         }
-        Err(e) => store_error("put", &key, e),
+        Err(e) => backend_error("put", &key, e),
     }
 }
 
@@ -190,7 +191,7 @@ async fn get(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
                 .content_type("application/octet-stream")
                 .body(SizedStream::new(obj.size, body))
         }
-        Err(e) => store_error("get", &key, e),
+        Err(e) => backend_error("get", &key, e),
     }
 }
 
@@ -204,7 +205,7 @@ async fn delete(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
             log::debug!("storaged: delete {:?}", key.display());
             HttpResponse::NoContent().finish()
         }
-        Err(e) => store_error("delete", &key, e),
+        Err(e) => backend_error("delete", &key, e),
     }
 }
 

@@ -1,21 +1,23 @@
-//! storaged: a small object-storage service (API.md, section "storaged").
+//! storaged: a small object-storage service (docs/API.md, section "storaged").
 //!
 //! - `config`: its settings, the `[storaged]` section (`StoragedConfig`, `BackendKind`);
 //! - `keys`: what a key is, how it is read off the wire and where it is stored;
-//! - `store`: the object store: local disk (`local`: durable, atomic writes; any set of
-//!   keys side by side) by default, or an S3-compatible bucket (`s3`), or any
-//!   `object_store` backend;
+//! - `backend`: the object store behind storaged (`Backend`): local disk (`local`: durable,
+//!   atomic writes; any set of keys side by side) by default, or an S3-compatible bucket
+//!   (`s3`), or any `object_store` store;
+//! - `object`: what the backend hands back (an object, a listing's entries, its errors);
 //! - `http`: the routes and the JSON error format.
 //!
 //! `server` builds the HTTP server for a `[storaged]` configuration; the `storaged` binary
 //! runs it, and vectord can run it in-process.
 
+pub mod backend;
 pub mod config;
 pub mod http;
 pub mod keys;
 pub mod local;
+pub mod object;
 pub mod s3;
-pub mod store;
 #[doc(hidden)]
 pub mod testing;
 
@@ -28,8 +30,8 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpServer};
 
 pub use self::config::{BackendKind, StoragedConfig};
+pub use backend::Backend;
 pub use s3::S3Config;
-pub use store::Store;
 
 /// Builds (does not run) the storaged HTTP server for these settings.
 ///
@@ -47,7 +49,7 @@ pub fn server_without_signals(cfg: &StoragedConfig) -> io::Result<actix_web::dev
 }
 
 fn build(cfg: &StoragedConfig, handle_signals: bool) -> io::Result<actix_web::dev::Server> {
-    let store = Arc::new(Store::open(cfg)?);
+    let store = Arc::new(Backend::open(cfg)?);
     let description = store.description().to_string();
     if cfg.backend == BackendKind::S3 {
         let store = store.clone();
@@ -109,7 +111,7 @@ mod tests {
     /// The app on every backend (local disk, memory, and S3 when a server is available).
     async fn fixtures(test: &str, max_object_bytes: u64) -> Vec<Fixture> {
         let mut out = Vec::new();
-        for t in testing::test_stores(test) {
+        for t in testing::test_backends(test) {
             let state = web::Data::new(http::State {
                 store: Arc::new(t.store),
                 max_object_bytes,
