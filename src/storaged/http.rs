@@ -1,5 +1,5 @@
 //! The HTTP face of storaged: routes, key extraction from the raw request path, and the
-//! JSON error format of API.md (`{"error":{"code","message"}}`).
+//! JSON error format of docs/API.md (`{"error":{"code","message"}}`).
 
 use std::sync::Arc;
 
@@ -88,7 +88,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
         .default_service(web::to(not_found));
 }
 
-/// The JSON error body of API.md.
+/// The JSON error body of docs/API.md.
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).json(json!({
         "error": {"code": code, "message": message.into()}

@@ -433,7 +433,8 @@ mod tests {
         }
     }
 
-    /// Issue 9: `a` and `a/b` are both objects, on every backend (S3 holds any such set).
+    /// `a` and `a/b` are both objects, on every backend (S3 holds any such set; on local disk
+    /// see the names of `local.rs`).
     #[actix_web::test]
     async fn keys_that_are_prefixes_of_each_other_are_all_stored() {
         for fx in fixtures("http_prefix_keys", 1 << 20).await {

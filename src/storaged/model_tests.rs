@@ -1,9 +1,9 @@
-//! Property test of the store (issue 9): random sequences of put/get/delete/list over keys
-//! drawn from a small alphabet — segments with `:`, `%`, `#`, an escaped `/`, the aside
-//! suffix, and keys that are `/`-prefixes of each other — checked after every operation
-//! against a `BTreeMap` model, on every backend (local disk, memory, S3 when a server is
-//! available). On local disk the directory is also checked after each sequence (no temp
-//! file, no empty directory) and reopened (the same objects come back).
+//! Property test of the backend (`super::backend`): random sequences of
+//! put/get/delete/list over keys drawn from a small alphabet — segments with `:`, `%`, `#`,
+//! an escaped `/`, the aside suffix, and keys that are `/`-prefixes of each other — checked
+//! after every operation against a `BTreeMap` model, on every backend (local disk, memory,
+//! S3 when a server is available). On local disk the directory is also checked after each
+//! sequence (no temp file, no empty directory) and reopened (the same objects come back).
 //!
 //! The generator is seeded; a failure names the seed and the operations so far, and
 //! `STORAGED_MODEL_SEED=<seed>` replays that one sequence.

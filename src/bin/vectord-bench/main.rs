@@ -3,9 +3,9 @@
 //! optionally hnswlib on the same data, measured in one run on one machine so that the
 //! ratios between them mean something. Prints tables and writes the same figures as JSON.
 //!
-//!   cargo build --release && target/release/vectord-bench --data ../shared/data/minilm-dev --hnswlib
+//!   cargo build --release && target/release/vectord-bench --data path/to/minilm-dev --hnswlib
 //!   target/release/vectord-bench --synthetic 100000 --dim 384
-//!   target/release/vectord-bench --persistence    # what saves cost (issue 8's figures)
+//!   target/release/vectord-bench --persistence    # what saves cost (docs/benchmarks.md)
 //!   target/release/vectord-bench --smoke          # tiny run for CI: completes, recall sane
 
 mod data;
@@ -360,7 +360,7 @@ struct DuringIngest {
     health_p99_ms: f64,
 }
 
-/// The targets of the issues, as measured.
+/// The targets of docs/benchmarks.md (section "Targets"), as measured.
 #[derive(Debug, Serialize, Default)]
 struct Ratios {
     /// recall@10 at the default ef (64), in-process.
