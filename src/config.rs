@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::storaged::{BackendKind, StoragedConfig};
+
 /// The flags both binaries take to find their configuration.
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
@@ -108,25 +110,7 @@ pub struct VectordConfig {
     pub workers: usize,
 }
 
-/// `[storaged]`: the object-storage service.
-#[derive(Debug, Clone)]
-pub struct StoragedConfig {
-    /// Address the storage API listens on.
-    pub bind: String,
-    /// Directory that holds the objects.
-    pub root: PathBuf,
-    /// Largest object a PUT accepts.
-    pub max_object_bytes: usize,
-    /// When set, storaged needs `Authorization: Bearer <key>` on every request but
-    /// `/health`, and vectord's storeclient sends it.
-    pub api_key: Option<String>,
-    /// Where the objects are: `local` (files under `root`) or `s3` (a bucket, `s3`).
-    pub backend: crate::storaged::Backend,
-    /// The S3-compatible bucket of the `s3` backend (`s3_*` keys; unset ones come from the
-    /// standard AWS environment variables). Its `Debug` hides the secret key.
-    pub s3: crate::storaged::S3Config,
-}
-
+/// The whole configuration: `[vectord]` here, `[storaged]` owned by `crate::storaged`.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub vectord: VectordConfig,
@@ -164,14 +148,7 @@ impl Default for Config {
                 max_queued_writes: 64,
                 workers: 0,
             },
-            storaged: StoragedConfig {
-                bind: "127.0.0.1:3211".into(),
-                root: PathBuf::from("./data"),
-                max_object_bytes: 1 << 40,
-                api_key: None,
-                backend: crate::storaged::Backend::Local,
-                s3: crate::storaged::S3Config::default(),
-            },
+            storaged: StoragedConfig::default(),
         }
     }
 }
@@ -304,121 +281,11 @@ impl Config {
 
     /// Sets one `section.key` from its text form; the error names the key.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let v = &mut self.vectord;
-        let s = &mut self.storaged;
-        match key {
-            "vectord.bind" => v.bind = parse_addr(key, value)?,
-            "vectord.storaged_url" => v.storaged_url = parse_url(key, value)?,
-            "vectord.embedded_storaged" => v.embedded_storaged = parse(key, value)?,
-            "vectord.max_body_bytes" => v.max_body_bytes = parse_range(key, value, 1024, 1 << 40)?,
-            "vectord.default_m" => v.default_m = parse_range(key, value, 2, 128)?,
-            "vectord.default_ef_construction" => {
-                v.default_ef_construction = parse_range(key, value, 1, 10_000)?
-            }
-            "vectord.default_ef_search" => {
-                v.default_ef_search = parse_range(key, value, 1, 10_000)?
-            }
-            "vectord.save_quiet_ms" => v.save_quiet_ms = parse_range(key, value, 0, 3_600_000)?,
-            "vectord.save_max_delay_ms" => {
-                v.save_max_delay_ms = parse_range(key, value, 0, 3_600_000)?
-            }
-            "vectord.rehydrate_timeout_s" => {
-                v.rehydrate_timeout_s = parse_range(key, value, 1, 86_400)?
-            }
-            "vectord.storage_timeout_s" => v.storage_timeout_s = parse_range(key, value, 1, 3_600)?,
-            "vectord.compact_ratio" => {
-                let r: f64 = parse(key, value)?;
-                if !(r > 0.0 && r <= 1.0) {
-                    return Err(bad(key, value, "must be in (0, 1]"));
-                }
-                v.compact_ratio = r;
-            }
-            "vectord.seal_points" => v.seal_points = parse_range(key, value, 1, 100_000_000)?,
-            "vectord.seal_idle_ms" => v.seal_idle_ms = parse_range(key, value, 1, 86_400_000)?,
-            "vectord.max_unsealed_points" => {
-                v.max_unsealed_points = parse_range(key, value, 1, 1_000_000_000)?
-            }
-            "vectord.merge_factor" => v.merge_factor = parse_range(key, value, 2, 64)?,
-            "vectord.max_segment_points" => {
-                v.max_segment_points = parse_range(key, value, 1, 1_000_000_000)?
-            }
-            "vectord.search_threads" => v.search_threads = parse_range(key, value, 0, 1024)?,
-            "vectord.manifest_log_bytes" => {
-                v.manifest_log_bytes = parse_range(key, value, 0, 1 << 40)?
-            }
-            "vectord.max_concurrent_saves" => {
-                v.max_concurrent_saves = parse_range(key, value, 1, 1024)?
-            }
-            "vectord.max_batch_items" => {
-                v.limits.max_batch_items = parse_range(key, value, 1, 10_000_000)?
-            }
-            "vectord.max_metadata_bytes" => {
-                v.limits.max_metadata_bytes = parse_range(key, value, 2, 1 << 30)?
-            }
-            "vectord.max_id_bytes" => v.limits.max_id_bytes = parse_range(key, value, 1, 256)?,
-            "vectord.max_filter_keys" => {
-                v.limits.max_filter_keys = parse_range(key, value, 1, 100_000)?
-            }
-            "vectord.max_batch_searches" => {
-                v.limits.max_batch_searches = parse_range(key, value, 1, 100_000)?
-            }
-            "vectord.max_indexes" => v.limits.max_indexes = parse_range(key, value, 1, 10_000_000)?,
-            "vectord.api_key" => v.api_key = parse_key(key, value)?,
-            "vectord.api_key_file" => v.api_key = read_key_file(key, value)?,
-            "vectord.metrics_public" => v.metrics_public = parse(key, value)?,
-            "vectord.max_write_backlog_bytes" => {
-                v.max_write_backlog_bytes = parse_range(key, value, 1 << 20, 1 << 40)?
-            }
-            "vectord.max_queued_writes" => {
-                v.max_queued_writes = parse_range(key, value, 1, 100_000)?
-            }
-            "vectord.workers" => v.workers = parse_range(key, value, 0, 1024)?,
-            "storaged.bind" => s.bind = parse_addr(key, value)?,
-            "storaged.api_key" => s.api_key = parse_key(key, value)?,
-            "storaged.api_key_file" => s.api_key = read_key_file(key, value)?,
-            "storaged.root" => {
-                if value.is_empty() {
-                    return Err(bad(key, value, "must not be empty"));
-                }
-                s.root = PathBuf::from(value)
-            }
-            "storaged.max_object_bytes" => {
-                s.max_object_bytes = parse_range(key, value, 1024, 1 << 40)?
-            }
-            "storaged.backend" => s.backend = parse(key, value)?,
-            "storaged.s3_bucket" => {
-                let v = value.trim();
-                if v.len() > 255 || v.contains(|c: char| c == '/' || c.is_whitespace()) {
-                    return Err(bad(key, value, "expected a bucket name"));
-                }
-                s.s3.bucket = v.to_string()
-            }
-            "storaged.s3_endpoint" => {
-                s.s3.endpoint = Some(parse_url(key, value.trim())?).filter(|v| !v.is_empty())
-            }
-            "storaged.s3_region" => {
-                s.s3.region = Some(value.trim().to_string()).filter(|v| !v.is_empty())
-            }
-            "storaged.s3_access_key_id" => {
-                s.s3.access_key_id = Some(value.trim().to_string()).filter(|v| !v.is_empty())
-            }
-            // A secret: never echoed, also not in errors.
-            "storaged.s3_secret_access_key" => {
-                s.s3.secret_access_key = Some(value.trim().to_string()).filter(|v| !v.is_empty())
-            }
-            "storaged.s3_prefix" => {
-                s.s3.prefix = crate::storaged::s3::parse_prefix(value)
-                    .map_err(|message| bad(key, value, &message))?
-            }
-            "storaged.s3_path_style" => s.s3.path_style = parse(key, value)?,
-            "storaged.s3_allow_http" => s.s3.allow_http = parse(key, value)?,
-            _ => {
-                return Err(ConfigError::UnknownKey {
-                    key: key.to_string(),
-                })
-            }
+        match key.split_once('.') {
+            Some(("vectord", _)) => set_vectord(&mut self.vectord, key, value),
+            Some(("storaged", _)) => set_storaged(&mut self.storaged, key, value),
+            _ => Err(unknown_key(key)),
         }
-        Ok(())
     }
 
     /// The effective value of every setting, as `section.key = value` lines in the order of
@@ -492,7 +359,7 @@ impl Config {
     /// Checks that need several settings at once.
     fn check(&self) -> Result<(), ConfigError> {
         let s = &self.storaged;
-        if s.backend == crate::storaged::Backend::S3 && s.s3.bucket.is_empty() {
+        if s.backend == BackendKind::S3 && s.s3.bucket.is_empty() {
             return Err(bad(
                 "storaged.s3_bucket",
                 "",
@@ -500,7 +367,7 @@ impl Config {
             ));
         }
         if let Some(endpoint) = &s.s3.endpoint {
-            if s.backend == crate::storaged::Backend::S3
+            if s.backend == BackendKind::S3
                 && endpoint.starts_with("http://")
                 && !s.s3.allow_http
                 && std::env::var("AWS_ALLOW_HTTP").map_or(true, |v| v != "true")
@@ -564,6 +431,127 @@ pub fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
+}
+
+/// Sets one `vectord.*` key (the limits on what clients send: `set_limit`).
+fn set_vectord(v: &mut VectordConfig, key: &str, value: &str) -> Result<(), ConfigError> {
+    match key {
+        "vectord.bind" => v.bind = parse_addr(key, value)?,
+        "vectord.storaged_url" => v.storaged_url = parse_url(key, value)?,
+        "vectord.embedded_storaged" => v.embedded_storaged = parse(key, value)?,
+        "vectord.max_body_bytes" => v.max_body_bytes = parse_range(key, value, 1024, 1 << 40)?,
+        "vectord.default_m" => v.default_m = parse_range(key, value, 2, 128)?,
+        "vectord.default_ef_construction" => {
+            v.default_ef_construction = parse_range(key, value, 1, 10_000)?
+        }
+        "vectord.default_ef_search" => v.default_ef_search = parse_range(key, value, 1, 10_000)?,
+        "vectord.save_quiet_ms" => v.save_quiet_ms = parse_range(key, value, 0, 3_600_000)?,
+        "vectord.save_max_delay_ms" => v.save_max_delay_ms = parse_range(key, value, 0, 3_600_000)?,
+        "vectord.rehydrate_timeout_s" => {
+            v.rehydrate_timeout_s = parse_range(key, value, 1, 86_400)?
+        }
+        "vectord.storage_timeout_s" => v.storage_timeout_s = parse_range(key, value, 1, 3_600)?,
+        "vectord.compact_ratio" => {
+            let r: f64 = parse(key, value)?;
+            if !(r > 0.0 && r <= 1.0) {
+                return Err(bad(key, value, "must be in (0, 1]"));
+            }
+            v.compact_ratio = r;
+        }
+        "vectord.seal_points" => v.seal_points = parse_range(key, value, 1, 100_000_000)?,
+        "vectord.seal_idle_ms" => v.seal_idle_ms = parse_range(key, value, 1, 86_400_000)?,
+        "vectord.max_unsealed_points" => {
+            v.max_unsealed_points = parse_range(key, value, 1, 1_000_000_000)?
+        }
+        "vectord.merge_factor" => v.merge_factor = parse_range(key, value, 2, 64)?,
+        "vectord.max_segment_points" => {
+            v.max_segment_points = parse_range(key, value, 1, 1_000_000_000)?
+        }
+        "vectord.search_threads" => v.search_threads = parse_range(key, value, 0, 1024)?,
+        "vectord.manifest_log_bytes" => v.manifest_log_bytes = parse_range(key, value, 0, 1 << 40)?,
+        "vectord.max_concurrent_saves" => {
+            v.max_concurrent_saves = parse_range(key, value, 1, 1024)?
+        }
+        "vectord.api_key" => v.api_key = parse_key(key, value)?,
+        "vectord.api_key_file" => v.api_key = read_key_file(key, value)?,
+        "vectord.metrics_public" => v.metrics_public = parse(key, value)?,
+        "vectord.max_write_backlog_bytes" => {
+            v.max_write_backlog_bytes = parse_range(key, value, 1 << 20, 1 << 40)?
+        }
+        "vectord.max_queued_writes" => v.max_queued_writes = parse_range(key, value, 1, 100_000)?,
+        "vectord.workers" => v.workers = parse_range(key, value, 0, 1024)?,
+        _ => return set_limit(&mut v.limits, key, value),
+    }
+    Ok(())
+}
+
+/// Sets one of the `vectord.*` keys that limit what clients send.
+fn set_limit(
+    l: &mut vectord_actors::index::Limits,
+    key: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    match key {
+        "vectord.max_batch_items" => l.max_batch_items = parse_range(key, value, 1, 10_000_000)?,
+        "vectord.max_metadata_bytes" => l.max_metadata_bytes = parse_range(key, value, 2, 1 << 30)?,
+        "vectord.max_id_bytes" => l.max_id_bytes = parse_range(key, value, 1, 256)?,
+        "vectord.max_filter_keys" => l.max_filter_keys = parse_range(key, value, 1, 100_000)?,
+        "vectord.max_batch_searches" => l.max_batch_searches = parse_range(key, value, 1, 100_000)?,
+        "vectord.max_indexes" => l.max_indexes = parse_range(key, value, 1, 10_000_000)?,
+        _ => return Err(unknown_key(key)),
+    }
+    Ok(())
+}
+
+/// Sets one `storaged.*` key.
+fn set_storaged(s: &mut StoragedConfig, key: &str, value: &str) -> Result<(), ConfigError> {
+    match key {
+        "storaged.bind" => s.bind = parse_addr(key, value)?,
+        "storaged.api_key" => s.api_key = parse_key(key, value)?,
+        "storaged.api_key_file" => s.api_key = read_key_file(key, value)?,
+        "storaged.root" => {
+            if value.is_empty() {
+                return Err(bad(key, value, "must not be empty"));
+            }
+            s.root = PathBuf::from(value)
+        }
+        "storaged.max_object_bytes" => s.max_object_bytes = parse_range(key, value, 1024, 1 << 40)?,
+        "storaged.backend" => s.backend = parse(key, value)?,
+        "storaged.s3_bucket" => {
+            let v = value.trim();
+            if v.len() > 255 || v.contains(|c: char| c == '/' || c.is_whitespace()) {
+                return Err(bad(key, value, "expected a bucket name"));
+            }
+            s.s3.bucket = v.to_string()
+        }
+        "storaged.s3_endpoint" => {
+            s.s3.endpoint = Some(parse_url(key, value.trim())?).filter(|v| !v.is_empty())
+        }
+        "storaged.s3_region" => {
+            s.s3.region = Some(value.trim().to_string()).filter(|v| !v.is_empty())
+        }
+        "storaged.s3_access_key_id" => {
+            s.s3.access_key_id = Some(value.trim().to_string()).filter(|v| !v.is_empty())
+        }
+        // A secret: never echoed, also not in errors.
+        "storaged.s3_secret_access_key" => {
+            s.s3.secret_access_key = Some(value.trim().to_string()).filter(|v| !v.is_empty())
+        }
+        "storaged.s3_prefix" => {
+            s.s3.prefix = crate::storaged::s3::parse_prefix(value)
+                .map_err(|message| bad(key, value, &message))?
+        }
+        "storaged.s3_path_style" => s.s3.path_style = parse(key, value)?,
+        "storaged.s3_allow_http" => s.s3.allow_http = parse(key, value)?,
+        _ => return Err(unknown_key(key)),
+    }
+    Ok(())
+}
+
+fn unknown_key(key: &str) -> ConfigError {
+    ConfigError::UnknownKey {
+        key: key.to_string(),
+    }
 }
 
 fn bad(key: &str, value: &str, message: &str) -> ConfigError {
@@ -657,6 +645,54 @@ mod tests {
         assert!(err.contains("vectord.bind"), "{err}");
         let err = cfg.set("vectord.nope", "1").unwrap_err().to_string();
         assert!(err.contains("vectord.nope"), "{err}");
+    }
+
+    #[test]
+    fn each_section_sets_its_own_keys() {
+        let mut cfg = Config::default();
+        cfg.set("vectord.max_id_bytes", "32").unwrap();
+        cfg.set("vectord.seal_points", "500").unwrap();
+        cfg.set("storaged.s3_bucket", " my-bucket ").unwrap();
+        cfg.set("storaged.backend", "s3").unwrap();
+        assert_eq!(cfg.vectord.limits.max_id_bytes, 32);
+        assert_eq!(cfg.vectord.seal_points, 500);
+        assert_eq!(cfg.storaged.s3.bucket, "my-bucket");
+        assert_eq!(cfg.storaged.backend, BackendKind::S3);
+    }
+
+    #[test]
+    fn keys_outside_a_section_or_of_the_wrong_section_are_unknown() {
+        let mut cfg = Config::default();
+        for key in [
+            "bind",
+            "other.bind",
+            "vectord.root",
+            "storaged.workers",
+            "vectord.",
+        ] {
+            assert!(
+                matches!(cfg.set(key, "1"), Err(ConfigError::UnknownKey { key: k }) if k == key),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn refused_values_name_the_reason_and_keep_the_old_value() {
+        let mut cfg = Config::default();
+        let before = cfg.vectord.limits.max_id_bytes;
+        let err = cfg
+            .set("vectord.max_id_bytes", "257")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("between 1 and 256"), "{err}");
+        assert_eq!(cfg.vectord.limits.max_id_bytes, before);
+        let err = cfg
+            .set("storaged.s3_bucket", "a/b")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storaged.s3_bucket"), "{err}");
+        assert!(cfg.storaged.s3.bucket.is_empty());
     }
 
     #[test]

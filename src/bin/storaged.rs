@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
     let root = &cfg.storaged.root;
-    if cfg.storaged.backend == vectord::storaged::Backend::Local {
+    if cfg.storaged.backend == vectord::storaged::BackendKind::Local {
         if let Err(e) = std::fs::create_dir_all(root) {
             eprintln!(
                 "storaged: cannot create storaged.root {}: {e}",

@@ -1,14 +1,17 @@
 //! API keys: when `vectord.api_key` is set, every request needs `Authorization: Bearer
 //! <key>`, except `/health` and `/ready` (for supervisors and load balancers), the web
 //! console's static files and `/openapi.json` (which hold no data: the console sends the
-//! key on its API calls), and `/metrics` when `vectord.metrics_public` is set. A missing or wrong key gets
-//! 401 in the usual error shape.
+//! key on its API calls), and `/metrics` when `vectord.metrics_public` is set. A missing or
+//! wrong key gets 401 in the usual error shape. The bearer-token check itself is
+//! `crate::auth`, shared with storaged.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
+
+use crate::auth::has_key;
 
 use super::errors::ApiError;
 use super::AppState;
@@ -21,24 +24,6 @@ fn open_path(path: &str, metrics_public: bool) -> bool {
         || path == "/ui"
         || path.starts_with("/ui/")
         || (metrics_public && path == "/metrics")
-}
-
-/// Compares in time independent of where the inputs differ (the length is not secret).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
-/// Whether the request carries `key` as a bearer token.
-pub fn has_key(headers: &header::HeaderMap, key: &str) -> bool {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), key.as_bytes()))
 }
 
 /// The 401 answer.
@@ -78,10 +63,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_compare_exactly() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
+    fn open_paths_need_no_key() {
         assert!(open_path("/health", false) && open_path("/ui/app.js", false));
         assert!(!open_path("/metrics", false) && open_path("/metrics", true));
         assert!(!open_path("/vectors/index", true) && !open_path("/uix", false));

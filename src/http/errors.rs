@@ -1,5 +1,6 @@
 //! The one place where errors become HTTP responses:
-//! `{"error":{"code":"<snake_case>","message":"..."}}` with the status API.md gives.
+//! `{"error":{"code":"<snake_case>","message":"..."}}` with the status docs/API.md
+//! gives.
 
 use super::schema::{ErrorBody, ErrorDetail};
 use actix_web::http::StatusCode;

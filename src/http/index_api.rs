@@ -167,7 +167,7 @@ pub async fn flush(
     Ok(HttpResponse::Ok().json(FlushResponse { persisted }))
 }
 
-/// The index info of API.md, plus sizes, background indexing, and the saves (when the
+/// The index info of docs/API.md, plus sizes, background indexing, and the saves (when the
 /// index was last stored, since when changes wait, and the last save error if saves fail).
 fn info(state: &AppState, handle: &IndexHandle) -> IndexInfo {
     let p = handle.index.params();

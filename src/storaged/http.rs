@@ -1,5 +1,5 @@
 //! The HTTP face of storaged: routes, key extraction from the raw request path, and the
-//! JSON error format of API.md (`{"error":{"code","message"}}`).
+//! JSON error format of docs/API.md (`{"error":{"code","message"}}`).
 
 use std::sync::Arc;
 
@@ -10,12 +10,13 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::backend::Backend;
 use super::keys::Key;
-use super::store::{Store, StoreError};
+use super::object::BackendError;
 
 /// What every handler shares.
 pub struct State {
-    pub store: Arc<Store>,
+    pub store: Arc<Backend>,
     pub max_object_bytes: u64,
     /// When set, every request but `/health` needs `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
@@ -32,7 +33,7 @@ pub async fn require_api_key(
         .and_then(|s| s.api_key.clone())
         .filter(|_| req.path() != "/health");
     if let Some(key) = key {
-        if !crate::http::auth::has_key(req.headers(), &key) {
+        if !crate::auth::has_key(req.headers(), &key) {
             let mut resp = error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -87,7 +88,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<State>) {
         .default_service(web::to(not_found));
 }
 
-/// The JSON error body of API.md.
+/// The JSON error body of docs/API.md.
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).json(json!({
         "error": {"code": code, "message": message.into()}
@@ -130,22 +131,22 @@ fn key_of(req: &HttpRequest) -> Result<Key, Box<HttpResponse>> {
 }
 
 /// The response for a failed store operation on `key`.
-fn store_error(op: &str, key: &Key, err: StoreError) -> HttpResponse {
+fn backend_error(op: &str, key: &Key, err: BackendError) -> HttpResponse {
     let message = format!("{op} {key:?}: {err}", key = key.display());
     match err {
-        StoreError::NotFound => {
+        BackendError::NotFound => {
             log::debug!("storaged: {message}");
             error(StatusCode::NOT_FOUND, "not_found", message)
         }
-        StoreError::TooLarge { .. } => {
+        BackendError::TooLarge { .. } => {
             log::warn!("storaged: {message}");
             error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
         }
-        StoreError::Body(_) => {
+        BackendError::Body(_) => {
             log::warn!("storaged: {message}");
             error(StatusCode::BAD_REQUEST, "bad_body", message)
         }
-        StoreError::Backend(_) => {
+        BackendError::Storage(_) => {
             log::warn!("storaged: {message}");
             error(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", message)
         }
@@ -164,14 +165,14 @@ async fn put(req: HttpRequest, body: web::Payload, state: web::Data<State>) -> H
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return store_error("put", &key, StoreError::TooLarge { limit });
+        return backend_error("put", &key, BackendError::TooLarge { limit });
     }
     match state.store.put(&key, body, limit).await {
         Ok(size) => {
             log::debug!("storaged: put {:?} ({size} bytes)", key.display());
             HttpResponse::Ok().json(json!({"key": key.display(), "size": size}))
         }
-        Err(e) => store_error("put", &key, e),
+        Err(e) => backend_error("put", &key, e),
     }
 }
 
@@ -190,7 +191,7 @@ async fn get(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
                 .content_type("application/octet-stream")
                 .body(SizedStream::new(obj.size, body))
         }
-        Err(e) => store_error("get", &key, e),
+        Err(e) => backend_error("get", &key, e),
     }
 }
 
@@ -204,7 +205,7 @@ async fn delete(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
             log::debug!("storaged: delete {:?}", key.display());
             HttpResponse::NoContent().finish()
         }
-        Err(e) => store_error("delete", &key, e),
+        Err(e) => backend_error("delete", &key, e),
     }
 }
 

@@ -203,6 +203,19 @@ impl KeyError {
     }
 }
 
+/// The complete segments of a listed `prefix` (those before its last `/`), when they are
+/// plain enough to map back unambiguously; otherwise `None` (list everything, and let the
+/// prefix filter do the rest).
+pub(crate) fn list_dir_segments(prefix: &str) -> Option<Vec<String>> {
+    let (dir, _) = prefix.rsplit_once('/')?;
+    let segments: Vec<String> = dir.split('/').map(str::to_string).collect();
+    if segments.iter().any(|s| s.contains('%')) {
+        return None;
+    }
+    Key::from_segments(segments.clone()).ok()?;
+    Some(segments)
+}
+
 /// Every `%` is followed by two hex digits.
 fn valid_escapes(seg: &str) -> bool {
     let b = seg.as_bytes();

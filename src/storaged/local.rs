@@ -1,5 +1,6 @@
-//! The local-disk store of storaged: objects as files under a root directory, written
-//! durably and atomically, any set of keys side by side.
+//! The local disk behind storaged's backend (`storaged.backend = "local"`): objects as
+//! files under a root directory, written durably and atomically, any set of keys side by
+//! side.
 //!
 //! # Names
 //!
@@ -53,8 +54,8 @@ use futures::stream::{self, BoxStream, StreamExt};
 use futures::Stream;
 use tokio::sync::mpsc;
 
-use super::keys::{decode_segment, encode_segment, Key, OBJECT_SUFFIX};
-use super::store::{Listed, Object, StoreError};
+use super::keys::{decode_segment, encode_segment, list_dir_segments, Key, OBJECT_SUFFIX};
+use super::object::{BackendError, Listed, Object};
 
 /// Size of the chunks a local object is read in.
 pub(crate) const READ_CHUNK: usize = 1 << 20;
@@ -68,7 +69,7 @@ const DIR_RETRIES: usize = 1000;
 
 /// Objects as files under a root directory. Cheap to clone (shared state).
 #[derive(Clone)]
-pub struct LocalStore {
+pub struct LocalDisk {
     root: Arc<Path>,
     /// Held while an object's name changes (commit, move aside, delete, directory removal).
     ns: Arc<Mutex<()>>,
@@ -81,10 +82,10 @@ pub struct Swept {
     pub empty_dirs: usize,
 }
 
-impl LocalStore {
+impl LocalDisk {
     /// The store in `root`, which is created if needed. Stale temp files from interrupted
     /// writes and empty directories are removed. Blocking; call at start-up.
-    pub fn open(root: &Path) -> io::Result<(LocalStore, Swept)> {
+    pub fn open(root: &Path) -> io::Result<(LocalDisk, Swept)> {
         fs::create_dir_all(root)?;
         let root = fs::canonicalize(root)?;
         if !root.is_dir() {
@@ -93,7 +94,7 @@ impl LocalStore {
         let mut swept = Swept::default();
         sweep(&root, &root, &mut swept)?;
         Ok((
-            LocalStore {
+            LocalDisk {
                 root: root.into(),
                 ns: Arc::new(Mutex::new(())),
             },
@@ -123,13 +124,13 @@ impl LocalStore {
         p
     }
 
-    /// Stores `body` under `key` (see `Store::put`).
+    /// Stores `body` under `key` (see `Backend::put`).
     pub async fn put<S, E>(
         &self,
         key: &Key,
         mut body: std::pin::Pin<&mut S>,
         limit: u64,
-    ) -> Result<u64, StoreError>
+    ) -> Result<u64, BackendError>
     where
         S: Stream<Item = Result<Bytes, E>>,
         E: Display,
@@ -149,13 +150,13 @@ impl LocalStore {
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
-                    refused = Some(StoreError::Body(e.to_string()));
+                    refused = Some(BackendError::Body(e.to_string()));
                     break;
                 }
             };
             total += chunk.len() as u64;
             if total > limit {
-                refused = Some(StoreError::TooLarge { limit });
+                refused = Some(BackendError::TooLarge { limit });
                 break;
             }
             if chunk.is_empty() {
@@ -172,15 +173,15 @@ impl LocalStore {
         drop(tx);
         let result = writer
             .await
-            .map_err(|e| StoreError::Backend(format!("writer task failed: {e}")))?;
+            .map_err(|e| BackendError::Storage(format!("writer task failed: {e}")))?;
         guard.keep();
         if let Some(err) = refused {
             return Err(err);
         }
         match result {
             Ok(size) => Ok(size),
-            Err(WriteFail::Io(e)) => Err(StoreError::Backend(e.to_string())),
-            Err(WriteFail::Aborted) => Err(StoreError::Backend("upload aborted".into())),
+            Err(WriteFail::Io(e)) => Err(BackendError::Storage(e.to_string())),
+            Err(WriteFail::Aborted) => Err(BackendError::Storage("upload aborted".into())),
         }
     }
 
@@ -318,31 +319,31 @@ impl LocalStore {
     }
 
     /// Opens the object under `key` for reading.
-    pub async fn get(&self, key: &Key) -> Result<Object, StoreError> {
+    pub async fn get(&self, key: &Key) -> Result<Object, BackendError> {
         let (dirs, name) = self.place(key);
         let dir = self.dir_path(&dirs);
         let opened = tokio::task::spawn_blocking(move || open_object(&dir, &name))
             .await
-            .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?;
+            .map_err(|e| BackendError::Storage(format!("read task failed: {e}")))?;
         match opened {
             Ok(Some((file, size))) => Ok(Object {
                 size,
                 body: read_file_stream(file, size),
             }),
-            Ok(None) => Err(StoreError::NotFound),
-            Err(e) => Err(StoreError::Backend(e.to_string())),
+            Ok(None) => Err(BackendError::NotFound),
+            Err(e) => Err(BackendError::Storage(e.to_string())),
         }
     }
 
     /// Removes the object under `key` (absent is fine), then the directories that leaves
     /// empty, up to the root.
-    pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+    pub async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         let (dirs, name) = self.place(key);
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.delete_blocking(&dirs, &name))
             .await
-            .map_err(|e| StoreError::Backend(format!("delete task failed: {e}")))?
-            .map_err(|e| StoreError::Backend(e.to_string()))
+            .map_err(|e| BackendError::Storage(format!("delete task failed: {e}")))?
+            .map_err(|e| BackendError::Storage(e.to_string()))
     }
 
     fn delete_blocking(&self, dirs: &[String], name: &str) -> io::Result<()> {
@@ -401,13 +402,17 @@ impl LocalStore {
 
     /// Every object whose shown key starts with `prefix`, sorted by key. `start` is the
     /// directory (encoded names) to walk: one that holds every such key.
-    pub async fn list(&self, start: Vec<String>, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+    pub async fn list(
+        &self,
+        start: Vec<String>,
+        prefix: &str,
+    ) -> Result<Vec<Listed>, BackendError> {
         let store = self.clone();
         let prefix = prefix.to_string();
         tokio::task::spawn_blocking(move || store.list_blocking(&start, &prefix))
             .await
-            .map_err(|e| StoreError::Backend(format!("list task failed: {e}")))?
-            .map_err(|e| StoreError::Backend(e.to_string()))
+            .map_err(|e| BackendError::Storage(format!("list task failed: {e}")))?
+            .map_err(|e| BackendError::Storage(e.to_string()))
     }
 
     fn list_blocking(&self, start: &[String], prefix: &str) -> io::Result<Vec<Listed>> {
@@ -706,7 +711,7 @@ fn is_temp_name(name: &str) -> bool {
 
 /// The encoded directory names to list for `prefix`: its complete segments.
 pub(crate) fn list_start(prefix: &str) -> Vec<String> {
-    match super::store::list_dir_segments(prefix) {
+    match list_dir_segments(prefix) {
         Some(segments) => segments.iter().map(|s| encode_segment(s)).collect(),
         None => Vec::new(),
     }

@@ -1,19 +1,23 @@
-//! storaged: a small object-storage service (API.md, section "storaged").
+//! storaged: a small object-storage service (docs/API.md, section "storaged").
 //!
+//! - `config`: its settings, the `[storaged]` section (`StoragedConfig`, `BackendKind`);
 //! - `keys`: what a key is, how it is read off the wire and where it is stored;
-//! - `store`: the object store: local disk (`local`: durable, atomic writes; any set of
-//!   keys side by side) by default, or an S3-compatible bucket (`s3`), or any
-//!   `object_store` backend;
+//! - `backend`: the object store behind storaged (`Backend`): local disk (`local`: durable,
+//!   atomic writes; any set of keys side by side) by default, or an S3-compatible bucket
+//!   (`s3`), or any `object_store` store;
+//! - `object`: what the backend hands back (an object, a listing's entries, its errors);
 //! - `http`: the routes and the JSON error format.
 //!
 //! `server` builds the HTTP server for a `[storaged]` configuration; the `storaged` binary
 //! runs it, and vectord can run it in-process.
 
+pub mod backend;
+pub mod config;
 pub mod http;
 pub mod keys;
 pub mod local;
+pub mod object;
 pub mod s3;
-pub mod store;
 #[doc(hidden)]
 pub mod testing;
 
@@ -25,33 +29,29 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 
-pub use s3::{Backend, S3Config};
-pub use store::Store;
+pub use self::config::{BackendKind, StoragedConfig};
+pub use backend::Backend;
+pub use s3::S3Config;
 
 /// Builds (does not run) the storaged HTTP server for these settings.
 ///
 /// For local disk, creates the root directory if needed and removes unfinished uploads left
 /// in it by a crash; for S3, checks in the background that the bucket answers. Must be
 /// called inside an actix/tokio runtime.
-pub fn server(cfg: &crate::config::StoragedConfig) -> io::Result<actix_web::dev::Server> {
+pub fn server(cfg: &StoragedConfig) -> io::Result<actix_web::dev::Server> {
     build(cfg, true)
 }
 
 /// Like `server`, but it ignores SIGINT/SIGTERM: for storaged embedded in vectord, which
 /// must keep serving until vectord has saved everything, and then stops it.
-pub fn server_without_signals(
-    cfg: &crate::config::StoragedConfig,
-) -> io::Result<actix_web::dev::Server> {
+pub fn server_without_signals(cfg: &StoragedConfig) -> io::Result<actix_web::dev::Server> {
     build(cfg, false)
 }
 
-fn build(
-    cfg: &crate::config::StoragedConfig,
-    handle_signals: bool,
-) -> io::Result<actix_web::dev::Server> {
-    let store = Arc::new(Store::open(cfg)?);
+fn build(cfg: &StoragedConfig, handle_signals: bool) -> io::Result<actix_web::dev::Server> {
+    let store = Arc::new(Backend::open(cfg)?);
     let description = store.description().to_string();
-    if cfg.backend == Backend::S3 {
+    if cfg.backend == BackendKind::S3 {
         let store = store.clone();
         actix_web::rt::spawn(async move {
             match store.probe().await {
@@ -111,7 +111,7 @@ mod tests {
     /// The app on every backend (local disk, memory, and S3 when a server is available).
     async fn fixtures(test: &str, max_object_bytes: u64) -> Vec<Fixture> {
         let mut out = Vec::new();
-        for t in testing::test_stores(test) {
+        for t in testing::test_backends(test) {
             let state = web::Data::new(http::State {
                 store: Arc::new(t.store),
                 max_object_bytes,
@@ -433,7 +433,8 @@ mod tests {
         }
     }
 
-    /// Issue 9: `a` and `a/b` are both objects, on every backend (S3 holds any such set).
+    /// `a` and `a/b` are both objects, on every backend (S3 holds any such set; on local disk
+    /// see the names of `local.rs`).
     #[actix_web::test]
     async fn keys_that_are_prefixes_of_each_other_are_all_stored() {
         for fx in fixtures("http_prefix_keys", 1 << 20).await {

@@ -1,9 +1,9 @@
-//! Property test of the store (issue 9): random sequences of put/get/delete/list over keys
-//! drawn from a small alphabet — segments with `:`, `%`, `#`, an escaped `/`, the aside
-//! suffix, and keys that are `/`-prefixes of each other — checked after every operation
-//! against a `BTreeMap` model, on every backend (local disk, memory, S3 when a server is
-//! available). On local disk the directory is also checked after each sequence (no temp
-//! file, no empty directory) and reopened (the same objects come back).
+//! Property test of the backend (`super::backend`): random sequences of
+//! put/get/delete/list over keys drawn from a small alphabet — segments with `:`, `%`, `#`,
+//! an escaped `/`, the aside suffix, and keys that are `/`-prefixes of each other — checked
+//! after every operation against a `BTreeMap` model, on every backend (local disk, memory,
+//! S3 when a server is available). On local disk the directory is also checked after each
+//! sequence (no temp file, no empty directory) and reopened (the same objects come back).
 //!
 //! The generator is seeded; a failure names the seed and the operations so far, and
 //! `STORAGED_MODEL_SEED=<seed>` replays that one sequence.
@@ -14,9 +14,10 @@ use std::io;
 use bytes::Bytes;
 use futures::stream::{self, TryStreamExt};
 
+use super::backend::Backend;
 use super::keys::Key;
-use super::store::{Listed, Store, StoreError};
-use super::testing::test_stores;
+use super::object::{BackendError, Listed};
+use super::testing::test_backends;
 
 /// Segments, as on the wire.
 const SEGMENTS: &[&str] = &[
@@ -100,13 +101,13 @@ fn value(seed: u64, step: usize, len: usize) -> Vec<u8> {
         .collect()
 }
 
-async fn read(store: &Store, k: &Key) -> Result<Vec<u8>, StoreError> {
+async fn read(store: &Backend, k: &Key) -> Result<Vec<u8>, BackendError> {
     let obj = store.get(k).await?;
     let parts: Vec<Bytes> = obj
         .body
         .try_collect()
         .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
+        .map_err(|e| BackendError::Storage(e.to_string()))?;
     let data = parts.concat();
     assert_eq!(data.len() as u64, obj.size);
     Ok(data)
@@ -126,7 +127,7 @@ fn expected_list(model: &BTreeMap<Key, Vec<u8>>, prefix: &str) -> Vec<Listed> {
 }
 
 /// Runs one random sequence on `store`; returns the model at the end.
-async fn run(store: &Store, name: &str, seed: u64, ops: usize) -> BTreeMap<Key, Vec<u8>> {
+async fn run(store: &Backend, name: &str, seed: u64, ops: usize) -> BTreeMap<Key, Vec<u8>> {
     let mut rng = Rng(seed);
     let mut model: BTreeMap<Key, Vec<u8>> = BTreeMap::new();
     let mut done: Vec<Op> = Vec::new();
@@ -149,7 +150,7 @@ async fn run(store: &Store, name: &str, seed: u64, ops: usize) -> BTreeMap<Key, 
                 let key = Key::from_wire(k).unwrap();
                 match (read(store, &key).await, model.get(&key)) {
                     (Ok(got), Some(want)) => assert_eq!(&got, want, "{}", ctx()),
-                    (Err(StoreError::NotFound), None) => {}
+                    (Err(BackendError::NotFound), None) => {}
                     (got, want) => panic!(
                         "{}: got {:?}, model has {want:?}",
                         ctx(),
@@ -229,7 +230,7 @@ fn seeds(count: u64) -> Vec<u64> {
 #[tokio::test]
 async fn random_operations_match_a_model_on_every_backend() {
     for (i, seed) in seeds(40).into_iter().enumerate() {
-        for t in test_stores("model") {
+        for t in test_backends("model") {
             // Memory is cheap; local disk fsyncs every change; S3 round trips are slower.
             let (runs, ops) = match t.name {
                 "memory" => (40, 250),
@@ -243,7 +244,7 @@ async fn random_operations_match_a_model_on_every_backend() {
             let Some(dir) = &t.dir else { continue };
             assert_eq!(leftovers(dir.path()), Vec::<String>::new(), "seed {seed}");
             // reopened, the same objects
-            let again = Store::local(dir.path()).unwrap();
+            let again = Backend::local(dir.path()).unwrap();
             assert_eq!(
                 again.list("").await.unwrap(),
                 expected_list(&model, ""),

@@ -15,36 +15,6 @@ use object_store::path::Path as StorePath;
 use object_store::prefix::PrefixStore;
 use object_store::ObjectStore;
 
-/// Which store storaged serves (`storaged.backend`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Backend {
-    /// Files under `storaged.root`.
-    #[default]
-    Local,
-    /// An S3-compatible bucket (`storaged.s3_*`).
-    S3,
-}
-
-impl std::str::FromStr for Backend {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Backend, String> {
-        match s.trim() {
-            "local" => Ok(Backend::Local),
-            "s3" => Ok(Backend::S3),
-            _ => Err("expected \"local\" or \"s3\"".into()),
-        }
-    }
-}
-
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Backend::Local => "local",
-            Backend::S3 => "s3",
-        })
-    }
-}
-
 /// Settings of the S3 backend. `None`/empty means "from the environment" (or the default).
 #[derive(Clone)]
 pub struct S3Config {

@@ -230,9 +230,9 @@ fn start_moto(moto: &std::path::Path) -> Result<S3Server, String> {
 
 /// A store under test and what it is.
 #[cfg(test)]
-pub(crate) struct TestStore {
+pub(crate) struct TestBackend {
     pub name: &'static str,
-    pub store: super::Store,
+    pub store: super::Backend,
     /// The directory of a local store.
     pub dir: Option<tempfile::TempDir>,
     /// Multipart part size of an object store (else 1000: a size tests can exceed).
@@ -245,21 +245,23 @@ pub(crate) struct TestStore {
 /// bodies go through the multipart path too), and S3 (5 MiB parts, S3's smallest) when a
 /// server is available.
 #[cfg(test)]
-pub(crate) fn test_stores(test: &str) -> Vec<TestStore> {
+pub(crate) fn test_backends(test: &str) -> Vec<TestBackend> {
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let mut out = vec![
-        TestStore {
+        TestBackend {
             name: "local",
-            store: super::Store::local(dir.path()).unwrap(),
+            store: super::Backend::local(dir.path()).unwrap(),
             dir: Some(dir),
             part_size: 1000,
             s3: None,
         },
-        TestStore {
+        TestBackend {
             name: "memory",
-            store: super::Store::with_object_store(Arc::new(object_store::memory::InMemory::new()))
-                .with_part_size(1000),
+            store: super::Backend::with_object_store(Arc::new(
+                object_store::memory::InMemory::new(),
+            ))
+            .with_part_size(1000),
             dir: None,
             part_size: 1000,
             s3: None,
@@ -267,9 +269,9 @@ pub(crate) fn test_stores(test: &str) -> Vec<TestStore> {
     ];
     if let Some(server) = s3_server(test) {
         let config = server.config(test);
-        out.push(TestStore {
+        out.push(TestBackend {
             name: "s3",
-            store: super::Store::s3(&config).unwrap().with_part_size(5 << 20),
+            store: super::Backend::s3(&config).unwrap().with_part_size(5 << 20),
             dir: None,
             part_size: 5 << 20,
             s3: Some((server, config.prefix)),

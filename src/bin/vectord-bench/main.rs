@@ -3,9 +3,9 @@
 //! optionally hnswlib on the same data, measured in one run on one machine so that the
 //! ratios between them mean something. Prints tables and writes the same figures as JSON.
 //!
-//!   cargo build --release && target/release/vectord-bench --data ../shared/data/minilm-dev --hnswlib
+//!   cargo build --release && target/release/vectord-bench --data path/to/minilm-dev --hnswlib
 //!   target/release/vectord-bench --synthetic 100000 --dim 384
-//!   target/release/vectord-bench --persistence    # what saves cost (issue 8's figures)
+//!   target/release/vectord-bench --persistence    # what saves cost (docs/benchmarks.md)
 //!   target/release/vectord-bench --smoke          # tiny run for CI: completes, recall sane
 
 mod data;
@@ -360,7 +360,7 @@ struct DuringIngest {
     health_p99_ms: f64,
 }
 
-/// The targets of the issues, as measured.
+/// The targets of docs/benchmarks.md (section "Targets"), as measured.
 #[derive(Debug, Serialize, Default)]
 struct Ratios {
     /// recall@10 at the default ef (64), in-process.
@@ -391,26 +391,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let mut sets: Vec<(Dataset, Option<PathBuf>)> = Vec::new();
-    if args.smoke {
-        sets.push((data::synthetic(3000, 32, 200, &args.cache)?, None));
-    }
-    if let Some(dir) = &args.data {
-        if dir.join("base.fvecs").exists() {
-            sets.push((data::load_fvecs_dir(dir, args.queries)?, Some(dir.clone())));
-        } else {
-            eprintln!(
-                "vectord-bench: skipping {}: no base.fvecs there (pass the data set's directory)",
-                dir.display()
-            );
-        }
-    }
-    if let Some(n) = args.synthetic {
-        sets.push((
-            data::synthetic(n, args.dim, args.queries.min(1000), &args.cache)?,
-            None,
-        ));
-    }
+    let sets = datasets(args)?;
     if sets.is_empty() && !args.persistence {
         return Err(
             "nothing to run: pass --data DIR, --synthetic N, --persistence or --smoke".into(),
@@ -452,64 +433,115 @@ fn run(args: &Args) -> Result<(), String> {
             set.queries.len()
         );
         let mut r = bench_one(set, dir.as_deref(), &efs, args, &scratch)?;
-        r.ratios.search_over_hnswlib_at_098 = r.hnswlib.as_ref().and_then(|h| {
-            let ours = best_qps_at(
-                r.raw_search
-                    .iter()
-                    .map(|s| (s.recall_at_10, s.qps_1_client)),
-            )?;
-            let theirs = best_qps_at(h.search.iter().map(|s| (s.recall_at_10, s.qps_1_thread)))?;
-            Some(ours / theirs)
-        });
+        r.ratios.search_over_hnswlib_at_098 = search_over_hnswlib(&r);
         report.datasets.push(r);
     }
     print_tables(&report);
     if args.persistence || args.smoke {
-        // The smoke run takes the persistence path too, at a toy size.
-        let (tn, td, ts, bn, bd, tail) = if args.smoke {
-            (2000, 32, 3, 5000, 32, 500)
-        } else {
-            let a = args;
-            (
-                a.trickle_vectors,
-                a.trickle_dim,
-                a.trickle_seconds,
-                a.bulk_vectors,
-                a.bulk_dim,
-                a.log_tail,
-            )
-        };
-        let mut p = persist::PersistReport::default();
-        if tn > 0 {
-            p.trickle = Some(persist::trickle(&scratch, tn, td, ts)?);
-        }
-        if bn > 0 {
-            p.bulk = Some(persist::bulk(&scratch, bn, bd, tail)?);
-        }
-        persist::print(&p);
-        report.persistence = Some(p);
+        report.persistence = Some(bench_persistence(args, &scratch)?);
     }
-    if let Some(parent) = args.json.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    std::fs::write(&args.json, text).map_err(|e| format!("{}: {e}", args.json.display()))?;
-    eprintln!("figures written to {}", args.json.display());
+    write_report(&report, &args.json)?;
     let _ = std::fs::remove_dir_all(&scratch);
     if args.smoke {
-        for d in &report.datasets {
-            let http_ok = d
-                .http
-                .as_ref()
-                .is_none_or(|h| h.search.iter().all(|s| s.ef < 64 || s.recall_at_10 >= 0.9));
-            if d.ratios.recall_at_default_ef < 0.9 || !http_ok {
-                return Err(format!(
-                    "smoke: recall too low on {}: {:?}",
-                    d.name, d.ratios
-                ));
-            }
-        }
+        check_smoke(&report)?;
         println!("bench-smoke: 1 passed, 0 failed");
+    }
+    Ok(())
+}
+
+/// The data sets the flags name, each with its directory (`--data`), in the order smoke,
+/// `--data`, `--synthetic`.
+fn datasets(args: &Args) -> Result<Vec<(Dataset, Option<PathBuf>)>, String> {
+    let mut sets: Vec<(Dataset, Option<PathBuf>)> = Vec::new();
+    if args.smoke {
+        sets.push((data::synthetic(3000, 32, 200, &args.cache)?, None));
+    }
+    if let Some(dir) = &args.data {
+        if dir.join("base.fvecs").exists() {
+            sets.push((data::load_fvecs_dir(dir, args.queries)?, Some(dir.clone())));
+        } else {
+            eprintln!(
+                "vectord-bench: skipping {}: no base.fvecs there (pass the data set's directory)",
+                dir.display()
+            );
+        }
+    }
+    if let Some(n) = args.synthetic {
+        sets.push((
+            data::synthetic(n, args.dim, args.queries.min(1000), &args.cache)?,
+            None,
+        ));
+    }
+    Ok(sets)
+}
+
+/// Our best 1-thread QPS at recall@10 >= 0.98 over hnswlib's, when both reached it.
+fn search_over_hnswlib(r: &DatasetReport) -> Option<f64> {
+    let h = r.hnswlib.as_ref()?;
+    let ours = best_qps_at(
+        r.raw_search
+            .iter()
+            .map(|s| (s.recall_at_10, s.qps_1_client)),
+    )?;
+    let theirs = best_qps_at(h.search.iter().map(|s| (s.recall_at_10, s.qps_1_thread)))?;
+    Some(ours / theirs)
+}
+
+/// The persistence benchmark (`--persistence`; the smoke run takes it too, at a toy size),
+/// printed.
+fn bench_persistence(
+    args: &Args,
+    scratch: &std::path::Path,
+) -> Result<persist::PersistReport, String> {
+    let (tn, td, ts, bn, bd, tail) = if args.smoke {
+        (2000, 32, 3, 5000, 32, 500)
+    } else {
+        let a = args;
+        (
+            a.trickle_vectors,
+            a.trickle_dim,
+            a.trickle_seconds,
+            a.bulk_vectors,
+            a.bulk_dim,
+            a.log_tail,
+        )
+    };
+    let mut p = persist::PersistReport::default();
+    if tn > 0 {
+        p.trickle = Some(persist::trickle(scratch, tn, td, ts)?);
+    }
+    if bn > 0 {
+        p.bulk = Some(persist::bulk(scratch, bn, bd, tail)?);
+    }
+    persist::print(&p);
+    Ok(p)
+}
+
+/// Writes the report as JSON to `path`, creating its directory.
+fn write_report(report: &Report, path: &std::path::Path) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("figures written to {}", path.display());
+    Ok(())
+}
+
+/// The smoke run's verdict: recall@10 at ef 64 (and over HTTP at every ef from 64) is at
+/// least 0.9 on every data set.
+fn check_smoke(report: &Report) -> Result<(), String> {
+    for d in &report.datasets {
+        let http_ok = d
+            .http
+            .as_ref()
+            .is_none_or(|h| h.search.iter().all(|s| s.ef < 64 || s.recall_at_10 >= 0.9));
+        if d.ratios.recall_at_default_ef < 0.9 || !http_ok {
+            return Err(format!(
+                "smoke: recall too low on {}: {:?}",
+                d.name, d.ratios
+            ));
+        }
     }
     Ok(())
 }
@@ -566,25 +598,7 @@ fn bench_one(
         floor_bytes_per_vector: (set.dim * 4 + 2 * p.m * 4) as f64,
         ..Default::default()
     };
-    // Our index first, on a fresh heap, so that its heap size can be read off.
-    eprintln!("index build in batches of {BATCH}, sealed as segments fill...");
-    let heap_before = live_heap_bytes();
-    let (index, build) = raw::build_index(set, &p, BATCH);
-    r.index_heap_bytes_per_vector = live_heap_bytes().saturating_sub(heap_before) as f64 / n as f64;
-    r.index_build_vectors_per_s = n as f64 / build;
-    r.rebuild_s = build;
-    r.sealed_segments = index.stats().sealed_segments;
-    if !args.no_raw_build {
-        eprintln!("raw hnsw_rs parallel_insert build...");
-        let raw_build = raw::raw_graph_build(set, &p);
-        r.raw_build_vectors_per_s = n as f64 / raw_build;
-    }
-    let (encode, load, bytes) = raw::reload(&index)?;
-    r.encode_s = encode;
-    r.reload_s = load;
-    r.file_bytes = bytes;
-    (r.growing_scan_vectors, r.growing_scan_ms) = raw::growing_scan_ms(set, &p);
-
+    let index = bench_in_process_build(set, &p, args, &mut r)?;
     let server = if args.no_http {
         None
     } else {
@@ -593,16 +607,68 @@ fn bench_one(
         Some(server)
     };
     eprintln!("searches at ef {efs:?}...");
+    search_both(&index, server.as_ref(), set, efs, &mut r)?;
+    if let (Some(server), Some(figures)) = (&server, r.http.as_mut()) {
+        bench_http_searches(server, set, args, figures)?;
+    }
+    drop(server);
+    if let (true, Some(dir)) = (args.hnswlib, dir) {
+        bench_hnswlib(&index, set, dir, efs, args, scratch, &mut r);
+    }
+    drop(index);
+    fill_ratios(&mut r);
+    Ok(r)
+}
+
+/// Our index in-process: its build (on a fresh heap, so that its heap size can be read
+/// off), the bare hnsw_rs build it is compared with, its reload and the exact scan of a
+/// growing segment. The index is returned for the searches.
+fn bench_in_process_build(
+    set: &Dataset,
+    p: &vectord_actors::index::IndexParams,
+    args: &Args,
+    r: &mut DatasetReport,
+) -> Result<std::sync::Arc<vectord_actors::index::Index>, String> {
+    let n = set.base.len();
+    eprintln!("index build in batches of {BATCH}, sealed as segments fill...");
+    let heap_before = live_heap_bytes();
+    let (index, build) = raw::build_index(set, p, BATCH);
+    r.index_heap_bytes_per_vector = live_heap_bytes().saturating_sub(heap_before) as f64 / n as f64;
+    r.index_build_vectors_per_s = n as f64 / build;
+    r.rebuild_s = build;
+    r.sealed_segments = index.stats().sealed_segments;
+    if !args.no_raw_build {
+        eprintln!("raw hnsw_rs parallel_insert build...");
+        let raw_build = raw::raw_graph_build(set, p);
+        r.raw_build_vectors_per_s = n as f64 / raw_build;
+    }
+    let (encode, load, bytes) = raw::reload(&index)?;
+    r.encode_s = encode;
+    r.reload_s = load;
+    r.file_bytes = bytes;
+    (r.growing_scan_vectors, r.growing_scan_ms) = raw::growing_scan_ms(set, p);
+    Ok(index)
+}
+
+/// The searches at each ef, in-process and (with a server) over HTTP, `PASSES` times
+/// taking turns; the best pass of each counts.
+fn search_both(
+    index: &std::sync::Arc<vectord_actors::index::Index>,
+    server: Option<&http::Server>,
+    set: &Dataset,
+    efs: &[usize],
+    r: &mut DatasetReport,
+) -> Result<(), String> {
     for &ef in efs {
         let mut inproc: Option<SearchFigures> = None;
         let mut http: Option<SearchFigures> = None;
         for _ in 0..PASSES {
-            let a = raw::search(&index, set, ef, K);
+            let a = raw::search(index, set, ef, K);
             inproc = Some(match inproc {
                 Some(best) => best.best_of(a),
                 None => a,
             });
-            if let Some(server) = &server {
+            if let Some(server) = server {
                 let b = server.search("bench", set, ef, K)?;
                 http = Some(match http {
                     Some(best) => best.best_of(b),
@@ -615,41 +681,62 @@ fn bench_one(
             figures.search.push(h);
         }
     }
-    if let (Some(server), Some(figures)) = (&server, r.http.as_mut()) {
-        let mut best: Option<SearchFigures> = None;
-        for _ in 0..PASSES {
-            let b = server.search_batches("bench", set, 64, K, SEARCH_BATCH)?;
-            best = Some(match best {
-                Some(best) => best.best_of(b),
-                None => b,
-            });
-        }
-        figures.batch_search = best;
-        figures.health_qps_2_clients = Some(server.health_rate(20_000, PASSES)?);
-        figures.request_path = Some(server.request_path("bench", set, PASSES)?);
-        let mut best: f64 = 0.0;
-        for _ in 0..PASSES {
-            best = best.max(server.search_clients("bench", set, 64, K, MANY_CLIENTS)?);
-        }
-        figures.qps_many_clients_at_64 = Some(best);
-        if args.during_ingest > 0 && !args.smoke {
-            figures.during_ingest = Some(search_during_ingest(server, set, args.during_ingest)?);
-        }
-    }
-    drop(server);
-    if let (true, Some(dir)) = (args.hnswlib, dir) {
-        match run_hnswlib(dir, args.queries, efs, scratch) {
-            Ok(h) => r.hnswlib = Some(h),
-            Err(e) => eprintln!("vectord-bench: hnswlib not measured: {e}"),
-        }
-        // ours again right after, so that both see the same moments of the machine
-        for row in &mut r.raw_search {
-            let again = raw::search(&index, set, row.ef, K);
-            *row = row.clone().best_of(again);
-        }
-    }
-    drop(index);
+    Ok(())
+}
 
+/// The HTTP figures beyond one search per request: batches, `/health`, the request path,
+/// many clients, and searches during an ingest.
+fn bench_http_searches(
+    server: &http::Server,
+    set: &Dataset,
+    args: &Args,
+    figures: &mut HttpFigures,
+) -> Result<(), String> {
+    let mut best: Option<SearchFigures> = None;
+    for _ in 0..PASSES {
+        let b = server.search_batches("bench", set, 64, K, SEARCH_BATCH)?;
+        best = Some(match best {
+            Some(best) => best.best_of(b),
+            None => b,
+        });
+    }
+    figures.batch_search = best;
+    figures.health_qps_2_clients = Some(server.health_rate(20_000, PASSES)?);
+    figures.request_path = Some(server.request_path("bench", set, PASSES)?);
+    let mut best: f64 = 0.0;
+    for _ in 0..PASSES {
+        best = best.max(server.search_clients("bench", set, 64, K, MANY_CLIENTS)?);
+    }
+    figures.qps_many_clients_at_64 = Some(best);
+    if args.during_ingest > 0 && !args.smoke {
+        figures.during_ingest = Some(search_during_ingest(server, set, args.during_ingest)?);
+    }
+    Ok(())
+}
+
+/// hnswlib on the data set's directory (not measured is not an error), then our searches
+/// again right after, so that both see the same moments of the machine.
+fn bench_hnswlib(
+    index: &std::sync::Arc<vectord_actors::index::Index>,
+    set: &Dataset,
+    dir: &std::path::Path,
+    efs: &[usize],
+    args: &Args,
+    scratch: &std::path::Path,
+    r: &mut DatasetReport,
+) {
+    match run_hnswlib(dir, args.queries, efs, scratch) {
+        Ok(h) => r.hnswlib = Some(h),
+        Err(e) => eprintln!("vectord-bench: hnswlib not measured: {e}"),
+    }
+    for row in &mut r.raw_search {
+        let again = raw::search(index, set, row.ef, K);
+        *row = row.clone().best_of(again);
+    }
+}
+
+/// The ratios of a data set's figures (but the hnswlib one, which `run` fills in).
+fn fill_ratios(r: &mut DatasetReport) {
     let at = |list: &[SearchFigures], ef: usize| list.iter().find(|s| s.ef == ef).cloned();
     let default_ef = 64;
     r.ratios.recall_at_default_ef = at(&r.raw_search, default_ef).map_or(0.0, |s| s.recall_at_10);
@@ -666,7 +753,6 @@ fn bench_one(
         r.ratios.memory_over_floor = h.rss_bytes_per_vector.map(|m| m / r.floor_bytes_per_vector);
     }
     r.ratios.reload_speedup = r.rebuild_s / r.reload_s.max(1e-9);
-    Ok(r)
 }
 
 /// Starts vectord, ingests the data set over HTTP and waits until it is sealed; the
@@ -803,168 +889,201 @@ fn print_tables(report: &Report) {
         report.m,
         report.ef_construction
     );
-    let opt =
-        |v: Option<f64>, digits: usize| v.map_or("-".to_string(), |v| format!("{v:.digits$}"));
     for d in &report.datasets {
-        println!(
-            "\n## {} ({} x {}-d, {}, {} queries)",
-            d.name, d.vectors, d.dim, d.metric, d.queries
-        );
-        println!("| where | ef | recall@10 | QPS 1 client | QPS 2 clients | p50 ms | p99 ms |");
-        println!("|---|---|---|---|---|---|---|");
-        let http = d.http.as_ref().map(|h| h.search.as_slice()).unwrap_or(&[]);
-        for (label, list) in [("in-process", d.raw_search.as_slice()), ("HTTP", http)] {
-            for s in list {
-                println!(
-                    "| {label} | {} | {:.3} | {:.0} | {:.0} | {:.2} | {:.2} |",
-                    s.ef, s.recall_at_10, s.qps_1_client, s.qps_2_clients, s.p50_ms, s.p99_ms
-                );
-            }
-        }
-        if let Some(h) = &d.hnswlib {
-            for s in &h.search {
-                println!(
-                    "| {} | {} | {:.3} | {:.0} | - | - | - |",
-                    h.library, s.ef, s.recall_at_10, s.qps_1_thread
-                );
-            }
-        }
+        print_search_table(d);
         println!("\n| measure | value |");
         println!("|---|---|");
-        if d.raw_build_vectors_per_s > 0.0 {
+        print_build_rows(d);
+        print_index_rows(d);
+        print_http_rows(d);
+    }
+}
+
+/// `v` with `digits` decimals, or `-`.
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".to_string(), |v| format!("{v:.digits$}"))
+}
+
+/// The data set's heading and its search table: in-process, HTTP and hnswlib at each ef.
+fn print_search_table(d: &DatasetReport) {
+    println!(
+        "\n## {} ({} x {}-d, {}, {} queries)",
+        d.name, d.vectors, d.dim, d.metric, d.queries
+    );
+    println!("| where | ef | recall@10 | QPS 1 client | QPS 2 clients | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|---|");
+    let http = d.http.as_ref().map(|h| h.search.as_slice()).unwrap_or(&[]);
+    for (label, list) in [("in-process", d.raw_search.as_slice()), ("HTTP", http)] {
+        for s in list {
             println!(
-                "| raw hnsw_rs parallel_insert build | {:.0} vectors/s |",
-                d.raw_build_vectors_per_s
+                "| {label} | {} | {:.3} | {:.0} | {:.0} | {:.2} | {:.2} |",
+                s.ef, s.recall_at_10, s.qps_1_client, s.qps_2_clients, s.p50_ms, s.p99_ms
             );
         }
-        println!(
-            "| index build in-process (sealed as segments fill; {} sealed segments) | {:.0} vectors/s |",
-            d.sealed_segments, d.index_build_vectors_per_s
-        );
-        if let Some(h) = &d.hnswlib {
+    }
+    if let Some(h) = &d.hnswlib {
+        for s in &h.search {
             println!(
-                "| {} build (all cores) | {:.0} vectors/s |",
-                h.library, h.build_vectors_per_s
+                "| {} | {} | {:.3} | {:.0} | - | - | - |",
+                h.library, s.ef, s.recall_at_10, s.qps_1_thread
             );
         }
-        if let Some(h) = &d.http {
-            println!(
-                "| HTTP ingest, acknowledged (batches of {BATCH}) | {:.0} vectors/s |",
-                h.ingest_acknowledged_vectors_per_s
-            );
-            println!(
-                "| HTTP ingest, indexed (until every vector is sealed; {} sealed segments) | {:.0} vectors/s |",
-                h.sealed_segments, h.ingest_indexed_vectors_per_s
-            );
-            println!(
-                "| resident memory per vector / floor | {} / {:.0} bytes ({}x) |",
-                opt(h.rss_bytes_per_vector, 0),
-                d.floor_bytes_per_vector,
-                opt(d.ratios.memory_over_floor, 2)
-            );
-            if let Some(g) = &h.during_ingest {
-                println!(
-                    "| search during a {}-vector ingest (ef {}) | {:.0} QPS, recall@10 {:.3}, p50 / p99 {:.2} / {:.2} ms, /health p99 {:.1} ms; ingest {:.0} vectors/s acknowledged, {:.0} indexed |",
-                    g.vectors, g.ef, g.qps_1_client, g.recall_at_10, g.search_p50_ms, g.search_p99_ms, g.health_p99_ms,
-                    g.ingest_acknowledged_vectors_per_s, g.ingest_indexed_vectors_per_s
-                );
-            }
-        }
+    }
+}
+
+/// Rows of the measure table: the builds, the HTTP ingest and its memory, and searches
+/// during an ingest.
+fn print_build_rows(d: &DatasetReport) {
+    if d.raw_build_vectors_per_s > 0.0 {
         println!(
-            "| reload from LHV1 / rebuild | {:.3} s / {:.3} s ({:.1}x faster) |",
-            d.reload_s, d.rebuild_s, d.ratios.reload_speedup
+            "| raw hnsw_rs parallel_insert build | {:.0} vectors/s |",
+            d.raw_build_vectors_per_s
+        );
+    }
+    println!(
+        "| index build in-process (sealed as segments fill; {} sealed segments) | {:.0} vectors/s |",
+        d.sealed_segments, d.index_build_vectors_per_s
+    );
+    if let Some(h) = &d.hnswlib {
+        println!(
+            "| {} build (all cores) | {:.0} vectors/s |",
+            h.library, h.build_vectors_per_s
+        );
+    }
+    if let Some(h) = &d.http {
+        println!(
+            "| HTTP ingest, acknowledged (batches of {BATCH}) | {:.0} vectors/s |",
+            h.ingest_acknowledged_vectors_per_s
         );
         println!(
-            "| LHV1 file | {} bytes ({:.0} per vector), encoded in {:.3} s |",
-            d.file_bytes,
-            d.file_bytes as f64 / d.vectors.max(1) as f64,
-            d.encode_s
+            "| HTTP ingest, indexed (until every vector is sealed; {} sealed segments) | {:.0} vectors/s |",
+            h.sealed_segments, h.ingest_indexed_vectors_per_s
         );
         println!(
-            "| index heap per vector / floor | {:.0} / {:.0} bytes ({:.2}x) |",
-            d.index_heap_bytes_per_vector,
+            "| resident memory per vector / floor | {} / {:.0} bytes ({}x) |",
+            opt(h.rss_bytes_per_vector, 0),
             d.floor_bytes_per_vector,
-            d.index_heap_bytes_per_vector / d.floor_bytes_per_vector
+            opt(d.ratios.memory_over_floor, 2)
         );
-        println!(
-            "| recall@10 at ef 64 | {:.3} |",
-            d.ratios.recall_at_default_ef
-        );
-        println!(
-            "| exact scan of a full growing segment ({} vectors), 1 thread, k 10 | {:.2} ms per query |",
-            d.growing_scan_vectors, d.growing_scan_ms
-        );
-        println!(
-            "| in-process search / hnswlib, 1 thread, best QPS at recall >= 0.98 (target >= 1.0) | {} |",
-            opt(d.ratios.search_over_hnswlib_at_098, 2)
-        );
-        // Searches compare like with like only over the same number of segments.
-        let unlike = match &d.http {
-            Some(h) if h.sealed_segments != d.sealed_segments => format!(
-                " (unlike: {} segments over HTTP, {} in-process)",
-                h.sealed_segments, d.sealed_segments
-            ),
-            _ => String::new(),
-        };
-        println!(
-            "| HTTP / in-process search, 2 clients, ef 64 (target >= 0.8) | {}{unlike} |",
-            opt(d.ratios.http_over_inprocess_2_clients, 2)
-        );
-        if let (Some(h), Some(w)) = (
-            d.http
-                .as_ref()
-                .and_then(|h| h.search.iter().find(|s| s.ef == 64)),
-            d.raw_search.iter().find(|s| s.ef == 64),
-        ) {
-            if let Some(cpu) = h.server_cpu_ms {
-                let inproc = 1000.0 / w.qps_1_client.max(1e-9);
-                println!(
-                    "| CPU per search, ef 64: in-process / vectord over HTTP (client excluded) | {inproc:.3} / {cpu:.3} ms = {:.2} |",
-                    inproc / cpu.max(1e-9)
-                );
-            }
-            if let Some(health) = d.http.as_ref().and_then(|h| h.health_qps_2_clients) {
-                println!(
-                    "| GET /health, 2 clients (the HTTP exchange alone) / the ceiling it puts on HTTP / in-process at ef 64 | {health:.0} requests/s / {:.2} |",
-                    1.0 / (1.0 + w.qps_2_clients / health.max(1e-9))
-                );
-            }
-            if let Some(p) = d.http.as_ref().and_then(|h| h.request_path.as_ref()) {
-                // The search's CPU in-process with both cores searching (as both are busy
-                // under 2 HTTP clients), against the search plus everything a request
-                // costs the two cores around it: the best HTTP / in-process can be if no
-                // core ever waited.
-                let search = 2000.0 / w.qps_2_clients.max(1e-9);
-                let around = p.server_cpu_ms + p.client_cpu_ms;
-                println!(
-                    "| a search request refused after decoding (k 0), 2 clients: requests/s; CPU per request, vectord + client / the ceiling it puts on HTTP / in-process at ef 64 | {:.0} requests/s; {:.3} + {:.3} ms / {:.2} |",
-                    p.requests_per_s,
-                    p.server_cpu_ms,
-                    p.client_cpu_ms,
-                    search / (search + around)
-                );
-            }
-            if let Some(many) = d.http.as_ref().and_then(|h| h.qps_many_clients_at_64) {
-                println!(
-                    "| HTTP search, ef 64, one query per request, {MANY_CLIENTS} clients / in-process with 2 threads | {many:.0} / {:.0} queries/s = {:.2} |",
-                    w.qps_2_clients,
-                    many / w.qps_2_clients.max(1e-9)
-                );
-            }
-        }
-        if let Some(b) = d.http.as_ref().and_then(|h| h.batch_search.as_ref()) {
+        if let Some(g) = &h.during_ingest {
             println!(
-                "| HTTP / in-process search, 2 clients, ef 64, {SEARCH_BATCH} queries per `search/batch` request | {} (recall@10 {:.3}; 1 client {:.0}, 2 clients {:.0} queries/s; vectord CPU {:.3} ms per query) |",
-                opt(d.ratios.http_batch_over_inprocess_2_clients, 2),
-                b.recall_at_10,
-                b.qps_1_client,
-                b.qps_2_clients,
-                b.server_cpu_ms.unwrap_or(f64::NAN)
+                "| search during a {}-vector ingest (ef {}) | {:.0} QPS, recall@10 {:.3}, p50 / p99 {:.2} / {:.2} ms, /health p99 {:.1} ms; ingest {:.0} vectors/s acknowledged, {:.0} indexed |",
+                g.vectors, g.ef, g.qps_1_client, g.recall_at_10, g.search_p50_ms, g.search_p99_ms, g.health_p99_ms,
+                g.ingest_acknowledged_vectors_per_s, g.ingest_indexed_vectors_per_s
             );
         }
+    }
+}
+
+/// Rows of the measure table: the in-process index (reload, file, heap, recall, the scan
+/// of a growing segment) and its search against hnswlib's.
+fn print_index_rows(d: &DatasetReport) {
+    println!(
+        "| reload from LHV1 / rebuild | {:.3} s / {:.3} s ({:.1}x faster) |",
+        d.reload_s, d.rebuild_s, d.ratios.reload_speedup
+    );
+    println!(
+        "| LHV1 file | {} bytes ({:.0} per vector), encoded in {:.3} s |",
+        d.file_bytes,
+        d.file_bytes as f64 / d.vectors.max(1) as f64,
+        d.encode_s
+    );
+    println!(
+        "| index heap per vector / floor | {:.0} / {:.0} bytes ({:.2}x) |",
+        d.index_heap_bytes_per_vector,
+        d.floor_bytes_per_vector,
+        d.index_heap_bytes_per_vector / d.floor_bytes_per_vector
+    );
+    println!(
+        "| recall@10 at ef 64 | {:.3} |",
+        d.ratios.recall_at_default_ef
+    );
+    println!(
+        "| exact scan of a full growing segment ({} vectors), 1 thread, k 10 | {:.2} ms per query |",
+        d.growing_scan_vectors, d.growing_scan_ms
+    );
+    println!(
+        "| in-process search / hnswlib, 1 thread, best QPS at recall >= 0.98 (target >= 1.0) | {} |",
+        opt(d.ratios.search_over_hnswlib_at_098, 2)
+    );
+}
+
+/// Rows of the measure table: HTTP search against in-process search, what an HTTP
+/// request costs around the search, and indexed ingest against the raw build.
+fn print_http_rows(d: &DatasetReport) {
+    // Searches compare like with like only over the same number of segments.
+    let unlike = match &d.http {
+        Some(h) if h.sealed_segments != d.sealed_segments => format!(
+            " (unlike: {} segments over HTTP, {} in-process)",
+            h.sealed_segments, d.sealed_segments
+        ),
+        _ => String::new(),
+    };
+    println!(
+        "| HTTP / in-process search, 2 clients, ef 64 (target >= 0.8) | {}{unlike} |",
+        opt(d.ratios.http_over_inprocess_2_clients, 2)
+    );
+    if let (Some(h), Some(w)) = (
+        d.http
+            .as_ref()
+            .and_then(|h| h.search.iter().find(|s| s.ef == 64)),
+        d.raw_search.iter().find(|s| s.ef == 64),
+    ) {
+        print_request_costs(d, h, w);
+    }
+    if let Some(b) = d.http.as_ref().and_then(|h| h.batch_search.as_ref()) {
         println!(
-            "| indexed HTTP ingest / raw build | {} |",
-            opt(d.ratios.indexed_ingest_over_raw_build, 2)
+            "| HTTP / in-process search, 2 clients, ef 64, {SEARCH_BATCH} queries per `search/batch` request | {} (recall@10 {:.3}; 1 client {:.0}, 2 clients {:.0} queries/s; vectord CPU {:.3} ms per query) |",
+            opt(d.ratios.http_batch_over_inprocess_2_clients, 2),
+            b.recall_at_10,
+            b.qps_1_client,
+            b.qps_2_clients,
+            b.server_cpu_ms.unwrap_or(f64::NAN)
+        );
+    }
+    println!(
+        "| indexed HTTP ingest / raw build | {} |",
+        opt(d.ratios.indexed_ingest_over_raw_build, 2)
+    );
+}
+
+/// Rows of the measure table at ef 64, from the HTTP search `h` and the in-process one
+/// `w`: CPU per search, and the ceilings that `/health`, a refused request and many
+/// clients put on HTTP against in-process.
+fn print_request_costs(d: &DatasetReport, h: &SearchFigures, w: &SearchFigures) {
+    if let Some(cpu) = h.server_cpu_ms {
+        let inproc = 1000.0 / w.qps_1_client.max(1e-9);
+        println!(
+            "| CPU per search, ef 64: in-process / vectord over HTTP (client excluded) | {inproc:.3} / {cpu:.3} ms = {:.2} |",
+            inproc / cpu.max(1e-9)
+        );
+    }
+    if let Some(health) = d.http.as_ref().and_then(|h| h.health_qps_2_clients) {
+        println!(
+            "| GET /health, 2 clients (the HTTP exchange alone) / the ceiling it puts on HTTP / in-process at ef 64 | {health:.0} requests/s / {:.2} |",
+            1.0 / (1.0 + w.qps_2_clients / health.max(1e-9))
+        );
+    }
+    if let Some(p) = d.http.as_ref().and_then(|h| h.request_path.as_ref()) {
+        // The search's CPU in-process with both cores searching (as both are busy
+        // under 2 HTTP clients), against the search plus everything a request
+        // costs the two cores around it: the best HTTP / in-process can be if no
+        // core ever waited.
+        let search = 2000.0 / w.qps_2_clients.max(1e-9);
+        let around = p.server_cpu_ms + p.client_cpu_ms;
+        println!(
+            "| a search request refused after decoding (k 0), 2 clients: requests/s; CPU per request, vectord + client / the ceiling it puts on HTTP / in-process at ef 64 | {:.0} requests/s; {:.3} + {:.3} ms / {:.2} |",
+            p.requests_per_s,
+            p.server_cpu_ms,
+            p.client_cpu_ms,
+            search / (search + around)
+        );
+    }
+    if let Some(many) = d.http.as_ref().and_then(|h| h.qps_many_clients_at_64) {
+        println!(
+            "| HTTP search, ef 64, one query per request, {MANY_CLIENTS} clients / in-process with 2 threads | {many:.0} / {:.0} queries/s = {:.2} |",
+            w.qps_2_clients,
+            many / w.qps_2_clients.max(1e-9)
         );
     }
 }

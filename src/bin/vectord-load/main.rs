@@ -364,79 +364,14 @@ fn ensure_index(
     let mut created = false;
     loop {
         match client.call("GET", index_path, None, None, "looking up the index") {
-            Ok((_, body)) => {
-                let info: Value = serde_json::from_str(&body).map_err(|e| {
-                    Failure::Load(format!("vectord's index info is not JSON ({e}): {body}"))
-                })?;
-                let have = info["dim"].as_u64();
-                if let (Some(d), Some(h)) = (dim, have) {
-                    if d as u64 != h {
-                        return Err(Failure::Load(format!(
-                            "index {:?} has dimension {h}, but the vectors of {file} have \
-                             dimension {d}",
-                            args.index
-                        )));
-                    }
-                }
-                if let Some(want) = args.distance {
-                    let is = info["distance"].as_str().unwrap_or("?");
-                    if !created && is != want.name() {
-                        note(
-                            args,
-                            &format!(
-                                "index {:?} exists with distance {is} (not {}): loading into it as it is",
-                                args.index,
-                                want.name()
-                            ),
-                        );
-                    }
-                }
-                return Ok(Some(info));
-            }
+            Ok((_, body)) => return check_index(args, &body, dim, created).map(Some),
             Err(CallError::Status { status: 404, .. }) if args.create && !created => {
                 let Some(d) = dim else {
                     return Err(Failure::Usage(format!(
                         "{file} has no rows (after --skip) to take the dimension of a new index from"
                     )));
                 };
-                let distance = args.distance.unwrap_or(Distance::Cosine);
-                let mut body = json!({"name": args.index, "dim": d, "distance": distance.name()});
-                for (key, v) in [
-                    ("m", args.m),
-                    ("ef_construction", args.ef_construction),
-                    ("ef_search", args.ef_search),
-                ] {
-                    if let Some(v) = v {
-                        body[key] = json!(v);
-                    }
-                }
-                let body = serde_json::to_vec(&body).expect("JSON serializes");
-                match client.call(
-                    "POST",
-                    "/vectors/index",
-                    Some(&body),
-                    None,
-                    "creating the index",
-                ) {
-                    Ok(_) => note(
-                        args,
-                        &format!(
-                            "created index {:?} (dimension {d}, distance {})",
-                            args.index,
-                            distance.name()
-                        ),
-                    ),
-                    // Made by someone else meanwhile: check it like any existing index.
-                    Err(CallError::Status {
-                        status: 409, code, ..
-                    }) if code == "index_exists" => {}
-                    Err(e) => {
-                        return Err(Failure::Load(format!(
-                            "creating index {:?}: {e}",
-                            args.index
-                        )))
-                    }
-                }
+                create_index(args, client, d)?;
                 created = true;
             }
             Err(CallError::Status { status: 404, .. }) => {
@@ -457,6 +392,88 @@ fn ensure_index(
             }
         }
     }
+}
+
+/// The index's info (`body`), checked against the file: the same dimension, or a failure;
+/// a different distance than --distance asks for is only a note (unless this run
+/// `created` the index).
+fn check_index(
+    args: &Args,
+    body: &str,
+    dim: Option<usize>,
+    created: bool,
+) -> Result<Value, Failure> {
+    let file = args.file.display();
+    let info: Value = serde_json::from_str(body)
+        .map_err(|e| Failure::Load(format!("vectord's index info is not JSON ({e}): {body}")))?;
+    let have = info["dim"].as_u64();
+    if let (Some(d), Some(h)) = (dim, have) {
+        if d as u64 != h {
+            return Err(Failure::Load(format!(
+                "index {:?} has dimension {h}, but the vectors of {file} have \
+                 dimension {d}",
+                args.index
+            )));
+        }
+    }
+    if let Some(want) = args.distance {
+        let is = info["distance"].as_str().unwrap_or("?");
+        if !created && is != want.name() {
+            note(
+                args,
+                &format!(
+                    "index {:?} exists with distance {is} (not {}): loading into it as it is",
+                    args.index,
+                    want.name()
+                ),
+            );
+        }
+    }
+    Ok(info)
+}
+
+/// Creates the index (--create) with dimension `dim` and the flags' distance and
+/// parameters; one that someone else made meanwhile is fine (the caller checks it).
+fn create_index(args: &Args, client: &Client, dim: usize) -> Result<(), Failure> {
+    let distance = args.distance.unwrap_or(Distance::Cosine);
+    let mut body = json!({"name": args.index, "dim": dim, "distance": distance.name()});
+    for (key, v) in [
+        ("m", args.m),
+        ("ef_construction", args.ef_construction),
+        ("ef_search", args.ef_search),
+    ] {
+        if let Some(v) = v {
+            body[key] = json!(v);
+        }
+    }
+    let body = serde_json::to_vec(&body).expect("JSON serializes");
+    match client.call(
+        "POST",
+        "/vectors/index",
+        Some(&body),
+        None,
+        "creating the index",
+    ) {
+        Ok(_) => note(
+            args,
+            &format!(
+                "created index {:?} (dimension {dim}, distance {})",
+                args.index,
+                distance.name()
+            ),
+        ),
+        // Made by someone else meanwhile: check it like any existing index.
+        Err(CallError::Status {
+            status: 409, code, ..
+        }) if code == "index_exists" => {}
+        Err(e) => {
+            return Err(Failure::Load(format!(
+                "creating index {:?}: {e}",
+                args.index
+            )))
+        }
+    }
+    Ok(())
 }
 
 /// A note before the progress starts.

@@ -280,16 +280,25 @@ struct NpyHeader {
 /// `fortran_order` False and a 2-d `shape`. Anything else is refused, naming what is wrong.
 fn read_npy_header(name: &str, file: &mut File, len: u64) -> Result<NpyHeader, ReadError> {
     let fail = |what: String| ReadError::File(format!("{name}: not a usable .npy file: {what}"));
+    let (text, data_start) = read_npy_header_text(file, len).map_err(fail)?;
+    let dict = parse_npy_dict(&text).map_err(fail)?;
+    let (rows, dim) = npy_shape(&dict).map_err(fail)?;
+    Ok(NpyHeader {
+        rows,
+        dim,
+        data_start,
+    })
+}
+
+/// The text of an `.npy` header (the file read from its start, `len` bytes long) and where
+/// the data starts after it; the error says what is wrong with the header's framing.
+fn read_npy_header_text(file: &mut File, len: u64) -> Result<(String, u64), String> {
     let mut pre = [0u8; 10];
     if len < 10 || file.read_exact(&mut pre).is_err() {
-        return Err(fail(format!(
-            "only {len} bytes, too short for an .npy header"
-        )));
+        return Err(format!("only {len} bytes, too short for an .npy header"));
     }
     if &pre[..6] != b"\x93NUMPY" {
-        return Err(fail(
-            "it does not start with the .npy magic \\x93NUMPY".into(),
-        ));
+        return Err("it does not start with the .npy magic \\x93NUMPY".into());
     }
     let (major, minor) = (pre[6], pre[7]);
     let (header_len, prefix) = match major {
@@ -297,42 +306,47 @@ fn read_npy_header(name: &str, file: &mut File, len: u64) -> Result<NpyHeader, R
         2 | 3 => {
             let mut more = [0u8; 2];
             file.read_exact(&mut more)
-                .map_err(|_| fail("truncated header".into()))?;
+                .map_err(|_| "truncated header".to_string())?;
             (
                 u32::from_le_bytes([pre[8], pre[9], more[0], more[1]]) as u64,
                 12u64,
             )
         }
         _ => {
-            return Err(fail(format!(
+            return Err(format!(
                 "format version {major}.{minor}: only versions 1, 2 and 3 are read"
-            )))
+            ))
         }
     };
     if prefix + header_len > len || header_len > 1 << 20 {
-        return Err(fail(format!(
+        return Err(format!(
             "its header claims {header_len} bytes, the file has {len}"
-        )));
+        ));
     }
     let mut raw = vec![0u8; header_len as usize];
     file.read_exact(&mut raw)
-        .map_err(|e| fail(format!("cannot read the header: {e}")))?;
+        .map_err(|e| format!("cannot read the header: {e}"))?;
     // Versions 1 and 2 are latin-1, 3 is UTF-8; the dict numpy writes is ASCII either way.
     let text: String = if major == 3 {
-        String::from_utf8(raw).map_err(|_| fail("the header is not UTF-8".into()))?
+        String::from_utf8(raw).map_err(|_| "the header is not UTF-8".to_string())?
     } else {
         raw.iter().map(|&b| b as char).collect()
     };
-    let dict = match PyParser::new(&text).value() {
-        Ok(Py::Dict(d)) => d,
-        Ok(_) => return Err(fail(format!("the header is not a dict: {}", text.trim()))),
-        Err(e) => {
-            return Err(fail(format!(
-                "cannot parse the header {:?}: {e}",
-                text.trim()
-            )))
-        }
-    };
+    Ok((text, prefix + header_len))
+}
+
+/// The dict an `.npy` header's text holds.
+fn parse_npy_dict(text: &str) -> Result<Vec<(String, Py)>, String> {
+    match PyParser::new(text).value() {
+        Ok(Py::Dict(d)) => Ok(d),
+        Ok(_) => Err(format!("the header is not a dict: {}", text.trim())),
+        Err(e) => Err(format!("cannot parse the header {:?}: {e}", text.trim())),
+    }
+}
+
+/// The `(rows, dim)` of an `.npy` header's dict, once its dtype (`descr`), order and shape
+/// are checked.
+fn npy_shape(dict: &[(String, Py)]) -> Result<(u64, u64), String> {
     let get = |key: &str| dict.iter().find(|(k, _)| k == key).map(|(_, v)| v);
     match get("descr") {
         Some(Py::Str(d)) if d == "<f4" => {}
@@ -343,56 +357,50 @@ fn read_npy_header(name: &str, file: &mut File, len: u64) -> Result<NpyHeader, R
                 "<f2" | ">f2" => " (float16: save arr.astype(np.float32))",
                 _ => " (save arr.astype(np.float32))",
             };
-            return Err(fail(format!(
+            return Err(format!(
                 "dtype '{d}' is not little-endian float32 ('<f4'){hint}"
-            )));
+            ));
         }
         Some(_) => {
-            return Err(fail(
-                "a structured dtype: only a plain float32 ('<f4') array is read".into(),
-            ))
+            return Err("a structured dtype: only a plain float32 ('<f4') array is read".into())
         }
-        None => return Err(fail("the header has no 'descr'".into())),
+        None => return Err("the header has no 'descr'".into()),
     }
     match get("fortran_order") {
         Some(Py::Bool(false)) => {}
         Some(Py::Bool(true)) => {
-            return Err(fail(
+            return Err(
                 "fortran_order is True (column-major): save np.ascontiguousarray(arr)".into(),
-            ))
+            )
         }
-        _ => return Err(fail("the header has no boolean 'fortran_order'".into())),
+        _ => return Err("the header has no boolean 'fortran_order'".into()),
     }
     let shape: Vec<u64> = match get("shape") {
         Some(Py::Tuple(items)) => items
             .iter()
             .map(|v| match v {
                 Py::Int(n) if *n >= 0 && *n <= u64::MAX as i128 => Ok(*n as u64),
-                _ => Err(fail("'shape' holds something other than sizes".into())),
+                _ => Err("'shape' holds something other than sizes".to_string()),
             })
             .collect::<Result<_, _>>()?,
-        _ => return Err(fail("the header has no 'shape' tuple".into())),
+        _ => return Err("the header has no 'shape' tuple".into()),
     };
     if shape.len() != 2 {
-        return Err(fail(format!(
+        return Err(format!(
             "the array is {}-d with shape {shape:?}: a 2-d array (rows, dim) is needed",
             shape.len()
-        )));
+        ));
     }
     let (rows, dim) = (shape[0], shape[1]);
     if dim == 0 || dim > MAX_FILE_DIM {
-        return Err(fail(format!(
+        return Err(format!(
             "shape ({rows}, {dim}): the dimension must be 1-{MAX_FILE_DIM}"
-        )));
+        ));
     }
     if rows.checked_mul(dim * 4).is_none() {
-        return Err(fail(format!("shape ({rows}, {dim}) is too large")));
+        return Err(format!("shape ({rows}, {dim}) is too large"));
     }
-    Ok(NpyHeader {
-        rows,
-        dim,
-        data_start: prefix + header_len,
-    })
+    Ok((rows, dim))
 }
 
 /// The Python literals an `.npy` header is made of.
@@ -611,7 +619,7 @@ impl Jsonl {
         let bad = |what: String| ReadError::Record(format!("{}: line {line}: {what}", self.name));
         let text = std::str::from_utf8(&self.buf).map_err(|_| bad("not UTF-8".into()))?;
         let text = text.trim();
-        if !text.starts_with('{') {
+        if !text.starts_with("{") {
             return Err(bad(
                 "expected a JSON object {\"id\": ..., \"vector\": [...], \"metadata\": {...}}"
                     .into(),
@@ -646,7 +654,7 @@ impl Jsonl {
             None => self.dim = Some(numbers.len()),
         }
         if let Some(m) = item.metadata {
-            if !m.get().starts_with('{') {
+            if !m.get().starts_with("{") {
                 return Err(bad(format!(
                     "\"metadata\" must be an object, got {}",
                     m.get()
@@ -728,4 +736,88 @@ fn count_jsonl_rows(name: &str, path: &Path) -> Result<u64, ReadError> {
         }
     }
     Ok(rows + u64::from(!blank))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A file holding `bytes`, opened for reading from its start, and its length.
+    fn file_of(bytes: &[u8]) -> (tempfile::NamedTempFile, File, u64) {
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(bytes).unwrap();
+        let file = File::open(tmp.path()).unwrap();
+        (tmp, file, bytes.len() as u64)
+    }
+
+    /// An `.npy` version 1.0 preamble and header `dict`, then `data` bytes.
+    fn npy_v1(dict: &str, data: usize) -> Vec<u8> {
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((dict.len() as u16).to_le_bytes());
+        out.extend(dict.as_bytes());
+        out.extend(vec![0u8; data]);
+        out
+    }
+
+    #[test]
+    fn header_text_and_data_start_are_read_from_a_v1_file() {
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+        let (_tmp, mut file, len) = file_of(&npy_v1(dict, 24));
+        let (text, data_start) = read_npy_header_text(&mut file, len).unwrap();
+        assert_eq!(text, dict);
+        assert_eq!(data_start, 10 + dict.len() as u64);
+    }
+
+    #[test]
+    fn header_framing_errors_say_what_is_wrong() {
+        let cases: [(Vec<u8>, &str); 4] = [
+            (b"\x93NUMPY".to_vec(), "too short"),
+            (b"NOTNUMPY\x10\x00{}".to_vec(), "magic"),
+            (b"\x93NUMPY\x04\x00\x02\x00{}".to_vec(), "version 4.0"),
+            (b"\x93NUMPY\x01\x00\xff\x00{}".to_vec(), "claims 255 bytes"),
+        ];
+        for (bytes, expected) in cases {
+            let (_tmp, mut file, len) = file_of(&bytes);
+            let err = read_npy_header_text(&mut file, len).unwrap_err();
+            assert!(err.contains(expected), "{err:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn a_2d_little_endian_float32_c_order_header_gives_its_shape() {
+        let dict = parse_npy_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (5, 384), }")
+            .unwrap();
+        assert_eq!(npy_shape(&dict), Ok((5, 384)));
+    }
+
+    #[test]
+    fn other_headers_are_refused_naming_why() {
+        for (text, expected) in [
+            (
+                "{'descr': '<f8', 'fortran_order': False, 'shape': (5, 4)}",
+                "float64",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': True, 'shape': (5, 4)}",
+                "fortran_order is True",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (5,)}",
+                "1-d",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (5, 0)}",
+                "must be 1-",
+            ),
+            ("{'fortran_order': False, 'shape': (5, 4)}", "no 'descr'"),
+        ] {
+            let err = npy_shape(&parse_npy_dict(text).unwrap()).unwrap_err();
+            assert!(err.contains(expected), "{text}: {err:?} lacks {expected:?}");
+        }
+        let err = parse_npy_dict("(5, 4)").unwrap_err();
+        assert!(err.contains("not a dict"), "{err}");
+        let err = parse_npy_dict("{'descr': '<f4'").unwrap_err();
+        assert!(err.contains("cannot parse"), "{err}");
+    }
 }

@@ -53,6 +53,21 @@ impl std::fmt::Display for CallError {
     }
 }
 
+/// What one try of a request came to.
+enum Try {
+    /// A 2xx answer: its status and body.
+    Answer(u16, String),
+    /// An answer that retrying will not cure.
+    Refused(CallError),
+    /// Worth another try: why, how long the server asks to wait, and whether it is
+    /// vectord's flow control (503 `busy`/`not_ready`).
+    Retry {
+        why: String,
+        retry_after: Option<Duration>,
+        busy: bool,
+    },
+}
+
 /// One connection to vectord (a `ureq` agent keeps it alive between requests).
 pub struct Client {
     agent: ureq::Agent,
@@ -116,44 +131,14 @@ impl Client {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(CallError::Stopped);
             }
-            let mut req = self.agent.request(method, &url);
-            if let Some(t) = timeout {
-                req = req.timeout(t);
-            }
-            if let Some(a) = &self.auth {
-                req = req.set("Authorization", a);
-            }
-            let result = match body {
-                Some(b) => req.set("Content-Type", "application/json").send_bytes(b),
-                None => req.call(),
-            };
-            // Either a final answer, or why to retry, how long the server asks to wait and
-            // whether it is flow control.
-            let (why, retry_after, busy) = match result {
-                Ok(resp) => {
-                    let status = resp.status();
-                    match resp.into_string() {
-                        Ok(text) => return Ok((status, text)),
-                        Err(e) => (format!("reading the answer: {e}"), None, false),
-                    }
-                }
-                Err(ureq::Error::Status(status, resp)) => {
-                    let retry_after = resp
-                        .header("Retry-After")
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-                    let (code, message) = error_of(resp);
-                    if !matches!(status, 502..=504) {
-                        return Err(CallError::Status {
-                            status,
-                            code,
-                            message,
-                        });
-                    }
-                    let busy = status == 503 && (code == "busy" || code == "not_ready");
-                    (format!("{status} {code}: {message}"), retry_after, busy)
-                }
-                Err(ureq::Error::Transport(t)) => (t.to_string(), None, false),
+            let (why, retry_after, busy) = match self.try_once(method, &url, body, timeout) {
+                Try::Answer(status, text) => return Ok((status, text)),
+                Try::Refused(e) => return Err(e),
+                Try::Retry {
+                    why,
+                    retry_after,
+                    busy,
+                } => (why, retry_after, busy),
             };
             let (wait, count) = if busy {
                 let since = *busy_since.get_or_insert_with(Instant::now);
@@ -188,6 +173,66 @@ impl Client {
             if !self.sleep(wait) {
                 return Err(CallError::Stopped);
             }
+        }
+    }
+
+    /// One try of a request: a final answer, or why to retry, how long the server asks to
+    /// wait and whether it is flow control.
+    fn try_once(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Try {
+        let mut req = self.agent.request(method, url);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        if let Some(a) = &self.auth {
+            req = req.set("Authorization", a);
+        }
+        let result = match body {
+            Some(b) => req.set("Content-Type", "application/json").send_bytes(b),
+            None => req.call(),
+        };
+        match result {
+            Ok(resp) => {
+                let status = resp.status();
+                match resp.into_string() {
+                    Ok(text) => Try::Answer(status, text),
+                    Err(e) => Try::Retry {
+                        why: format!("reading the answer: {e}"),
+                        retry_after: None,
+                        busy: false,
+                    },
+                }
+            }
+            Err(ureq::Error::Status(status, resp)) => {
+                let retry_after = resp
+                    .header("Retry-After")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                let (code, message) = error_of(resp);
+                if !matches!(status, 502..=504) {
+                    return Try::Refused(CallError::Status {
+                        status,
+                        code,
+                        message,
+                    });
+                }
+                let busy = status == 503 && (code == "busy" || code == "not_ready");
+                Try::Retry {
+                    why: format!("{status} {code}: {message}"),
+                    retry_after,
+                    busy,
+                }
+            }
+            Err(ureq::Error::Transport(t)) => Try::Retry {
+                why: t.to_string(),
+                retry_after: None,
+                busy: false,
+            },
         }
     }
 

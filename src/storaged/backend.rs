@@ -1,6 +1,8 @@
-//! The object store behind storaged: local disk (`super::local`: durable atomic writes, any
+//! The object store behind storaged (`Backend`, chosen by `storaged.backend`, see
+//! `super::config::BackendKind`): local disk (`super::local`: durable atomic writes, any
 //! set of keys side by side) or any `object_store::ObjectStore` — an S3-compatible bucket
-//! (`super::s3`) in production, memory in tests.
+//! (`super::s3`) in production, memory in tests. What it hands back (objects, listings,
+//! errors) is in `super::object`.
 //!
 //! On an object store a PUT is one `put` when the body is smaller than a part
 //! (`PART_SIZE`, 16 MiB), else a multipart upload fed part by part as the body arrives
@@ -15,14 +17,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{StreamExt, TryStreamExt};
 use futures::Stream;
 use object_store::path::Path as StorePath;
 use object_store::{MultipartUpload, ObjectStore, PutPayload};
 
-use super::keys::Key;
-use super::local::{self, LocalStore};
-use super::s3::{Backend, S3Config};
+use super::config::{BackendKind, StoragedConfig};
+use super::keys::{list_dir_segments, Key};
+use super::local::{self, LocalDisk};
+use super::object::{BackendError, Listed, Object};
+use super::s3::S3Config;
 
 /// Size of the parts of a multipart upload (and the largest body sent in one `put`).
 /// S3 needs at least 5 MiB for every part but the last, and allows 10,000 parts: objects up
@@ -33,68 +37,39 @@ const PARTS_IN_FLIGHT: usize = 2;
 /// S3's limit on the parts of one upload.
 const MAX_PARTS: usize = 10_000;
 
-/// What went wrong with a store operation.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("no object with this key")]
-    NotFound,
-    #[error("object is larger than the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
-    /// The request body could not be read to its end.
-    #[error("request body ended with an error: {0}")]
-    Body(String),
-    /// The store itself failed; not the client's fault.
-    #[error("storage failure: {0}")]
-    Backend(String),
-}
-
-/// One object of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    /// The key as shown (see `Key::display`).
-    pub key: String,
-    pub size: u64,
-}
-
-/// An object being read: its size and its bytes.
-pub struct Object {
-    pub size: u64,
-    pub body: BoxStream<'static, io::Result<Bytes>>,
-}
-
 enum Inner {
-    Local(LocalStore),
+    Local(LocalDisk),
     Objects {
         objects: Arc<dyn ObjectStore>,
         part_size: usize,
     },
 }
 
-/// A store of objects by key.
-pub struct Store {
+/// The object store behind storaged: objects by key, on local disk or in an object store.
+pub struct Backend {
     inner: Inner,
     description: String,
 }
 
-impl Store {
+impl Backend {
     /// The store a `[storaged]` configuration names. Blocking; call at start-up.
-    pub fn open(cfg: &crate::config::StoragedConfig) -> io::Result<Store> {
+    pub fn open(cfg: &StoragedConfig) -> io::Result<Backend> {
         match cfg.backend {
-            Backend::Local => Store::local(&cfg.root).map_err(|e| {
+            BackendKind::Local => Backend::local(&cfg.root).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("storaged.root {}: {e}", cfg.root.display()),
                 )
             }),
-            Backend::S3 => Store::s3(&cfg.s3),
+            BackendKind::S3 => Backend::s3(&cfg.s3),
         }
     }
 
     /// A store in the local directory `root`, which is created if needed. Stale temp files
     /// from an interrupted write, and empty directories, are removed. Blocking; call at
     /// start-up.
-    pub fn local(root: &Path) -> io::Result<Store> {
-        let (store, swept) = LocalStore::open(root)?;
+    pub fn local(root: &Path) -> io::Result<Backend> {
+        let (store, swept) = LocalDisk::open(root)?;
         if swept.temp_files > 0 || swept.empty_dirs > 0 {
             log::info!(
                 "storaged: removed {} unfinished upload(s) and {} empty director(ies) under {}",
@@ -104,17 +79,17 @@ impl Store {
             );
         }
         let description = format!("local directory {}", store.root().display());
-        Ok(Store {
+        Ok(Backend {
             inner: Inner::Local(store),
             description,
         })
     }
 
     /// A store in an S3-compatible bucket.
-    pub fn s3(cfg: &S3Config) -> io::Result<Store> {
+    pub fn s3(cfg: &S3Config) -> io::Result<Backend> {
         let (objects, description) =
             super::s3::build(cfg).map_err(|e| io::Error::other(format!("S3 backend: {e}")))?;
-        Ok(Store {
+        Ok(Backend {
             inner: Inner::Objects {
                 objects,
                 part_size: PART_SIZE,
@@ -124,9 +99,9 @@ impl Store {
     }
 
     /// A store over any `object_store` backend (S3-compatible, in-memory, ...).
-    pub fn with_object_store(objects: Arc<dyn ObjectStore>) -> Store {
+    pub fn with_object_store(objects: Arc<dyn ObjectStore>) -> Backend {
         let description = objects.to_string();
-        Store {
+        Backend {
             inner: Inner::Objects {
                 objects,
                 part_size: PART_SIZE,
@@ -137,7 +112,7 @@ impl Store {
 
     /// The same store with multipart parts of `bytes` (tests: S3 needs 5 MiB or more).
     #[doc(hidden)]
-    pub fn with_part_size(mut self, bytes: usize) -> Store {
+    pub fn with_part_size(mut self, bytes: usize) -> Backend {
         if let Inner::Objects { part_size, .. } = &mut self.inner {
             *part_size = bytes.max(1);
         }
@@ -159,7 +134,7 @@ impl Store {
 
     /// Checks that the store answers (an S3 bucket exists and the credentials work), by
     /// listing a prefix nothing is stored under.
-    pub async fn probe(&self) -> Result<(), StoreError> {
+    pub async fn probe(&self) -> Result<(), BackendError> {
         match &self.inner {
             Inner::Local(_) => Ok(()),
             Inner::Objects { objects, .. } => {
@@ -168,7 +143,7 @@ impl Store {
                     .list_with_delimiter(Some(&path))
                     .await
                     .map(|_| ())
-                    .map_err(backend)
+                    .map_err(storage_failure)
             }
         }
     }
@@ -176,7 +151,7 @@ impl Store {
     /// Stores `body` under `key`, replacing any object there, atomically: readers see the
     /// old object or the new one. Returns the size. Fails with `TooLarge` as soon as the
     /// body passes `limit` bytes; nothing is written then.
-    pub async fn put<S, E>(&self, key: &Key, body: S, limit: u64) -> Result<u64, StoreError>
+    pub async fn put<S, E>(&self, key: &Key, body: S, limit: u64) -> Result<u64, BackendError>
     where
         S: Stream<Item = Result<Bytes, E>>,
         E: Display,
@@ -191,15 +166,15 @@ impl Store {
     }
 
     /// Opens the object under `key` for reading.
-    pub async fn get(&self, key: &Key) -> Result<Object, StoreError> {
+    pub async fn get(&self, key: &Key) -> Result<Object, BackendError> {
         let objects = match &self.inner {
             Inner::Local(l) => return l.get(key).await,
             Inner::Objects { objects, .. } => objects,
         };
         let result = match objects.get(&key.to_path()).await {
             Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => return Err(StoreError::NotFound),
-            Err(e) => return Err(backend(e)),
+            Err(object_store::Error::NotFound { .. }) => return Err(BackendError::NotFound),
+            Err(e) => return Err(storage_failure(e)),
         };
         let size = result.meta.size;
         let body = result.into_stream().map_err(io::Error::other).boxed();
@@ -207,19 +182,19 @@ impl Store {
     }
 
     /// Removes the object under `key`; an absent object is not an error.
-    pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+    pub async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         let objects = match &self.inner {
             Inner::Local(l) => return l.delete(key).await,
             Inner::Objects { objects, .. } => objects,
         };
         match objects.delete(&key.to_path()).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(backend(e)),
+            Err(e) => Err(storage_failure(e)),
         }
     }
 
     /// Every object whose shown key starts with `prefix`, sorted by key.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>, BackendError> {
         let objects = match &self.inner {
             Inner::Local(l) => return l.list(local::list_start(prefix), prefix).await,
             Inner::Objects { objects, .. } => objects,
@@ -231,7 +206,7 @@ impl Store {
             match objects.list(dir.as_ref()).try_collect().await {
                 Ok(m) => m,
                 Err(object_store::Error::NotFound { .. }) => Vec::new(),
-                Err(e) => return Err(backend(e)),
+                Err(e) => return Err(storage_failure(e)),
             };
         let mut out: Vec<Listed> = metas
             .into_iter()
@@ -252,21 +227,8 @@ impl Store {
     }
 }
 
-/// The complete segments of a listed `prefix` (those before its last `/`), when they are
-/// plain enough to map back unambiguously; otherwise `None` (list everything, and let the
-/// prefix filter do the rest).
-pub(crate) fn list_dir_segments(prefix: &str) -> Option<Vec<String>> {
-    let (dir, _) = prefix.rsplit_once('/')?;
-    let segments: Vec<String> = dir.split('/').map(str::to_string).collect();
-    if segments.iter().any(|s| s.contains('%')) {
-        return None;
-    }
-    Key::from_segments(segments.clone()).ok()?;
-    Some(segments)
-}
-
-fn backend(e: object_store::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn storage_failure(e: object_store::Error) -> BackendError {
+    BackendError::Storage(e.to_string())
 }
 
 /// PUT on an object store: one `put` for a body under a part, else a multipart upload.
@@ -276,7 +238,7 @@ async fn put_objects<S, E>(
     mut body: std::pin::Pin<&mut S>,
     limit: u64,
     part_size: usize,
-) -> Result<u64, StoreError>
+) -> Result<u64, BackendError>
 where
     S: Stream<Item = Result<Bytes, E>>,
     E: Display,
@@ -290,13 +252,13 @@ where
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                failed = Some(StoreError::Body(e.to_string()));
+                failed = Some(BackendError::Body(e.to_string()));
                 break;
             }
         };
         total += chunk.len() as u64;
         if total > limit {
-            failed = Some(StoreError::TooLarge { limit });
+            failed = Some(BackendError::TooLarge { limit });
             break;
         }
         pending_len += chunk.len();
@@ -325,7 +287,7 @@ where
     let rest = PutPayload::from_iter(pending);
     match upload {
         None => {
-            objects.put(path, rest).await.map_err(backend)?;
+            objects.put(path, rest).await.map_err(storage_failure)?;
         }
         Some(mut up) => {
             if pending_len > 0 {
@@ -373,8 +335,8 @@ impl Multipart {
     async fn start(
         objects: &Arc<dyn ObjectStore>,
         path: &StorePath,
-    ) -> Result<Multipart, StoreError> {
-        let upload = objects.put_multipart(path).await.map_err(backend)?;
+    ) -> Result<Multipart, BackendError> {
+        let upload = objects.put_multipart(path).await.map_err(storage_failure)?;
         Ok(Multipart {
             upload: Some(upload),
             in_flight: tokio::task::JoinSet::new(),
@@ -383,9 +345,9 @@ impl Multipart {
         })
     }
 
-    async fn send(&mut self, data: PutPayload) -> Result<(), StoreError> {
+    async fn send(&mut self, data: PutPayload) -> Result<(), BackendError> {
         if self.parts >= MAX_PARTS {
-            return Err(StoreError::Backend(format!(
+            return Err(BackendError::Storage(format!(
                 "object needs more than {MAX_PARTS} parts of the upload"
             )));
         }
@@ -402,16 +364,16 @@ impl Multipart {
         Ok(())
     }
 
-    async fn join_one(&mut self) -> Result<(), StoreError> {
+    async fn join_one(&mut self) -> Result<(), BackendError> {
         match self.in_flight.join_next().await {
             None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(e))) => Err(backend(e)),
-            Some(Err(e)) => Err(StoreError::Backend(format!("part upload failed: {e}"))),
+            Some(Ok(Err(e))) => Err(storage_failure(e)),
+            Some(Err(e)) => Err(BackendError::Storage(format!("part upload failed: {e}"))),
         }
     }
 
     /// Waits for the parts, then completes the upload (aborts it on failure).
-    async fn finish(mut self) -> Result<(), StoreError> {
+    async fn finish(mut self) -> Result<(), BackendError> {
         while !self.in_flight.is_empty() {
             if let Err(e) = self.join_one().await {
                 self.abort().await;
@@ -425,7 +387,7 @@ impl Multipart {
                 if let Err(a) = upload.abort().await {
                     log::warn!("storaged: cannot abort the upload of {}: {a}", self.path);
                 }
-                Err(backend(e))
+                Err(storage_failure(e))
             }
         }
     }
@@ -464,7 +426,7 @@ impl Drop for Multipart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storaged::testing::test_stores;
+    use crate::storaged::testing::test_backends;
     use futures::stream;
     use std::fs;
 
@@ -489,7 +451,7 @@ mod tests {
         stream::iter(chunks)
     }
 
-    async fn read(store: &Store, k: &Key) -> Vec<u8> {
+    async fn read(store: &Backend, k: &Key) -> Vec<u8> {
         let obj = store.get(k).await.unwrap();
         let data: Vec<Bytes> = obj.body.try_collect().await.unwrap();
         let data = data.concat();
@@ -529,7 +491,7 @@ mod tests {
 
     #[tokio::test]
     async fn keys_that_are_prefixes_of_each_other_coexist() {
-        for t in test_stores("prefixes_coexist") {
+        for t in test_backends("prefixes_coexist") {
             let s = &t.store;
             for (k, v) in [
                 ("a/b", &b"ab"[..]),
@@ -598,10 +560,13 @@ mod tests {
             assert_eq!(read(s, &key("p")).await, b"P2", "{}", t.name);
             s.delete(&key("x:/y")).await.unwrap();
             s.delete(&key("x:")).await.unwrap();
-            assert!(matches!(s.get(&key("x:")).await, Err(StoreError::NotFound)));
+            assert!(matches!(
+                s.get(&key("x:")).await,
+                Err(BackendError::NotFound)
+            ));
             assert!(matches!(
                 s.get(&key("x:/y")).await,
-                Err(StoreError::NotFound)
+                Err(BackendError::NotFound)
             ));
             s.put(&key("x:"), body(&[b"again"]), 100).await.unwrap();
             assert_eq!(read(s, &key("x:")).await, b"again", "{}", t.name);
@@ -620,11 +585,11 @@ mod tests {
             s.put(&key("f"), body(&[b"f"]), 100).await.unwrap();
             assert!(matches!(
                 s.get(&key("f/g")).await,
-                Err(StoreError::NotFound)
+                Err(BackendError::NotFound)
             ));
             assert!(matches!(
                 s.get(&key("nope")).await,
-                Err(StoreError::NotFound)
+                Err(BackendError::NotFound)
             ));
             s.delete(&key("f/g/h")).await.unwrap();
             assert!(s.list("f/").await.unwrap().is_empty());
@@ -634,13 +599,13 @@ mod tests {
 
     #[tokio::test]
     async fn refused_bodies_leave_nothing() {
-        for t in test_stores("refused_bodies") {
+        for t in test_backends("refused_bodies") {
             let s = &t.store;
             let k = key("k");
             assert!(
                 matches!(
                     s.put(&k, body(&[b"0123", b"456789"]), 8).await,
-                    Err(StoreError::TooLarge { limit: 8 })
+                    Err(BackendError::TooLarge { limit: 8 })
                 ),
                 "{}",
                 t.name
@@ -651,7 +616,7 @@ mod tests {
             ]);
             assert!(matches!(
                 s.put(&k, broken, 100).await,
-                Err(StoreError::Body(_))
+                Err(BackendError::Body(_))
             ));
             // past two parts (a multipart upload on object stores), then too large
             let part = t.part_size;
@@ -659,7 +624,7 @@ mod tests {
             let limit = (2 * part + part / 2) as u64;
             assert!(matches!(
                 s.put(&k, chunked(&big, part / 3 + 1), limit).await,
-                Err(StoreError::TooLarge { .. })
+                Err(BackendError::TooLarge { .. })
             ));
             // past two parts, then broken
             let mut broken_late: Vec<Result<Bytes, io::Error>> = (0..5)
@@ -669,14 +634,14 @@ mod tests {
             assert!(matches!(
                 s.put(&key("n/e/s/t"), stream::iter(broken_late), u64::MAX)
                     .await,
-                Err(StoreError::Body(_))
+                Err(BackendError::Body(_))
             ));
             assert!(matches!(
                 s.get(&key("n/e/s/t")).await,
-                Err(StoreError::NotFound)
+                Err(BackendError::NotFound)
             ));
             assert!(
-                matches!(s.get(&k).await, Err(StoreError::NotFound)),
+                matches!(s.get(&k).await, Err(BackendError::NotFound)),
                 "{}",
                 t.name
             );
@@ -696,7 +661,7 @@ mod tests {
     /// file, and no unfinished multipart upload.
     #[tokio::test]
     async fn abandoned_puts_leave_nothing() {
-        for t in test_stores("abandoned_puts") {
+        for t in test_backends("abandoned_puts") {
             let s = &t.store;
             let k = key("deep/er/gone");
             let part = t.part_size;
@@ -711,7 +676,7 @@ mod tests {
             // the abort runs in the background
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             assert!(
-                matches!(s.get(&k).await, Err(StoreError::NotFound)),
+                matches!(s.get(&k).await, Err(BackendError::NotFound)),
                 "{}",
                 t.name
             );
@@ -735,7 +700,7 @@ mod tests {
         fs::write(dir.path().join("x/obj"), b"whole").unwrap();
         fs::create_dir_all(dir.path().join("y")).unwrap();
         fs::write(dir.path().join("y/z#obj#9"), b"partial").unwrap();
-        let store = Store::local(dir.path()).unwrap();
+        let store = Backend::local(dir.path()).unwrap();
         assert_eq!(tree(dir.path()), ["x/", "x/obj"]);
         let listed = store.list("").await.unwrap();
         assert_eq!(
@@ -749,7 +714,7 @@ mod tests {
 
     #[tokio::test]
     async fn large_objects_stream_in_chunks_and_parts() {
-        for t in test_stores("large_objects") {
+        for t in test_backends("large_objects") {
             let s = &t.store;
             // local: 4 read chunks; memory: 3 parts of 1000 bytes... many; S3: 3 parts of 5 MiB
             let len = if t.name == "s3" {
@@ -784,7 +749,7 @@ mod tests {
 
     #[tokio::test]
     async fn escaped_keys_round_trip() {
-        for t in test_stores("escaped_keys") {
+        for t in test_backends("escaped_keys") {
             let s = &t.store;
             let wire = [
                 "p/a%2Fb",
@@ -827,7 +792,7 @@ mod tests {
             );
             assert!(matches!(
                 s.get(&key("p/a/b")).await,
-                Err(StoreError::NotFound)
+                Err(BackendError::NotFound)
             ));
             for w in wire {
                 s.delete(&key(w)).await.unwrap();
@@ -862,7 +827,7 @@ mod tests {
         fs::create_dir_all(root.join("_vectors/gone/00000000000000b2")).unwrap();
         fs::write(root.join("_vectors/g.lhv1#12345"), b"half a manifest").unwrap();
 
-        let s = Store::local(root).unwrap();
+        let s = Backend::local(root).unwrap();
         let listed = s.list("_vectors/").await.unwrap();
         assert_eq!(
             keys(&listed),
@@ -923,7 +888,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_puts_and_deletes_of_nested_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::local(dir.path()).unwrap());
+        let store = Arc::new(Backend::local(dir.path()).unwrap());
         let owned = ["p", "p/c", "p/c/d", "p/e", "p/c/d/f", "q", "q/r/s"];
         let mut tasks = Vec::new();
         for (i, k) in owned.iter().enumerate() {
@@ -963,7 +928,7 @@ mod tests {
             if present {
                 expected.push(k.display());
             } else {
-                assert!(matches!(store.get(&k).await, Err(StoreError::NotFound)));
+                assert!(matches!(store.get(&k).await, Err(BackendError::NotFound)));
             }
         }
         expected.sort();
