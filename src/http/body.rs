@@ -417,7 +417,7 @@ impl<'a> Cursor<'a> {
         if self.eat_word("null") {
             return Some(None);
         }
-        if !self.text[self.at..].starts_with("{") {
+        if self.peek()? != b'{' {
             return None;
         }
         let mut stream = serde_json::Deserializer::from_str(&self.text[self.at..])
