@@ -32,6 +32,9 @@ CRATES = [
 def strip_comments_and_strings(text):
     text = re.sub(r"//[^\n]*", "", text)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    # character and byte literals ('{', b'"', '\'', '\u{7b}'), not lifetimes ('a), first:
+    # a quote or a brace in one is no string and no block
+    text = re.sub(r"b?'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^'\\\n])'", "' '", text)
     text = re.sub(r'r#*"(?:.|\n)*?"#*', '""', text)
     text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
     return text

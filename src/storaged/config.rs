@@ -19,7 +19,7 @@ pub struct StoragedConfig {
     /// Largest object a PUT accepts.
     pub max_object_bytes: usize,
     /// When set, storaged needs `Authorization: Bearer <key>` on every request but
-    /// `/health`, and vectord's storeclient sends it.
+    /// `/health`, and vectord's storaged client sends it.
     pub api_key: Option<String>,
     /// Where the objects are: `local` (files under `root`) or `s3` (a bucket, `s3`).
     pub backend: BackendKind,

@@ -473,30 +473,51 @@ impl<'a> PyParser<'a> {
         }
     }
 
+    /// A dict, from its opening brace.
+    fn dict(&mut self) -> Result<Py, String> {
+        self.at += 1;
+        let mut out = Vec::new();
+        loop {
+            if self.peek() == Some(b'}') {
+                self.at += 1;
+                return Ok(Py::Dict(out));
+            }
+            let key = match self.value()? {
+                Py::Str(k) => k,
+                other => return Err(format!("a dict key is not a string: {other:?}")),
+            };
+            self.expect(b':')?;
+            let v = self.value()?;
+            out.push((key, v));
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {}
+                _ => return Err(format!("expected ',' or '}}' at byte {}", self.at)),
+            }
+        }
+    }
+
+    /// A string quoted by `q`, from its opening quote (no escapes: numpy writes none).
+    fn string(&mut self, q: u8) -> Result<Py, String> {
+        self.at += 1;
+        let start = self.at;
+        while self.at < self.s.len() && self.s[self.at] != q {
+            if self.s[self.at] == b'\\' {
+                return Err("escapes in strings are not supported".into());
+            }
+            self.at += 1;
+        }
+        if self.at >= self.s.len() {
+            return Err("unterminated string".into());
+        }
+        let text = String::from_utf8_lossy(&self.s[start..self.at]).into_owned();
+        self.at += 1;
+        Ok(Py::Str(text))
+    }
+
     fn value(&mut self) -> Result<Py, String> {
         match self.peek() {
-            Some(b'{') => {
-                self.at += 1;
-                let mut out = Vec::new();
-                loop {
-                    if self.peek() == Some(b'}') {
-                        self.at += 1;
-                        return Ok(Py::Dict(out));
-                    }
-                    let key = match self.value()? {
-                        Py::Str(k) => k,
-                        other => return Err(format!("a dict key is not a string: {other:?}")),
-                    };
-                    self.expect(b':')?;
-                    let v = self.value()?;
-                    out.push((key, v));
-                    match self.peek() {
-                        Some(b',') => self.at += 1,
-                        Some(b'}') => {}
-                        _ => return Err(format!("expected ',' or '}}' at byte {}", self.at)),
-                    }
-                }
-            }
+            Some(b'{') => self.dict(),
             Some(b'(') => {
                 self.at += 1;
                 Ok(Py::Tuple(self.seq(b')')?))
@@ -506,22 +527,7 @@ impl<'a> PyParser<'a> {
                 self.seq(b']')?;
                 Ok(Py::List)
             }
-            Some(q @ (b'\'' | b'"')) => {
-                self.at += 1;
-                let start = self.at;
-                while self.at < self.s.len() && self.s[self.at] != q {
-                    if self.s[self.at] == b'\\' {
-                        return Err("escapes in strings are not supported".into());
-                    }
-                    self.at += 1;
-                }
-                if self.at >= self.s.len() {
-                    return Err("unterminated string".into());
-                }
-                let text = String::from_utf8_lossy(&self.s[start..self.at]).into_owned();
-                self.at += 1;
-                Ok(Py::Str(text))
-            }
+            Some(q @ (b'\'' | b'"')) => self.string(q),
             Some(c) if c.is_ascii_digit() || c == b'-' => {
                 let start = self.at;
                 self.at += 1;
