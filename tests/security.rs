@@ -116,6 +116,8 @@ fn configured_limits_answer_4xx_naming_the_limit() {
         "--set",
         "vectord.max_filter_keys=2",
         "--set",
+        "vectord.max_filter_depth=2",
+        "--set",
         "vectord.max_indexes=2",
     ]
     .iter()
@@ -182,7 +184,30 @@ fn configured_limits_answer_4xx_naming_the_limit() {
     );
     assert_eq!(
         (s, b["error"]["code"].as_str()),
-        (400, Some("too_many_filter_keys")),
+        (400, Some("invalid_filter")),
+        "{b}"
+    );
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("vectord.max_filter_keys"),
+        "{b}"
+    );
+    let deep = json!({"$not": {"$not": {"$not": {"a": 1}}}});
+    let (s, b) = api.post(
+        "/vectors/index/a/search",
+        &json!({"vector": [1, 1], "k": 1, "filter": deep}),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_filter")),
+        "{b}"
+    );
+    let message = b["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("filter.$not.$not.$not")
+            && message.contains("vectord.max_filter_depth"),
         "{b}"
     );
     assert_eq!(

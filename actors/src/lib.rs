@@ -14,6 +14,7 @@
 //! | `codec` | the LHV1 format: framing, manifests, segments, log objects, 0.1.0 files |
 //! | `storaged_client` | vectord's HTTP client of storaged |
 //! | `params` | an index's parameters and limits, and the checks on items and queries |
+//! | `filter` | the filter language: reading a filter (errors naming where), and matching an item |
 //! | `distance`, `error`, `metrics`, `faults`, `sample` | leaves: distances, the error type, Prometheus metrics, a panic hook for tests, seeded vectors |
 //!
 //! Words, one per concept: **storaged** is the object-storage service (its client:
@@ -24,6 +25,7 @@ pub mod codec;
 pub mod distance;
 pub mod error;
 pub mod faults;
+pub mod filter;
 pub mod index;
 pub mod index_actor;
 pub mod metrics;

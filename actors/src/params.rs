@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::distance::{norm, normalize, Metric, MAX_NORM};
 use crate::error::IndexError;
+use crate::filter::FilterLimits;
 
 /// Longest index name, in characters (API.md).
 pub const MAX_NAME_LEN: usize = 128;
@@ -28,8 +29,10 @@ pub struct Limits {
     pub max_metadata_bytes: usize,
     /// Bytes of an item id (API.md allows up to 256).
     pub max_id_bytes: usize,
-    /// Keys in a search filter.
+    /// Conditions in a filter (one operator on one field, or on ids).
     pub max_filter_keys: usize,
+    /// Operators nested in a filter (`$and` in `$or` in `$not` ...).
+    pub max_filter_depth: usize,
     /// Searches in one batch search.
     pub max_batch_searches: usize,
     /// Indexes in the process.
@@ -43,6 +46,7 @@ impl Default for Limits {
             max_metadata_bytes: 64 << 10,
             max_id_bytes: MAX_ID_BYTES,
             max_filter_keys: 64,
+            max_filter_depth: 8,
             max_batch_searches: 1_000,
             max_indexes: 10_000,
         }
@@ -50,6 +54,14 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// How large a filter may be.
+    pub fn filter(&self) -> FilterLimits {
+        FilterLimits {
+            max_depth: self.max_filter_depth,
+            max_terms: self.max_filter_keys,
+        }
+    }
+
     /// No limit but the contract's: for replaying stored changes, which were accepted
     /// under whatever limits applied then.
     pub fn contract() -> Limits {
@@ -58,6 +70,7 @@ impl Limits {
             max_metadata_bytes: usize::MAX,
             max_id_bytes: MAX_ID_BYTES,
             max_filter_keys: usize::MAX,
+            max_filter_depth: usize::MAX,
             max_batch_searches: usize::MAX,
             max_indexes: usize::MAX,
         }

@@ -13,8 +13,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
+use vectord_actors::filter::Filter;
 use vectord_actors::index::Hit;
 use vectord_actors::params::IndexParams;
 use vectord_actors::registry::IndexHandle;
@@ -58,9 +59,13 @@ pub struct SearchRequest {
     #[serde(default, deserialize_with = "body::whole_opt")]
     #[schema(minimum = 1, maximum = 10000)]
     pub ef: Option<usize>,
-    /// Metadata key -> value; a result matches every pair exactly.
+    /// Which items may be returned, in Chroma's `where` syntax: `{"lang": "en"}` (a bare
+    /// value is `$eq`), `{"year": {"$gte": 2021}}`, `{"$or": [...]}`, `{"$id": {"$in":
+    /// [...]}}`; operators `$eq $ne $gt $gte $lt $lte $in $nin $contains $not_contains
+    /// $exists $and $or $not`. A filter that cannot be read is 400 `invalid_filter`,
+    /// naming where.
     #[schema(value_type = Option<Object>)]
-    pub filter: Option<Map<String, Value>>,
+    pub filter: Option<Value>,
 }
 
 /// Several searches of one index in one request. Unknown fields are refused.
@@ -80,7 +85,7 @@ struct Checked {
     query: Vec<f32>,
     k: usize,
     ef: usize,
-    filter: Option<Map<String, Value>>,
+    filter: Option<Filter>,
 }
 
 /// The `k` live items nearest to the query (that match the filter), nearest first.
@@ -379,18 +384,17 @@ fn check(
     let ef = params
         .check_search(request.k, request.ef)
         .map_err(|e| at(e.into()))?;
-    if let Some(f) = &request.filter {
-        if f.len() > state.limits.max_filter_keys {
-            return Err(at(ApiError::bad_request(
-                "too_many_filter_keys",
-                format!(
-                    "filter has {} keys, more than the limit of {} (vectord.max_filter_keys)",
-                    f.len(),
-                    state.limits.max_filter_keys
-                ),
-            )));
+    let filter = match &request.filter {
+        None => None,
+        Some(value) => {
+            let path = match place {
+                None => "filter".to_string(),
+                Some(i) => format!("searches[{i}].filter"),
+            };
+            let filter = Filter::parse(value, &path, state.limits.filter())?;
+            (!filter.is_empty()).then_some(filter)
         }
-    }
+    };
     let query = match place {
         None => params.check_vector(request.vector, "vector"),
         Some(i) => params.check_vector(request.vector, &format!("searches[{i}].vector")),
@@ -399,7 +403,7 @@ fn check(
         query,
         k: request.k,
         ef,
-        filter: request.filter,
+        filter,
     })
 }
 

@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use serde_json::{Map, Value};
 
 use crate::error::IndexError;
+use crate::filter::Filter;
 pub use crate::params::{IndexParams, Limits, NewItem};
 use bitset::BitSet;
 pub use maintenance::{Built, Job, JobKind, JobReport};
@@ -389,13 +390,7 @@ impl Index {
     /// The `k` live items nearest to `query` (checked, and normalized under cosine) that
     /// match every pair of `filter`, nearest first, ties by id. Sealed segments are searched
     /// by graph with `ef`, the others scanned.
-    pub fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        filter: Option<&Map<String, Value>>,
-    ) -> Vec<Hit> {
+    pub fn search(&self, query: &[f32], k: usize, ef: usize, filter: Option<&Filter>) -> Vec<Hit> {
         let s = self.read();
         let hits = search::search(&s, self.params.distance, query, k, ef, filter);
         self.refresh_stats_if_filters_changed(&s, filter);
@@ -404,7 +399,7 @@ impl Index {
 
     /// After a filtered search: records the sizes again if a segment remembered or forgot
     /// a filter's result (or noted a filter) meanwhile.
-    fn refresh_stats_if_filters_changed(&self, s: &State, filter: Option<&Map<String, Value>>) {
+    fn refresh_stats_if_filters_changed(&self, s: &State, filter: Option<&Filter>) {
         if filter.is_some_and(|f| !f.is_empty())
             && s.segments
                 .iter()
@@ -421,7 +416,7 @@ impl Index {
         query: &[f32],
         k: usize,
         ef: usize,
-        filter: Option<&Map<String, Value>>,
+        filter: Option<&Filter>,
     ) -> Option<Vec<Hit>> {
         let s = match self.state.try_read() {
             Ok(s) => s,

@@ -16,8 +16,6 @@
 
 use std::collections::BinaryHeap;
 
-use serde_json::{Map, Value};
-
 use super::bitset::BitSet;
 use super::filter_cache::{FilterCache, Matches};
 use super::points::Points;
@@ -25,6 +23,7 @@ use super::scratch::{with_scratch, Scratch};
 use super::sealed::FlatGraph;
 use super::{Hit, State};
 use crate::distance::{kernels, Metric};
+use crate::filter::Filter;
 
 /// Below this many candidates a segment is scanned: exact, and as fast as a graph walk.
 const SCAN_MAX: usize = 1024;
@@ -75,7 +74,7 @@ pub(super) fn search(
     query: &[f32],
     k: usize,
     ef: usize,
-    filter: Option<&Map<String, Value>>,
+    filter: Option<&Filter>,
 ) -> Vec<Hit> {
     let mut views: Vec<View> = state
         .segments
@@ -126,7 +125,7 @@ fn run<D: Fn(&[f32], &[f32]) -> f32>(
     query: &[f32],
     k: usize,
     ef: usize,
-    filter: Option<&Map<String, Value>>,
+    filter: Option<&Filter>,
     distance: &D,
 ) -> Vec<Hit> {
     let search = Search {
@@ -135,9 +134,8 @@ fn run<D: Fn(&[f32], &[f32]) -> f32>(
         k,
         ef,
         filter,
-        // Object keys come out in one order (serde_json's map is sorted), so equal filters
-        // have equal texts.
-        filter_key: filter.and_then(|f| serde_json::to_string(f).ok()),
+        // Equal filters have equal keys (their JSON text, object keys sorted).
+        filter_key: filter.map(|f| f.key().to_string()),
         distance,
     };
     let mut all: Vec<Candidate> = with_scratch(|scratch| {
@@ -164,7 +162,7 @@ struct Search<'q, D> {
     query: &'q [f32],
     k: usize,
     ef: usize,
-    filter: Option<&'q Map<String, Value>>,
+    filter: Option<&'q Filter>,
     /// The filter's JSON text: its name in the segments' filter caches.
     filter_key: Option<String>,
     /// The search distance (what graphs are ordered by).
@@ -333,7 +331,7 @@ fn few_pass(passing: usize, live: usize) -> bool {
 
 /// Every point of a segment tried on the filter, in order (which the memory prefetches
 /// well): the result a segment remembers.
-fn matching_points(points: &Points, filter: &Map<String, Value>) -> Matches {
+fn matching_points(points: &Points, filter: &Filter) -> Matches {
     let mut bits = BitSet::with_len(points.len());
     let mut count = 0;
     for p in 0..points.len() {
@@ -369,14 +367,9 @@ fn estimate_passing(n: usize, matching: &impl Fn(u32) -> bool) -> usize {
     (passed as u64 * n as u64 / FILTER_SAMPLE) as usize
 }
 
-/// True when point `p`'s metadata holds every key of `filter` with exactly that value.
-fn matches(points: &Points, p: u32, filter: &Map<String, Value>) -> bool {
-    match points.metadata(p as usize) {
-        Some(metadata) => filter
-            .iter()
-            .all(|(key, want)| metadata.get(key) == Some(want)),
-        None => false,
-    }
+/// Whether point `p` (its id and metadata) passes `filter`.
+fn matches(points: &Points, p: u32, filter: &Filter) -> bool {
+    filter.matches(points.id(p as usize), points.metadata(p as usize))
 }
 
 #[cfg(test)]

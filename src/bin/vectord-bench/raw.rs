@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 use vectord_actors::distance::{kernels, Metric};
+use vectord_actors::filter::Filter;
 use vectord_actors::index::build::build_graph;
 use vectord_actors::index::hnsw::Graph;
 use vectord_actors::index::insert::extend_graph;
@@ -209,8 +210,8 @@ pub fn filtered(data: &Dataset, p: &IndexParams, efs: &[usize], k: usize) -> Res
             .into_iter()
             .map(|row| row.into_iter().map(|j| chosen[j]).collect())
             .collect();
-        let filter: Option<Map<String, Value>> = (!key.is_empty())
-            .then(|| serde_json::from_value(json!({ key: 0 })).unwrap_or_default());
+        let filter: Option<Filter> = (!key.is_empty())
+            .then(|| Filter::exact(json!({ key: 0 }).as_object().unwrap_or(&Map::new())));
         for &ef in efs {
             let one = |i: usize| -> Result<Vec<usize>, String> {
                 let hits = index.search(&queries[i], k, ef, filter.as_ref());

@@ -11,19 +11,19 @@ fn filters_return_k_matches_when_they_exist() {
     settle(&index);
     let q = query(&p, &data[0]);
     // broad filter (half the points): graph walk with a filter
-    let f: Map<String, Value> = serde_json::from_value(json!({"parity": 1})).unwrap();
+    let f = filter_of(json!({"parity": 1}));
     let hits = index.search(&q, 20, 64, Some(&f));
     assert_eq!(hits.len(), 20);
     assert!(hits.iter().all(|h| h.metadata["parity"] == json!(1)));
     // narrow filter (one point): exact scan
-    let f: Map<String, Value> = serde_json::from_value(json!({"i": 1234})).unwrap();
+    let f = filter_of(json!({"i": 1234}));
     let hits = index.search(&q, 20, 64, Some(&f));
     assert_eq!(ids(&hits), ["1234"]);
     // nothing matches
-    let f: Map<String, Value> = serde_json::from_value(json!({"i": "1234"})).unwrap();
+    let f = filter_of(json!({"i": "1234"}));
     assert!(index.search(&q, 20, 64, Some(&f)).is_empty());
     // k larger than the matches: all of them
-    let f: Map<String, Value> = serde_json::from_value(json!({"parity": 0})).unwrap();
+    let f = filter_of(json!({"parity": 0}));
     assert_eq!(index.search(&q, 1000, 1000, Some(&f)).len(), 1000);
 }
 
@@ -57,7 +57,7 @@ fn filtered_searches_find_the_nearest_matching_items() {
                 .into_iter()
                 .map(|i| matching[i])
                 .collect();
-            let filter: Map<String, Value> = serde_json::from_value(json!({ key: value })).unwrap();
+            let filter = filter_of(json!({ key: value }));
             let got = index.search(&qv, k, ef, Some(&filter));
             assert_eq!(got.len(), truth.len(), "{key}: every match or k of them");
             assert!(got.iter().all(|h| h.metadata[key] == value));
@@ -91,14 +91,14 @@ fn a_remembered_filter_result_never_brings_back_a_deleted_item() {
     assert_eq!(sizes, [0, 1000, 4000], "{:?}", index.segments());
     // the remembered results count in memory_bytes_estimate, at most a byte per point
     let before = index.stats().memory_bytes;
-    let any: Map<String, Value> = serde_json::from_value(json!({"parity": 1})).unwrap();
+    let any = filter_of(json!({"parity": 1}));
     index.search(&query(&p, &data[1]), 10, 64, Some(&any));
     index.search(&query(&p, &data[1]), 10, 64, Some(&any));
     let grown = index.stats().memory_bytes - before;
     assert!(grown > 5000 / 8 && grown < 5000 + 1000, "grew by {grown}");
     // deleted before any search with its filter: never found
     index.delete("2");
-    let f: Map<String, Value> = serde_json::from_value(json!({"parity": 0})).unwrap();
+    let f = filter_of(json!({"parity": 0}));
     let q = query(&p, &data[2]);
     for _ in 0..3 {
         assert!(index
@@ -108,7 +108,7 @@ fn a_remembered_filter_result_never_brings_back_a_deleted_item() {
     }
     let q = query(&p, &data[0]);
     for filter in [json!({"parity": 0}), json!({"i": 1}), json!({"i": 2003})] {
-        let f: Map<String, Value> = serde_json::from_value(filter.clone()).unwrap();
+        let f = filter_of(filter.clone());
         let first = index.search(&q, 10, 64, Some(&f));
         assert!(!first.is_empty(), "{filter}");
         assert_eq!(

@@ -97,3 +97,9 @@ fn brute_force(p: &IndexParams, data: &[Vec<f32>], q: &[f32], k: usize) -> Vec<u
 fn ids(hits: &[Hit]) -> Vec<String> {
     hits.iter().map(|h| h.id.clone()).collect()
 }
+
+/// A filter, as a request would send it.
+fn filter_of(value: Value) -> crate::filter::Filter {
+    crate::filter::Filter::parse(&value, "filter", crate::params::Limits::default().filter())
+        .unwrap()
+}

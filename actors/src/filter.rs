@@ -1,0 +1,702 @@
+//! The filter language of searches, gets, counts and deletes, in Chroma's `where` syntax so
+//! that a Chroma user's filters work as written, with item ids as Qdrant's `has_id` does.
+//!
+//! ```text
+//! {"lang": "en"}                          a bare value means $eq (every filter of 0.2 keeps its meaning)
+//! {"year": {"$gte": 2000, "$lt": 2010}}   several operators on one field: all must hold
+//! {"$or": [{"lang": "en"}, {"tags": {"$contains": "rust"}}]}
+//! {"$and": [...]}, {"$not": {...}}        several keys at one level: all must hold
+//! {"$id": {"$in": ["a", "b"]}}            item ids ($id: "a" is $eq)
+//! ```
+//!
+//! Field operators: `$eq $ne $gt $gte $lt $lte $in $nin $contains $not_contains $exists`.
+//! Meanings, where peers differ:
+//! - Numbers compare as numbers (`3` matches `3.0`); a comparison across types matches
+//!   nothing (`"3"` never equals `3`, `true` is not `1`).
+//! - `$eq` compares whole values: an array field equals an array operand; use `$contains`
+//!   to ask whether an array holds an element. An object operand without `$` keys is a
+//!   literal object (as 0.2 compared it), compared member by member.
+//! - `$ne`, `$nin` and `$not_contains` are the negations of `$eq`, `$in` and `$contains`:
+//!   an item without the field matches them.
+//! - Ranges take a number and match number fields only; a string operand is refused
+//!   (strings have no order here that every client would agree on).
+//! - `$in` and `$nin` take a list of strings, numbers and booleans; `$contains` one such value.
+//!
+//! A filter that cannot be read is refused with 400 `invalid_filter` and a message naming
+//! where (`filter.$or[1].year.$gte`): never a silent empty answer. Limits (settings): how
+//! deep operators nest, and how many conditions a filter holds.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use crate::error::IndexError;
+
+/// The error code of every refused filter.
+pub const INVALID_FILTER: &str = "invalid_filter";
+
+/// How large a filter may be (`vectord.max_filter_depth`, `vectord.max_filter_keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterLimits {
+    /// Operators nested in operators (`$and` in `$or` in `$not` ...), at most.
+    pub max_depth: usize,
+    /// Conditions (one operator on one field, or on ids), at most.
+    pub max_terms: usize,
+}
+
+/// A filter, read and checked: what `matches` evaluates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    node: Node,
+    /// The filter's JSON text (object keys sorted, as serde_json writes them): equal
+    /// filters have equal keys, which name remembered results.
+    key: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Not(Box<Node>),
+    Field { name: String, test: Test },
+    Id(Test),
+}
+
+/// One operator and its operand.
+#[derive(Debug, Clone, PartialEq)]
+enum Test {
+    Eq(Value),
+    Ne(Value),
+    Range { op: RangeOp, bound: f64 },
+    In(Values),
+    Nin(Values),
+    Contains(Value),
+    NotContains(Value),
+    Exists(bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RangeOp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+/// The operand of `$in` / `$nin`, ready for lookups.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Values {
+    strings: HashSet<String>,
+    /// Sorted, for a binary search.
+    numbers: Vec<f64>,
+    bools: [bool; 2],
+}
+
+impl Filter {
+    /// Reads `value` (the request's `filter`), naming `path` (e.g. `filter` or
+    /// `searches[3].filter`) in errors. An empty object matches everything.
+    pub fn parse(value: &Value, path: &str, limits: FilterLimits) -> Result<Filter, IndexError> {
+        let mut reader = Reader { limits, terms: 0 };
+        let node = reader.filter(value, path, 0)?;
+        Ok(Filter {
+            node,
+            key: serde_json::to_string(value).unwrap_or_default(),
+        })
+    }
+
+    /// A filter of exact matches on every pair of `pairs` (the 0.2 form, still used by
+    /// tests and callers that build filters in code).
+    pub fn exact(pairs: &Map<String, Value>) -> Filter {
+        let node = Node::All(
+            pairs
+                .iter()
+                .map(|(k, v)| Node::Field {
+                    name: k.clone(),
+                    test: Test::Eq(v.clone()),
+                })
+                .collect(),
+        );
+        Filter {
+            node,
+            key: serde_json::to_string(pairs).unwrap_or_default(),
+        }
+    }
+
+    /// Whether it matches everything (an empty object): searches skip it.
+    pub fn is_empty(&self) -> bool {
+        matches!(&self.node, Node::All(v) if v.is_empty())
+    }
+
+    /// The filter's canonical text: equal filters have equal keys.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether the item `id` with `metadata` (none: `{}`) passes.
+    pub fn matches(&self, id: &str, metadata: Option<&Map<String, Value>>) -> bool {
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        self.node.matches(id, metadata.unwrap_or(&EMPTY))
+    }
+}
+
+impl Node {
+    fn matches(&self, id: &str, metadata: &Map<String, Value>) -> bool {
+        match self {
+            Node::All(nodes) => nodes.iter().all(|n| n.matches(id, metadata)),
+            Node::Any(nodes) => nodes.iter().any(|n| n.matches(id, metadata)),
+            Node::Not(node) => !node.matches(id, metadata),
+            Node::Field { name, test } => test.matches(metadata.get(name)),
+            Node::Id(test) => test.matches_id(id),
+        }
+    }
+}
+
+impl Test {
+    fn matches(&self, field: Option<&Value>) -> bool {
+        match self {
+            Test::Eq(want) => field.is_some_and(|v| same(v, want)),
+            Test::Ne(want) => !field.is_some_and(|v| same(v, want)),
+            Test::Range { op, bound } => field
+                .and_then(Value::as_f64)
+                .is_some_and(|v| op.holds(v, *bound)),
+            Test::In(values) => field.is_some_and(|v| values.contains(v)),
+            Test::Nin(values) => !field.is_some_and(|v| values.contains(v)),
+            Test::Contains(want) => field.is_some_and(|v| contains(v, want)),
+            Test::NotContains(want) => !field.is_some_and(|v| contains(v, want)),
+            Test::Exists(want) => field.is_some() == *want,
+        }
+    }
+
+    fn matches_id(&self, id: &str) -> bool {
+        match self {
+            Test::Eq(Value::String(want)) => id == want,
+            Test::Ne(Value::String(want)) => id != want,
+            Test::In(values) => values.strings.contains(id),
+            Test::Nin(values) => !values.strings.contains(id),
+            _ => false, // refused by the reader
+        }
+    }
+}
+
+impl RangeOp {
+    fn holds(self, v: f64, bound: f64) -> bool {
+        match self {
+            RangeOp::Gt => v > bound,
+            RangeOp::Gte => v >= bound,
+            RangeOp::Lt => v < bound,
+            RangeOp::Lte => v <= bound,
+        }
+    }
+}
+
+impl Values {
+    fn contains(&self, v: &Value) -> bool {
+        match v {
+            Value::String(s) => self.strings.contains(s.as_str()),
+            Value::Number(n) => n
+                .as_f64()
+                .is_some_and(|x| self.numbers.binary_search_by(|y| y.total_cmp(&x)).is_ok()),
+            Value::Bool(b) => self.bools[*b as usize],
+            _ => false,
+        }
+    }
+}
+
+/// Equality of two JSON values, numbers by their value (`3` equals `3.0`).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            // Integers beyond 2^53 compare exactly, not through f64.
+            _ if x.is_i64() && y.is_i64() => x.as_i64() == y.as_i64(),
+            _ if x.is_u64() && y.is_u64() => x.as_u64() == y.as_u64(),
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, a)| y.get(k).is_some_and(|b| same(a, b)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Whether `field` is an array holding an element equal to `want`.
+fn contains(field: &Value, want: &Value) -> bool {
+    match field {
+        Value::Array(items) => items.iter().any(|v| same(v, want)),
+        _ => false,
+    }
+}
+
+/// Reads a filter, counting its conditions against the limits.
+struct Reader {
+    limits: FilterLimits,
+    terms: usize,
+}
+
+fn invalid(path: &str, message: impl std::fmt::Display) -> IndexError {
+    IndexError::invalid(INVALID_FILTER, format!("{path}: {message}"))
+}
+
+impl Reader {
+    /// A filter object: each key a field, `$id`, or `$and` / `$or` / `$not`.
+    fn filter(&mut self, value: &Value, path: &str, depth: usize) -> Result<Node, IndexError> {
+        if depth > self.limits.max_depth {
+            return Err(invalid(
+                path,
+                format_args!(
+                    "operators nest deeper than {} (vectord.max_filter_depth)",
+                    self.limits.max_depth
+                ),
+            ));
+        }
+        let Value::Object(object) = value else {
+            return Err(invalid(
+                path,
+                format_args!("a filter is an object, not {}", kind(value)),
+            ));
+        };
+        let mut all = Vec::with_capacity(object.len());
+        for (key, operand) in object {
+            let here = format!("{path}.{key}");
+            let node =
+                match key.as_str() {
+                    "$and" | "$or" => {
+                        let nodes = self.list_of_filters(operand, &here, depth)?;
+                        if key == "$and" {
+                            Node::All(nodes)
+                        } else {
+                            Node::Any(nodes)
+                        }
+                    }
+                    "$not" => Node::Not(Box::new(self.filter(operand, &here, depth + 1)?)),
+                    "$id" => Node::Id(self.id_test(operand, &here)?),
+                    op if op.starts_with('$') => return Err(invalid(
+                        &here,
+                        "unknown operator (at this level: $and, $or, $not, $id, or a field name)",
+                    )),
+                    name => self.field(name, operand, &here)?,
+                };
+            all.push(node);
+        }
+        Ok(match all.len() {
+            1 => all.pop().unwrap_or(Node::All(Vec::new())),
+            _ => Node::All(all),
+        })
+    }
+
+    fn list_of_filters(
+        &mut self,
+        operand: &Value,
+        path: &str,
+        depth: usize,
+    ) -> Result<Vec<Node>, IndexError> {
+        let Value::Array(items) = operand else {
+            return Err(invalid(
+                path,
+                format_args!("takes a list of filters, not {}", kind(operand)),
+            ));
+        };
+        if items.is_empty() {
+            return Err(invalid(path, "takes at least one filter"));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.filter(item, &format!("{path}[{i}]"), depth + 1))
+            .collect()
+    }
+
+    /// The condition on one field: a bare value (`$eq`), a literal object, or an object of
+    /// operators.
+    fn field(&mut self, name: &str, operand: &Value, path: &str) -> Result<Node, IndexError> {
+        let operators = match operand {
+            Value::Object(o) if o.keys().any(|k| k.starts_with('$')) => o,
+            _ => {
+                self.count(path)?;
+                return Ok(Node::Field {
+                    name: name.to_string(),
+                    test: Test::Eq(operand.clone()),
+                });
+            }
+        };
+        if let Some(plain) = operators.keys().find(|k| !k.starts_with('$')) {
+            return Err(invalid(
+                path,
+                format_args!(
+                    "mixes operators with the plain key {plain:?} (an object of operators, or a literal object, not both)"
+                ),
+            ));
+        }
+        let mut tests = Vec::with_capacity(operators.len());
+        for (op, value) in operators {
+            let here = format!("{path}.{op}");
+            self.count(&here)?;
+            tests.push(Node::Field {
+                name: name.to_string(),
+                test: field_test(op, value, &here)?,
+            });
+        }
+        Ok(match tests.len() {
+            1 => tests.pop().unwrap_or(Node::All(Vec::new())),
+            _ => Node::All(tests),
+        })
+    }
+
+    /// `$id`: an id (`$eq`), or an object of `$eq`, `$ne`, `$in`, `$nin` on ids.
+    fn id_test(&mut self, operand: &Value, path: &str) -> Result<Test, IndexError> {
+        self.count(path)?;
+        let (op, value, here) = match operand {
+            Value::String(_) => ("$eq", operand, path.to_string()),
+            Value::Object(o) if o.len() == 1 => {
+                let (op, value) = o.iter().next().ok_or_else(|| invalid(path, "is empty"))?;
+                (op.as_str(), value, format!("{path}.{op}"))
+            }
+            _ => {
+                return Err(invalid(
+                    path,
+                    "takes an id, or one of {\"$eq\": id}, {\"$ne\": id}, {\"$in\": [ids]}, {\"$nin\": [ids]}",
+                ))
+            }
+        };
+        let test = match op {
+            "$eq" | "$ne" | "$in" | "$nin" => field_test(op, value, &here)?,
+            _ => {
+                return Err(invalid(
+                    &here,
+                    "unknown operator on ids (use $eq, $ne, $in or $nin)",
+                ))
+            }
+        };
+        let strings_only = match &test {
+            Test::Eq(v) | Test::Ne(v) => v.is_string(),
+            Test::In(v) | Test::Nin(v) => v.numbers.is_empty() && !v.bools[0] && !v.bools[1],
+            _ => false,
+        };
+        if !strings_only {
+            return Err(invalid(&here, "ids are strings"));
+        }
+        Ok(test)
+    }
+
+    fn count(&mut self, path: &str) -> Result<(), IndexError> {
+        self.terms += 1;
+        if self.terms > self.limits.max_terms {
+            return Err(invalid(
+                path,
+                format_args!(
+                    "the filter holds more than {} conditions (vectord.max_filter_keys)",
+                    self.limits.max_terms
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One operator on a field.
+fn field_test(op: &str, value: &Value, path: &str) -> Result<Test, IndexError> {
+    let range = |op| match value.as_f64() {
+        Some(bound) if value.is_number() => Ok(Test::Range { op, bound }),
+        _ => Err(invalid(
+            path,
+            format_args!(
+                "takes a number, not {} (ranges apply to numbers only)",
+                kind(value)
+            ),
+        )),
+    };
+    match op {
+        "$eq" => Ok(Test::Eq(value.clone())),
+        "$ne" => Ok(Test::Ne(value.clone())),
+        "$gt" => range(RangeOp::Gt),
+        "$gte" => range(RangeOp::Gte),
+        "$lt" => range(RangeOp::Lt),
+        "$lte" => range(RangeOp::Lte),
+        "$in" => Ok(Test::In(values(value, path)?)),
+        "$nin" => Ok(Test::Nin(values(value, path)?)),
+        "$contains" => Ok(Test::Contains(scalar(value, path)?)),
+        "$not_contains" => Ok(Test::NotContains(scalar(value, path)?)),
+        "$exists" => match value {
+            Value::Bool(b) => Ok(Test::Exists(*b)),
+            _ => Err(invalid(
+                path,
+                format_args!("takes true or false, not {}", kind(value)),
+            )),
+        },
+        _ => Err(invalid(
+            path,
+            "unknown operator (on a field: $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $contains, $not_contains, $exists)",
+        )),
+    }
+}
+
+/// A string, number or boolean.
+fn scalar(value: &Value, path: &str) -> Result<Value, IndexError> {
+    match value {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(value.clone()),
+        _ => Err(invalid(
+            path,
+            format_args!("takes a string, number or boolean, not {}", kind(value)),
+        )),
+    }
+}
+
+/// The list of `$in` / `$nin`.
+fn values(value: &Value, path: &str) -> Result<Values, IndexError> {
+    let Value::Array(items) = value else {
+        return Err(invalid(
+            path,
+            format_args!("takes a list, not {}", kind(value)),
+        ));
+    };
+    let mut out = Values::default();
+    for (i, item) in items.iter().enumerate() {
+        match scalar(item, &format!("{path}[{i}]"))? {
+            Value::String(s) => {
+                out.strings.insert(s);
+            }
+            Value::Bool(b) => out.bools[b as usize] = true,
+            number => out.numbers.extend(number.as_f64()),
+        }
+    }
+    out.numbers.sort_by(f64::total_cmp);
+    out.numbers.dedup();
+    Ok(out)
+}
+
+/// What a JSON value is, for messages.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const LIMITS: FilterLimits = FilterLimits {
+        max_depth: 4,
+        max_terms: 8,
+    };
+
+    fn filter(value: Value) -> Filter {
+        Filter::parse(&value, "filter", LIMITS).unwrap_or_else(|e| panic!("{value}: {e}"))
+    }
+
+    fn refused(value: Value) -> String {
+        match Filter::parse(&value, "filter", LIMITS) {
+            Ok(f) => panic!("{value} was taken: {f:?}"),
+            Err(IndexError::Invalid { code, message }) => {
+                assert_eq!(code, INVALID_FILTER, "{message}");
+                message
+            }
+            Err(e) => panic!("{value}: {e:?}"),
+        }
+    }
+
+    fn passes(f: &Value, id: &str, metadata: Value) -> bool {
+        let Value::Object(m) = metadata else {
+            panic!("metadata is an object")
+        };
+        filter(f.clone()).matches(id, Some(&m))
+    }
+
+    #[test]
+    fn a_bare_value_is_an_exact_match_as_in_0_2() {
+        let f = json!({"lang": "en", "n": 3, "meta": {"a": [1, 2]}});
+        assert!(passes(
+            &f,
+            "x",
+            json!({"lang": "en", "n": 3, "meta": {"a": [1, 2]}, "z": 1})
+        ));
+        assert!(!passes(
+            &f,
+            "x",
+            json!({"lang": "fr", "n": 3, "meta": {"a": [1, 2]}})
+        ));
+        assert!(!passes(&f, "x", json!({"lang": "en", "n": 3})));
+        assert!(filter(json!({})).is_empty());
+        assert!(filter(json!({})).matches("x", None));
+    }
+
+    #[test]
+    fn numbers_compare_as_numbers_and_types_never_mix() {
+        let f = json!({"n": 3});
+        assert!(passes(&f, "x", json!({"n": 3.0})));
+        assert!(!passes(&f, "x", json!({"n": "3"})));
+        assert!(!passes(&json!({"n": 1}), "x", json!({"n": true})));
+        assert!(passes(
+            &json!({"n": {"$in": [1, 2.5]}}),
+            "x",
+            json!({"n": 2.5})
+        ));
+        assert!(passes(&json!({"n": {"$in": [1.0]}}), "x", json!({"n": 1})));
+        assert!(!passes(&json!({"n": {"$in": ["1"]}}), "x", json!({"n": 1})));
+        // Large integers compare exactly.
+        let big = json!({"n": 9_007_199_254_740_993u64});
+        assert!(!passes(&big, "x", json!({"n": 9_007_199_254_740_992u64})));
+        assert!(passes(&big, "x", json!({"n": 9_007_199_254_740_993u64})));
+    }
+
+    #[test]
+    fn ranges_apply_to_numbers() {
+        let f = json!({"year": {"$gte": 2000, "$lt": 2010}});
+        assert!(passes(&f, "x", json!({"year": 2000})));
+        assert!(passes(&f, "x", json!({"year": 2009.5})));
+        assert!(!passes(&f, "x", json!({"year": 2010})));
+        assert!(!passes(&f, "x", json!({"year": "2005"})));
+        assert!(!passes(&f, "x", json!({})));
+        assert!(passes(&json!({"p": {"$gt": -1}}), "x", json!({"p": 0})));
+        assert!(passes(&json!({"p": {"$lte": 0}}), "x", json!({"p": 0})));
+        let message = refused(json!({"year": {"$gte": "2000"}}));
+        assert!(
+            message.contains("filter.year.$gte") && message.contains("numbers"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn negations_match_items_without_the_field() {
+        for f in [
+            json!({"lang": {"$ne": "en"}}),
+            json!({"lang": {"$nin": ["en"]}}),
+            json!({"tags": {"$not_contains": "a"}}),
+            json!({"lang": {"$exists": false}}),
+            json!({"$not": {"lang": "en"}}),
+        ] {
+            assert!(passes(&f, "x", json!({})), "{f}");
+        }
+        assert!(!passes(
+            &json!({"lang": {"$ne": "en"}}),
+            "x",
+            json!({"lang": "en"})
+        ));
+        assert!(passes(
+            &json!({"lang": {"$exists": true}}),
+            "x",
+            json!({"lang": null})
+        ));
+    }
+
+    #[test]
+    fn contains_asks_an_array_for_an_element() {
+        let f = json!({"tags": {"$contains": "rust"}});
+        assert!(passes(&f, "x", json!({"tags": ["go", "rust"]})));
+        assert!(!passes(&f, "x", json!({"tags": ["go"]})));
+        assert!(!passes(&f, "x", json!({"tags": "rust"})));
+        assert!(passes(
+            &json!({"v": {"$contains": 2}}),
+            "x",
+            json!({"v": [1, 2.0]})
+        ));
+        // $eq compares whole arrays.
+        assert!(passes(
+            &json!({"tags": ["go"]}),
+            "x",
+            json!({"tags": ["go"]})
+        ));
+        assert!(!passes(
+            &json!({"tags": "go"}),
+            "x",
+            json!({"tags": ["go"]})
+        ));
+    }
+
+    #[test]
+    fn and_or_not_combine() {
+        let f = json!({"$or": [{"lang": "en"}, {"$and": [{"lang": "fr"}, {"n": {"$gt": 5}}]}]});
+        assert!(passes(&f, "x", json!({"lang": "en"})));
+        assert!(passes(&f, "x", json!({"lang": "fr", "n": 6})));
+        assert!(!passes(&f, "x", json!({"lang": "fr", "n": 5})));
+        let not = json!({"$not": {"$or": [{"a": 1}, {"b": 1}]}});
+        assert!(passes(&not, "x", json!({"a": 2})));
+        assert!(!passes(&not, "x", json!({"b": 1})));
+    }
+
+    #[test]
+    fn ids_are_filtered_by_id() {
+        assert!(passes(&json!({"$id": "a"}), "a", json!({})));
+        assert!(!passes(&json!({"$id": "a"}), "b", json!({})));
+        let f = json!({"$id": {"$in": ["a", "b"]}, "lang": "en"});
+        assert!(passes(&f, "b", json!({"lang": "en"})));
+        assert!(!passes(&f, "c", json!({"lang": "en"})));
+        assert!(passes(&json!({"$id": {"$nin": ["a"]}}), "c", json!({})));
+        assert!(passes(&json!({"$id": {"$ne": "a"}}), "c", json!({})));
+        let message = refused(json!({"$id": {"$in": [1]}}));
+        assert!(
+            message.contains("filter.$id.$in") && message.contains("strings"),
+            "{message}"
+        );
+        refused(json!({"$id": {"$gt": "a"}}));
+        refused(json!({"$id": 3}));
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_refused_naming_where() {
+        let cases = [
+            (json!({"year": {"$gtee": 1}}), "filter.year.$gtee"),
+            (json!({"$nor": []}), "filter.$nor"),
+            (
+                json!({"$or": [{"a": 1}, {"b": {"$in": 3}}]}),
+                "filter.$or[1].b.$in",
+            ),
+            (json!({"$or": []}), "filter.$or"),
+            (json!({"$or": {"a": 1}}), "filter.$or"),
+            (json!({"$and": [1]}), "filter.$and[0]"),
+            (json!({"a": {"$eq": 1, "b": 2}}), "filter.a"),
+            (json!({"a": {"$exists": 1}}), "filter.a.$exists"),
+            (json!({"a": {"$contains": [1]}}), "filter.a.$contains"),
+            (json!({"a": {"$in": [[1]]}}), "filter.a.$in[0]"),
+            (json!([1]), "filter"),
+            (json!({"$not": 1}), "filter.$not"),
+        ];
+        for (value, path) in cases {
+            let message = refused(value.clone());
+            assert!(
+                message.starts_with(&format!("{path}:")),
+                "{value}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_on_depth_and_conditions_are_settings() {
+        let mut deep = json!({"a": 1});
+        for _ in 0..LIMITS.max_depth {
+            deep = json!({"$not": deep});
+        }
+        filter(deep.clone());
+        let message = refused(json!({"$not": deep}));
+        assert!(message.contains("max_filter_depth"), "{message}");
+        let many: Map<String, Value> = (0..LIMITS.max_terms + 1)
+            .map(|i| (format!("k{i}"), json!(i)))
+            .collect();
+        let message = refused(Value::Object(many));
+        assert!(message.contains("max_filter_keys"), "{message}");
+        let wide = json!({"a": {"$in": (0..1000).collect::<Vec<_>>()}});
+        assert!(passes(&wide, "x", json!({"a": 999})));
+    }
+
+    #[test]
+    fn equal_filters_have_equal_keys() {
+        let a = filter(json!({"b": 1, "a": {"$in": [1, 2]}}));
+        let b = filter(json!({"a": {"$in": [1, 2]}, "b": 1}));
+        assert_eq!(a.key(), b.key());
+        assert_ne!(a.key(), filter(json!({"b": 2})).key());
+        assert_eq!(
+            Filter::exact(json!({"a": 1}).as_object().unwrap()).key(),
+            filter(json!({"a": 1})).key()
+        );
+    }
+}
