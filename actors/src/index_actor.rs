@@ -22,6 +22,7 @@ use actix::prelude::*;
 
 use crate::codec::log::LogBatch;
 use crate::error::IndexError;
+use crate::filter::Filter;
 use crate::index::{AddOutcome, Index, JobKind, NewItem};
 use crate::persist::persister::{IndexPeer, MarkDirty, SealNow, TakeChanges};
 use crate::persist::save::Changes;
@@ -41,6 +42,24 @@ pub struct AddItems {
 #[rtype(result = "Result<(), IndexError>")]
 pub struct DeleteItem {
     pub id: String,
+}
+
+/// Delete the items of `ids` (all of them when none) that pass `filter` (all when none),
+/// as one change: one log record, and a search sees all of them gone or none. Answers how
+/// many were deleted; ids that are not there are no error.
+#[derive(Message)]
+#[rtype(result = "Result<DeletedItems, IndexError>")]
+pub struct DeleteItems {
+    pub ids: Option<Vec<String>>,
+    pub filter: Option<Filter>,
+}
+
+/// What a `DeleteItems` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletedItems {
+    pub deleted: usize,
+    /// Live items after it.
+    pub count: usize,
 }
 
 /// The index was removed from the registry: finish the mutation in progress, then stop.
@@ -352,6 +371,43 @@ impl Handler<DeleteItem> for IndexActor {
             }
             act.written(ctx);
             Ok(())
+        })))
+    }
+}
+
+impl Handler<DeleteItems> for IndexActor {
+    type Result = AtomicResponse<Self, Result<DeletedItems, IndexError>>;
+
+    fn handle(&mut self, msg: DeleteItems, _: &mut Context<Self>) -> Self::Result {
+        let index = self.index.clone();
+        let lsn = self.lsn + 1;
+        let work = blocking(self.name.clone(), "delete", move || {
+            let chosen = match (msg.ids, &msg.filter) {
+                (Some(ids), None) => ids,
+                (Some(ids), Some(filter)) => index
+                    .get_many(&ids, Some(filter), false)
+                    .into_iter()
+                    .map(|item| item.id)
+                    .collect(),
+                (None, Some(filter)) => index.matching_ids(filter),
+                (None, None) => Vec::new(),
+            };
+            let deleted = index.delete_many(&chosen);
+            (deleted, index.stats().count)
+        });
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(move |res, act, ctx| {
+            let (deleted, count) = res?;
+            if !deleted.is_empty() {
+                act.lsn = lsn;
+                if act.persister.is_some() {
+                    act.pending.push_delete_many(lsn, &deleted);
+                }
+                act.written(ctx);
+            }
+            Ok(DeletedItems {
+                deleted: deleted.len(),
+                count,
+            })
         })))
     }
 }

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod schema;
 pub mod search_api;
+pub mod select_api;
 pub mod service_api;
 pub mod ui_api;
 
@@ -126,6 +127,7 @@ impl AppState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     search_api::configure(cfg);
     item_api::configure(cfg);
+    select_api::configure(cfg);
     service_api::configure(cfg);
     index_api::configure(cfg);
     ui_api::configure(cfg);

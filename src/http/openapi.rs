@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{index_api, item_api, schema, search_api, service_api};
+use super::{index_api, item_api, schema, search_api, select_api, service_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,9 @@ use super::{index_api, item_api, schema, search_api, service_api};
         item_api::add,
         item_api::get_item,
         item_api::delete_item,
+        select_api::get,
+        select_api::count,
+        select_api::delete,
         search_api::search,
         search_api::search_batch,
     ),
@@ -51,11 +54,19 @@ use super::{index_api, item_api, schema, search_api, service_api};
         item_api::AddItem,
         search_api::SearchRequest,
         search_api::BatchSearchRequest,
+        select_api::GetRequest,
+        select_api::CountRequest,
+        select_api::DeleteRequest,
+        select_api::Include,
+        select_api::GotItem,
+        select_api::GetResponse,
+        select_api::CountResponse,
+        select_api::DeleteResponse,
     )),
     modifiers(&BearerKey),
     tags(
         (name = "indexes", description = "create, list, describe, delete and flush indexes"),
-        (name = "items", description = "add (upsert), read and delete items"),
+        (name = "items", description = "add (upsert), read, count and delete items, one by one or chosen by ids or filter"),
         (name = "search", description = "nearest neighbours with metadata filters"),
         (name = "service", description = "health, readiness, metrics"),
     )

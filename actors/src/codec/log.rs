@@ -9,6 +9,7 @@
 //! ```text
 //! add:    [1u8][lsn u64][count u32] then count × [id_len u16][id][meta_len u32][meta JSON][dim × f32]
 //! delete: [2u8][lsn u64][id_len u16][id]
+//! delete of several ids in one change: [3u8][lsn u64][count u32] then count × [id_len u16][id]
 //! ```
 //!
 //! Decoding checks the envelope, the checksum and every length before it builds anything,
@@ -45,8 +46,15 @@ pub struct LogItem {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogRecord {
-    Add { lsn: u64, items: Vec<LogItem> },
-    Delete { lsn: u64, id: String },
+    Add {
+        lsn: u64,
+        items: Vec<LogItem>,
+    },
+    /// One id (record type 2) or several deleted as one change (type 3).
+    Delete {
+        lsn: u64,
+        ids: Vec<String>,
+    },
 }
 
 impl LogRecord {
@@ -114,6 +122,19 @@ impl LogBatch {
         b.extend_from_slice(&lsn.to_le_bytes());
         b.extend_from_slice(&(id.len() as u16).to_le_bytes());
         b.extend_from_slice(id.as_bytes());
+    }
+
+    /// Appends one record deleting every id of `ids` (one change, however many ids).
+    pub fn push_delete_many(&mut self, lsn: u64, ids: &[String]) {
+        self.note(lsn);
+        let b = &mut self.bytes;
+        b.push(3);
+        b.extend_from_slice(&lsn.to_le_bytes());
+        b.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        for id in ids {
+            b.extend_from_slice(&(id.len() as u16).to_le_bytes());
+            b.extend_from_slice(id.as_bytes());
+        }
     }
 
     /// Appends a later batch (its lsns follow this one's).
@@ -287,8 +308,22 @@ fn read_records(payload: &[u8], dim: usize) -> Result<Vec<LogRecord>, String> {
                 let id_len = c.u16()? as usize;
                 out.push(LogRecord::Delete {
                     lsn,
-                    id: c.string(id_len)?,
+                    ids: vec![c.string(id_len)?],
                 });
+            }
+            3 => {
+                let lsn = c.u64()?;
+                let count = c.u32()? as usize;
+                // Each id takes at least 2 bytes.
+                if count > (payload.len() - c.at) / 2 {
+                    return Err(format!("delete record {lsn} claims {count} ids"));
+                }
+                let mut ids = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let id_len = c.u16()? as usize;
+                    ids.push(c.string(id_len)?);
+                }
+                out.push(LogRecord::Delete { lsn, ids });
             }
             other => return Err(format!("unknown record type {other} at byte {}", c.at - 1)),
         }
@@ -313,6 +348,7 @@ mod tests {
         batch.push_delete(8, "a");
         let mut later = LogBatch::default();
         later.push_delete(9, "zz");
+        later.push_delete_many(10, &["b".to_string(), "é".to_string()]);
         batch.append(later);
         batch.encode(2).unwrap()
     }
@@ -320,8 +356,8 @@ mod tests {
     #[test]
     fn round_trip() {
         let (env, records) = decode(&sample(), 2).unwrap();
-        assert_eq!((env.first_lsn, env.last_lsn, env.records), (7, 9, 3));
-        assert_eq!(records.len(), 3);
+        assert_eq!((env.first_lsn, env.last_lsn, env.records), (7, 10, 4));
+        assert_eq!(records.len(), 4);
         match &records[0] {
             LogRecord::Add { lsn: 7, items } => {
                 assert_eq!(items[0].id, "a");
@@ -335,7 +371,14 @@ mod tests {
             records[2],
             LogRecord::Delete {
                 lsn: 9,
-                id: "zz".into()
+                ids: vec!["zz".into()]
+            }
+        );
+        assert_eq!(
+            records[3],
+            LogRecord::Delete {
+                lsn: 10,
+                ids: vec!["b".into(), "é".into()]
             }
         );
         assert!(

@@ -224,8 +224,8 @@ impl Index {
                     self.add_inner(items, lsn, false)
                         .map_err(|e| format!("log record {lsn}: {e}"))?;
                 }
-                LogRecord::Delete { id, .. } => {
-                    self.delete(&id);
+                LogRecord::Delete { ids, .. } => {
+                    self.delete_many(&ids);
                 }
             }
         }

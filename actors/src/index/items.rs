@@ -1,0 +1,165 @@
+//! Items by ids or by filter: many read at once, the whole index paged through by id,
+//! counted, or deleted as one change.
+//!
+//! Paging is by id order: a page holds the `limit` smallest live ids after the cursor (the
+//! last id of the previous page), so paging through an index that changes meanwhile never
+//! returns an id twice, and returns every item that was there the whole time. Each page
+//! reads every live point once (no sort of the whole index: the page is kept in a heap of
+//! `limit` ids).
+
+use std::collections::{BinaryHeap, HashSet};
+
+use super::points::Points;
+use super::{Index, Item, Loc, State};
+use crate::filter::Filter;
+
+/// One page of items, and where the next one starts (none when this one is the last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    pub next: Option<String>,
+}
+
+impl State {
+    /// Every live point: which segment (the growing one last), its points, its number.
+    fn live(&self) -> impl Iterator<Item = (usize, &Points, u32)> {
+        let sealed = self.segments.iter().enumerate().flat_map(|(i, seg)| {
+            (0..seg.points.len() as u32)
+                .filter(|&p| !seg.deleted.get(p as usize))
+                .map(move |p| (i, &*seg.points, p))
+        });
+        let growing = (0..self.growing.points.len() as u32)
+            .filter(|&p| !self.growing.deleted.get(p as usize))
+            .map(|p| (self.segments.len(), &self.growing.points, p));
+        sealed.chain(growing)
+    }
+
+    /// The points of segment `which`, as `live` numbers them.
+    fn points_of(&self, which: usize) -> &Points {
+        match self.segments.get(which) {
+            Some(seg) => &seg.points,
+            None => &self.growing.points,
+        }
+    }
+}
+
+/// An item as read, its vector copied only when asked for.
+fn item(points: &Points, p: u32, with_vector: bool) -> Item {
+    let p = p as usize;
+    Item {
+        id: points.id(p).to_string(),
+        vector: if with_vector {
+            points.vector(p).to_vec()
+        } else {
+            Vec::new()
+        },
+        metadata: points.metadata_owned(p),
+    }
+}
+
+fn passes(filter: Option<&Filter>, points: &Points, p: u32) -> bool {
+    filter.is_none_or(|f| f.matches(points.id(p as usize), points.metadata(p as usize)))
+}
+
+impl Index {
+    /// The live items of `ids` that pass `filter`, in the order of `ids` (each once; ids
+    /// not there are left out).
+    pub fn get_many(
+        &self,
+        ids: &[String],
+        filter: Option<&Filter>,
+        with_vector: bool,
+    ) -> Vec<Item> {
+        let s = self.read();
+        let mut seen = HashSet::with_capacity(ids.len());
+        ids.iter()
+            .filter(|id| seen.insert(id.as_str()))
+            .filter_map(|id| {
+                let (points, p) = match s.locate(id)? {
+                    Loc::Growing(p) => (&s.growing.points, p),
+                    Loc::Segment(i, p) => (&*s.segments[i].points, p),
+                };
+                passes(filter, points, p).then(|| item(points, p, with_vector))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` (at least 1) live items passing `filter` whose ids come after `after`,
+    /// smallest ids first.
+    pub fn page(
+        &self,
+        filter: Option<&Filter>,
+        after: Option<&str>,
+        limit: usize,
+        with_vector: bool,
+    ) -> Page {
+        let limit = limit.max(1);
+        let s = self.read();
+        // The `limit` smallest ids seen so far, largest on top; and whether more passed.
+        let mut heap: BinaryHeap<(&str, usize, u32)> = BinaryHeap::with_capacity(limit + 1);
+        let mut more = false;
+        for (which, points, p) in s.live() {
+            let id = points.id(p as usize);
+            if after.is_some_and(|a| id <= a) || !passes(filter, points, p) {
+                continue;
+            }
+            if heap.len() == limit {
+                more = true;
+                match heap.peek() {
+                    Some(&(top, _, _)) if id < top => {
+                        heap.pop();
+                    }
+                    _ => continue,
+                }
+            }
+            heap.push((id, which, p));
+        }
+        let items: Vec<Item> = heap
+            .into_sorted_vec()
+            .iter()
+            .map(|&(_, which, p)| item(s.points_of(which), p, with_vector))
+            .collect();
+        let next = more.then(|| items.last().map(|i| i.id.clone())).flatten();
+        Page { items, next }
+    }
+
+    /// How many live items pass `filter`.
+    pub fn count_matching(&self, filter: &Filter) -> usize {
+        let s = self.read();
+        s.live()
+            .filter(|&(_, points, p)| passes(Some(filter), points, p))
+            .count()
+    }
+
+    /// The ids of the live items that pass `filter` (for a delete by filter, which the
+    /// index actor runs between two mutations, so that nothing changes meanwhile).
+    pub fn matching_ids(&self, filter: &Filter) -> Vec<String> {
+        let s = self.read();
+        s.live()
+            .filter(|&(_, points, p)| passes(Some(filter), points, p))
+            .map(|(_, points, p)| points.id(p as usize).to_string())
+            .collect()
+    }
+
+    /// Tombstones every item of `ids` that is there, all under one write lock (a search
+    /// sees all of them deleted or none); answers the ids deleted, each once. Must not run
+    /// concurrently with another mutation.
+    pub fn delete_many(&self, ids: &[String]) -> Vec<String> {
+        let mut s = self.write();
+        let mut deleted = Vec::new();
+        let mut seen = HashSet::with_capacity(ids.len());
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            if let Some(loc) = s.locate(id) {
+                s.tombstone(loc);
+                deleted.push(id.clone());
+            }
+        }
+        if !deleted.is_empty() {
+            self.refresh_stats(&s);
+        }
+        deleted
+    }
+}
