@@ -1,7 +1,10 @@
 //! The model test: a random sequence of operations against the real vectord and, in step,
 //! against a plain in-test model of what the contract promises. After every step the answer
 //! must agree with the model (ids, vectors, metadata, counts, exact-match searches,
-//! filtered searches, both also in one batch search, the list of indexes); every so often
+//! filtered searches, both also in one batch search, the list of indexes); random filters
+//! of the query language (nested `$and`/`$or`/`$not`, ranges, `$in`/`$nin`, `$exists`,
+//! `$id`, numbers of mixed types and past 2^53) are evaluated by brute force in the test and
+//! checked through search, get (paging), count and delete; every so often
 //! all indexes are flushed and vectord restarted — by SIGTERM or by `kill -9`, alternately
 //! — and everything is checked in full. Small segments (`seal_points` 100) make seals,
 //! merges and compactions happen all the time under the sequence.
@@ -37,10 +40,111 @@ fn random_metadata(rng: &mut Rng) -> Value {
     let tag = ["a", "b", "c"][rng.below(3) as usize];
     json!({
         "tag": tag,
-        "n": rng.below(1000),
+        // few values, so that filters meet their bounds exactly
+        "n": rng.below(50) * 20,
         "x": rng.below(1_000_000) as f64 / 7.0,
         "big": 9_007_199_254_740_993u64 + rng.below(10),
         "nested": {"list": [rng.below(5), "s"]},
+    })
+}
+
+/// A random filter of the query language over the fields `random_metadata` writes (and
+/// one it never writes), ids included, nested up to `depth` operators.
+fn random_filter(rng: &mut Rng, depth: u32) -> Value {
+    let roll = rng.below(if depth == 0 { 10 } else { 13 });
+    match roll {
+        10 => json!({"$and": [random_filter(rng, depth - 1), random_filter(rng, depth - 1)]}),
+        11 => json!({"$or": [random_filter(rng, depth - 1), random_filter(rng, depth - 1)]}),
+        12 => json!({"$not": random_filter(rng, depth - 1)}),
+        _ => {
+            let tag = ["a", "b", "c", "d"][rng.below(4) as usize];
+            let n = rng.below(50) * 20;
+            match roll {
+                0 => json!({"tag": tag}),
+                1 => json!({"tag": {"$in": [tag, "b"]}}),
+                2 => json!({"tag": {"$nin": [tag]}}),
+                3 => {
+                    let op = ["$gt", "$gte", "$lt", "$lte"][rng.below(4) as usize];
+                    json!({"n": {op: n}})
+                }
+                4 => json!({"n": {"$gte": n, "$lt": n + 300}}),
+                5 => json!({"nested.list": {"$exists": false}, "x": {"$lt": n as f64 * 100.0}}),
+                6 => json!({"n": {"$ne": n as f64}}),
+                7 => {
+                    json!({"$id": {"$in": [format!("id{}", rng.below(POOL)), format!("id{}", rng.below(POOL))]}})
+                }
+                8 => json!({"gone": {"$exists": rng.below(2) == 0}}),
+                _ => json!({"big": {"$in": [9_007_199_254_740_993u64 + rng.below(10), 3]}}),
+            }
+        }
+    }
+}
+
+/// Whether an item passes `filter`, by the rules of the query language, written apart from
+/// the server's reader (brute force over the item's metadata).
+fn passes(filter: &Value, id: &str, metadata: &Value) -> bool {
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => {
+                if let (Some(x), Some(y)) = (x.as_u64(), y.as_u64()) {
+                    x == y
+                } else if let (Some(x), Some(y)) = (x.as_i64(), y.as_i64()) {
+                    x == y
+                } else {
+                    x.as_f64() == y.as_f64()
+                }
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+            }
+            _ => a == b,
+        }
+    }
+    let Value::Object(terms) = filter else {
+        panic!("random_filter writes objects")
+    };
+    terms.iter().all(|(key, operand)| match key.as_str() {
+        "$and" => operand
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| passes(f, id, metadata)),
+        "$or" => operand
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| passes(f, id, metadata)),
+        "$not" => !passes(operand, id, metadata),
+        "$id" => operand["$in"].as_array().unwrap().iter().any(|v| v == id),
+        field => {
+            let value = metadata.get(field);
+            let ops = match operand {
+                Value::Object(o) if o.keys().any(|k| k.starts_with('$')) => o.clone(),
+                _ => [("$eq".to_string(), operand.clone())].into_iter().collect(),
+            };
+            ops.iter().all(|(op, want)| {
+                let num = || value.and_then(Value::as_f64);
+                let bound = want.as_f64().unwrap_or(f64::NAN);
+                let in_list = || {
+                    want.as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|w| value.is_some_and(|v| same(v, w)))
+                };
+                match op.as_str() {
+                    "$eq" => value.is_some_and(|v| same(v, want)),
+                    "$ne" => !value.is_some_and(|v| same(v, want)),
+                    "$gt" => num().is_some_and(|v| v > bound),
+                    "$gte" => num().is_some_and(|v| v >= bound),
+                    "$lt" => num().is_some_and(|v| v < bound),
+                    "$lte" => num().is_some_and(|v| v <= bound),
+                    "$in" => in_list(),
+                    "$nin" => !in_list(),
+                    "$exists" => value.is_some() == (want == &json!(true)),
+                    other => panic!("random_filter writes no {other}"),
+                }
+            })
+        }
     })
 }
 
@@ -187,6 +291,77 @@ impl Checker {
         self.exact_results(name, model, id, &body["results"][1]);
     }
 
+    /// The ids of the model's items that pass `filter`, in id order.
+    fn matching(model: &Model, filter: &Value) -> Vec<String> {
+        model
+            .items
+            .iter()
+            .filter(|(id, (_, m))| passes(filter, id, m))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// A search under a random filter: min(k, matches) results, each passing it.
+    fn query_search(&mut self, name: &str, model: &Model, filter: &Value, query: &[f32]) {
+        let (s, body) = self.api.post(
+            &format!("/vectors/index/{name}/search"),
+            &json!({"vector": query, "k": 10, "filter": filter}),
+        );
+        self.check(s == 200, || format!("search {name} {filter}: {s} {body}"));
+        let matching = Self::matching(model, filter);
+        let results = body["results"].as_array().cloned().unwrap_or_default();
+        self.check(results.len() == matching.len().min(10), || {
+            format!(
+                "search {name} {filter}: {} results, {} match",
+                results.len(),
+                matching.len()
+            )
+        });
+        for r in &results {
+            let rid = r["id"].as_str().unwrap_or_default();
+            self.check(matching.iter().any(|m| m == rid), || {
+                format!("search {name} {filter}: {rid} does not pass")
+            });
+        }
+    }
+
+    /// Paging through the items that pass `filter` gives exactly them, in id order; their
+    /// count too.
+    fn query_get_and_count(&mut self, name: &str, model: &Model, filter: &Value, limit: u64) {
+        let mut got: Vec<String> = Vec::new();
+        let mut cursor = Value::Null;
+        loop {
+            let (s, body) = self.api.post(
+                &format!("/vectors/index/{name}/get"),
+                &json!({"filter": filter, "limit": limit, "cursor": cursor}),
+            );
+            self.check(s == 200, || format!("get {name} {filter}: {s} {body}"));
+            for item in body["items"].as_array().cloned().unwrap_or_default() {
+                let id = item["id"].as_str().unwrap_or_default().to_string();
+                let meta = model.items.get(&id).map(|(_, m)| m);
+                self.check(meta == Some(&item["metadata"]), || {
+                    format!("get {name}: {item} is not live as such in the model")
+                });
+                got.push(id);
+            }
+            cursor = body["next_cursor"].clone();
+            if cursor.is_null() || s != 200 {
+                break;
+            }
+        }
+        let want = Self::matching(model, filter);
+        self.check(got == want, || {
+            format!("get {name} {filter}: {got:?}, expected {want:?}")
+        });
+        let (_, body) = self.api.post(
+            &format!("/vectors/index/{name}/count"),
+            &json!({ "filter": filter }),
+        );
+        self.check(body["count"] == want.len(), || {
+            format!("count {name} {filter}: {body}, expected {}", want.len())
+        });
+    }
+
     fn count(&mut self, name: &str, model: &Model) {
         let (s, info) = self.api.get(&format!("/vectors/index/{name}"));
         self.check(s == 200 && info["count"] == model.items.len(), || {
@@ -280,7 +455,7 @@ fn random_operations_agree_with_the_model_across_restarts() {
         let id = format!("id{}", rng.below(POOL));
         match roll {
             // add (upsert) a batch of 1-5 distinct ids
-            0..=39 => {
+            0..=37 => {
                 let mut batch: BTreeMap<String, (Vec<f32>, Value)> = BTreeMap::new();
                 for _ in 0..=rng.below(5) {
                     batch.insert(
@@ -304,7 +479,7 @@ fn random_operations_agree_with_the_model_across_restarts() {
                     )
                 });
             }
-            40..=51 => {
+            38..=48 => {
                 let (s, body) = c.api.delete(&format!("{path}/items/{id}"));
                 let m = models.get_mut(name).unwrap();
                 let want = if m.items.remove(&id).is_some() {
@@ -317,8 +492,44 @@ fn random_operations_agree_with_the_model_across_restarts() {
                 });
                 c.count(name, m);
             }
-            52..=66 => c.item(name, &model, &id),
-            67..=81 => {
+            49..=50 => {
+                // a delete by filter (or by ids): one change
+                let filter = random_filter(&mut rng, 2);
+                let want = Checker::matching(&model, &filter);
+                let body = if rng.below(2) == 0 {
+                    json!({ "filter": filter })
+                } else {
+                    json!({"ids": [id.clone(), "nope"], "filter": filter})
+                };
+                let want: Vec<String> = match body.get("ids") {
+                    Some(_) => want.into_iter().filter(|w| *w == id).collect(),
+                    None => want,
+                };
+                let (s, got) = c.api.post(&format!("{path}/delete"), &body);
+                let m = models.get_mut(name).unwrap();
+                // An empty filter selects nothing on purpose (400); else the matches go.
+                let empty = body["filter"] == json!({}) && body.get("ids").is_none();
+                if empty {
+                    c.check(s == 400, || {
+                        format!("step {step}: delete {body}: {s} {got}")
+                    });
+                } else {
+                    for w in &want {
+                        m.items.remove(w);
+                    }
+                    c.check(
+                        s == 200 && got["deleted"] == want.len() && got["count"] == m.items.len(),
+                        || {
+                            format!(
+                                "step {step}: delete {name} {body}: {s} {got}, expected {} deleted",
+                                want.len()
+                            )
+                        },
+                    );
+                }
+            }
+            51..=62 => c.item(name, &model, &id),
+            63..=74 => {
                 if model.items.contains_key(&id) && step % 3 == 0 {
                     let tag = ["a", "b", "c"][rng.below(3) as usize];
                     let query = random_vector(&mut rng);
@@ -329,10 +540,20 @@ fn random_operations_agree_with_the_model_across_restarts() {
                     c.item(name, &model, &id);
                 }
             }
-            82..=89 => {
+            75..=80 => {
                 let tag = ["a", "b", "c"][rng.below(3) as usize];
                 let query = random_vector(&mut rng);
                 c.filtered_search(name, &model, tag, &query);
+            }
+            81..=86 => {
+                let filter = random_filter(&mut rng, 3);
+                let query = random_vector(&mut rng);
+                c.query_search(name, &model, &filter, &query);
+            }
+            87..=89 => {
+                let filter = random_filter(&mut rng, 3);
+                let limit = 1 + rng.below(60);
+                c.query_get_and_count(name, &model, &filter, limit);
             }
             90..=94 => c.list(&models),
             95..=96 => c.count(name, &model),

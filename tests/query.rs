@@ -187,6 +187,11 @@ fn get_reads_many_items_by_ids_in_their_order() {
     assert_eq!(got_ids(&b), ["emma"]);
     assert_eq!(b["items"][0]["vector"], json!([3.0, 0.0]));
     assert!(b["items"][0].get("metadata").is_none(), "{b}");
+    let (_, b) = api.post(
+        "/vectors/index/books/get",
+        &json!({"ids": ["rust-book", "emma", "dune"], "limit": 2}),
+    );
+    assert_eq!(got_ids(&b), ["rust-book", "emma"]);
     let (s, b) = api.post(
         "/vectors/index/books/get",
         &json!({"ids": ["emma"], "cursor": "a"}),

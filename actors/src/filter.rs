@@ -83,12 +83,15 @@ enum RangeOp {
     Lte,
 }
 
-/// The operand of `$in` / `$nin`, ready for lookups.
+/// The operand of `$in` / `$nin`, ready for lookups that agree with `same` on every pair:
+/// integers against integers exactly, anything else with a float as f64.
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Values {
     strings: HashSet<String>,
-    /// Sorted, for a binary search.
-    numbers: Vec<f64>,
+    integers: HashSet<i128>,
+    /// The integers as f64, and the other numbers; both sorted, for a binary search.
+    integers_f64: Vec<f64>,
+    floats: Vec<f64>,
     bools: [bool; 2],
 }
 
@@ -193,13 +196,28 @@ impl Values {
     fn contains(&self, v: &Value) -> bool {
         match v {
             Value::String(s) => self.strings.contains(s.as_str()),
-            Value::Number(n) => n
-                .as_f64()
-                .is_some_and(|x| self.numbers.binary_search_by(|y| y.total_cmp(&x)).is_ok()),
+            Value::Number(n) => {
+                let sorted_has =
+                    |list: &[f64], x: f64| list.binary_search_by(|y| y.total_cmp(&x)).is_ok();
+                match (integer(n), n.as_f64()) {
+                    (Some(i), Some(x)) => self.integers.contains(&i) || sorted_has(&self.floats, x),
+                    (None, Some(x)) => {
+                        sorted_has(&self.floats, x) || sorted_has(&self.integers_f64, x)
+                    }
+                    _ => false,
+                }
+            }
             Value::Bool(b) => self.bools[*b as usize],
             _ => false,
         }
     }
+}
+
+/// A number written as an integer, exactly.
+fn integer(n: &serde_json::Number) -> Option<i128> {
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
 }
 
 /// Equality of two JSON values, numbers by their value (`3` equals `3.0`).
@@ -372,7 +390,9 @@ impl Reader {
         };
         let strings_only = match &test {
             Test::Eq(v) | Test::Ne(v) => v.is_string(),
-            Test::In(v) | Test::Nin(v) => v.numbers.is_empty() && !v.bools[0] && !v.bools[1],
+            Test::In(v) | Test::Nin(v) => {
+                v.integers.is_empty() && v.floats.is_empty() && !v.bools[0] && !v.bools[1]
+            }
             _ => false,
         };
         if !strings_only {
@@ -459,11 +479,20 @@ fn values(value: &Value, path: &str) -> Result<Values, IndexError> {
                 out.strings.insert(s);
             }
             Value::Bool(b) => out.bools[b as usize] = true,
-            number => out.numbers.extend(number.as_f64()),
+            Value::Number(n) => match (integer(&n), n.as_f64()) {
+                (Some(i), Some(x)) => {
+                    out.integers.insert(i);
+                    out.integers_f64.push(x);
+                }
+                (_, x) => out.floats.extend(x),
+            },
+            _ => {}
         }
     }
-    out.numbers.sort_by(f64::total_cmp);
-    out.numbers.dedup();
+    for list in [&mut out.integers_f64, &mut out.floats] {
+        list.sort_by(f64::total_cmp);
+        list.dedup();
+    }
     Ok(out)
 }
 
@@ -543,10 +572,19 @@ mod tests {
         ));
         assert!(passes(&json!({"n": {"$in": [1.0]}}), "x", json!({"n": 1})));
         assert!(!passes(&json!({"n": {"$in": ["1"]}}), "x", json!({"n": 1})));
-        // Large integers compare exactly.
+        // Large integers compare exactly, in $in too.
         let big = json!({"n": 9_007_199_254_740_993u64});
         assert!(!passes(&big, "x", json!({"n": 9_007_199_254_740_992u64})));
         assert!(passes(&big, "x", json!({"n": 9_007_199_254_740_993u64})));
+        let big_in = json!({"n": {"$in": [9_007_199_254_740_993u64, 1.5]}});
+        assert!(passes(&big_in, "x", json!({"n": 9_007_199_254_740_993u64})));
+        assert!(!passes(
+            &big_in,
+            "x",
+            json!({"n": 9_007_199_254_740_992u64})
+        ));
+        assert!(passes(&big_in, "x", json!({"n": 1.5})));
+        assert!(passes(&json!({"n": {"$in": [2]}}), "x", json!({"n": 2.0})));
     }
 
     #[test]

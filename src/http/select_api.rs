@@ -36,7 +36,7 @@ pub struct GetRequest {
     /// Only the items that pass it (see the search's `filter`).
     #[schema(value_type = Option<Object>)]
     filter: Option<Value>,
-    /// Items per page, 1-10,000 (default 100). Not with `ids`.
+    /// Items per page, 1-10,000 (default 100); with `ids`, at most this many of them.
     #[serde(default, deserialize_with = "body::whole_opt")]
     #[schema(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
@@ -105,13 +105,15 @@ pub struct DeleteResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/vectors/index/{name}/get", "POST").route(web::post().to(get)))
-        .service(
-            super::resource("/vectors/index/{name}/count", "POST").route(web::post().to(count)),
-        )
-        .service(
-            super::resource("/vectors/index/{name}/delete", "POST").route(web::post().to(delete)),
-        );
+    cfg.service(
+        super::resource("/vectors/index/{name}/get", "POST").route(web::post().to(get_items)),
+    )
+    .service(
+        super::resource("/vectors/index/{name}/count", "POST").route(web::post().to(count_items)),
+    )
+    .service(
+        super::resource("/vectors/index/{name}/delete", "POST").route(web::post().to(delete_items)),
+    );
 }
 
 /// Many items at once, by ids and/or filter, or the whole index page by page (in id
@@ -125,7 +127,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 413, description = "body too large", body = ErrorBody),
         (status = 503, description = "still loading (`not_ready`)", body = ErrorBody),
     ))]
-pub async fn get(
+pub async fn get_items(
     state: web::Data<AppState>,
     name: web::Path<String>,
     req: HttpRequest,
@@ -143,24 +145,21 @@ pub async fn get(
     let index = handle.index.clone();
     let (items, next) = match request.ids {
         Some(ids) => {
-            if request.limit.is_some() || request.cursor.is_some() {
+            if request.cursor.is_some() {
                 return Err(ApiError::bad_request(
                     "invalid_request",
-                    "limit and cursor page through the index; they do not go with ids",
+                    "cursor pages through the whole index; it does not go with ids",
                 ));
             }
             check_ids(&state, &ids)?;
+            let limit = check_limit(request.limit.unwrap_or(MAX_LIMIT))?;
             let items = web::block(move || index.get_many(&ids, filter.as_ref(), vector)).await;
-            (items.map_err(blocking_failed)?, None)
+            let mut items = items.map_err(blocking_failed)?;
+            items.truncate(limit);
+            (items, None)
         }
         None => {
-            let limit = request.limit.unwrap_or(DEFAULT_LIMIT);
-            if !(1..=MAX_LIMIT).contains(&limit) {
-                return Err(ApiError::bad_request(
-                    "invalid_limit",
-                    format!("limit {limit} is not in 1-{MAX_LIMIT}"),
-                ));
-            }
+            let limit = check_limit(request.limit.unwrap_or(DEFAULT_LIMIT))?;
             let cursor = request.cursor;
             let page =
                 web::block(move || index.page(filter.as_ref(), cursor.as_deref(), limit, vector))
@@ -188,7 +187,7 @@ pub async fn get(
         (status = 413, description = "body too large", body = ErrorBody),
         (status = 503, description = "still loading (`not_ready`)", body = ErrorBody),
     ))]
-pub async fn count(
+pub async fn count_items(
     state: web::Data<AppState>,
     name: web::Path<String>,
     req: HttpRequest,
@@ -220,7 +219,7 @@ pub async fn count(
         (status = 413, description = "body too large", body = ErrorBody),
         (status = 503, description = "too many writes wait for the index (`busy`), or still loading", body = ErrorBody),
     ))]
-pub async fn delete(
+pub async fn delete_items(
     state: web::Data<AppState>,
     name: web::Path<String>,
     req: HttpRequest,
@@ -260,6 +259,16 @@ fn filter(state: &AppState, value: Option<&Value>) -> Result<Option<Filter>, Api
     };
     let filter = Filter::parse(value, "filter", state.limits.filter())?;
     Ok((!filter.is_empty()).then_some(filter))
+}
+
+fn check_limit(limit: usize) -> Result<usize, ApiError> {
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit {limit} is not in 1-{MAX_LIMIT}"),
+        ));
+    }
+    Ok(limit)
 }
 
 fn check_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {

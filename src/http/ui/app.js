@@ -398,7 +398,7 @@
         h('div', { class: 'field' }, h('label', { for: 'search-k' }, 'k'), k),
         h('div', { class: 'field' }, h('label', { for: 'search-ef' }, 'ef ', h('span', { class: 'hint' }, 'optional')), ef)),
       h('div', { class: 'field' },
-        h('label', { for: 'search-filter' }, 'Filter ', h('span', { class: 'hint' }, 'optional JSON object of metadata key → value')),
+        h('label', { for: 'search-filter' }, 'Filter ', h('span', { class: 'hint' }, 'optional JSON filter: {"lang": "en"}, {"year": {"$gte": 2021}}, {"$or": [...]}')),
         filter),
       h('div', { class: 'actions' }, submit));
 
@@ -470,7 +470,7 @@
           throw new Error(`The filter is not valid JSON (${e.message}); expected an object like {"lang": "en"}`);
         }
         if (filter === null || typeof filter !== 'object' || Array.isArray(filter)) {
-          throw new Error('The filter must be a JSON object of metadata key → value, like {"lang": "en"}');
+          throw new Error('The filter must be a JSON object, like {"lang": "en"} or {"year": {"$gte": 2021}}');
         }
         filterText = fs;
       }
