@@ -350,3 +350,78 @@ fn a_delete_by_filter_survives_a_kill_9_whole() {
     assert_eq!(b["count"], 0, "{b}");
     assert_eq!(api.get("/vectors/index/t").1["count"], 200);
 }
+
+#[test]
+fn search_returns_vectors_on_request() {
+    let api = with_books();
+    let (s, b) = api.post(
+        "/vectors/index/books/search",
+        &json!({"vector": [0.0, 0.0], "k": 2, "include": ["metadata", "vector"]}),
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["results"][0]["vector"], json!([1.0, 0.0]));
+    assert_eq!(b["results"][1]["vector"], json!([2.0, 0.0]));
+    assert_eq!(b["results"][0]["metadata"]["year"], 1965);
+    let (_, b) = api.post(
+        "/vectors/index/books/search/batch",
+        &json!({"searches": [
+            {"vector": [0.0, 0.0], "k": 1, "include": ["vector"], "filter": {"lang": "pl"}},
+            {"vector": [0.0, 0.0], "k": 1},
+        ]}),
+    );
+    assert_eq!(b["results"][0][0]["vector"], json!([2.0, 0.0]), "{b}");
+    assert!(
+        b["results"][1][0].get("vector").is_none(),
+        "only on request: {b}"
+    );
+    let (s, _) = api.post(
+        "/vectors/index/books/search",
+        &json!({"vector": [0.0, 0.0], "k": 2, "include": ["everything"]}),
+    );
+    assert_eq!(s, 400);
+}
+
+#[test]
+fn the_ceiling_of_k_is_a_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = ["--ephemeral", "--set", "vectord.max_k=3000"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let v = vectord(dir.path(), &args, true);
+    let api = v.api();
+    let (s, _) = api.post(
+        "/vectors/index",
+        &json!({"name": "t", "dim": 2, "distance": "l2"}),
+    );
+    assert_eq!(s, 201);
+    let items: Vec<Value> = (0..2500)
+        .map(|i| json!({"id": format!("i{i}"), "vector": [i as f32, 1.0]}))
+        .collect();
+    assert_eq!(
+        api.post("/vectors/index/t/add", &json!({"items": items})).0,
+        200
+    );
+    let (s, b) = api.post(
+        "/vectors/index/t/search",
+        &json!({"vector": [0.0, 1.0], "k": 2000}),
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["results"].as_array().unwrap().len(), 2000);
+    let (s, b) = api.post(
+        "/vectors/index/t/search",
+        &json!({"vector": [0.0, 1.0], "k": 3001}),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_k")),
+        "{b}"
+    );
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("vectord.max_k"),
+        "{b}"
+    );
+}

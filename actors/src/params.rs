@@ -17,6 +17,7 @@ pub const MAX_DIM: usize = 4096;
 /// `hnsw_rs` exits the process above 255; we stay well below.
 pub const MAX_M: usize = 128;
 pub const MAX_EF: usize = 10_000;
+/// The most results one search may ask for, unless `vectord.max_k` says otherwise.
 pub const MAX_K: usize = 1000;
 
 /// Limits on what clients send, from the configuration (each with a safe default); a
@@ -33,6 +34,8 @@ pub struct Limits {
     pub max_filter_keys: usize,
     /// Operators nested in a filter (`$and` in `$or` in `$not` ...).
     pub max_filter_depth: usize,
+    /// Results one search may ask for (`k`); at most `MAX_EF`, since `ef` is at least `k`.
+    pub max_k: usize,
     /// Searches in one batch search.
     pub max_batch_searches: usize,
     /// Indexes in the process.
@@ -47,6 +50,7 @@ impl Default for Limits {
             max_id_bytes: MAX_ID_BYTES,
             max_filter_keys: 64,
             max_filter_depth: 8,
+            max_k: MAX_K,
             max_batch_searches: 1_000,
             max_indexes: 10_000,
         }
@@ -71,6 +75,7 @@ impl Limits {
             max_id_bytes: MAX_ID_BYTES,
             max_filter_keys: usize::MAX,
             max_filter_depth: usize::MAX,
+            max_k: MAX_EF,
             max_batch_searches: usize::MAX,
             max_indexes: usize::MAX,
         }
@@ -277,12 +282,22 @@ impl IndexParams {
         Ok(out)
     }
 
-    /// Checks a search's `k` and `ef` and returns the `ef` to use.
-    pub fn check_search(&self, k: usize, ef: Option<usize>) -> Result<usize, IndexError> {
-        if k == 0 || k > MAX_K {
+    /// Checks a search's `k` (at most `max_k`) and `ef`, and returns the `ef` to use.
+    pub fn check_search(
+        &self,
+        k: usize,
+        ef: Option<usize>,
+        max_k: usize,
+    ) -> Result<usize, IndexError> {
+        if k == 0 || k > max_k {
+            let setting = if max_k == MAX_K {
+                ""
+            } else {
+                " (vectord.max_k)"
+            };
             return Err(IndexError::invalid(
                 "invalid_k",
-                format!("k {k} is out of range 1-{MAX_K}"),
+                format!("k {k} is out of range 1-{max_k}{setting}"),
             ));
         }
         match ef {
@@ -465,12 +480,15 @@ mod tests {
     #[test]
     fn search_ranges() {
         let p = params(Metric::L2);
-        assert_eq!(p.check_search(10, None).unwrap(), 64);
-        assert_eq!(p.check_search(100, None).unwrap(), 100);
-        assert_eq!(p.check_search(10, Some(10)).unwrap(), 10);
-        assert!(p.check_search(0, None).is_err());
-        assert!(p.check_search(1001, None).is_err());
-        assert!(p.check_search(10, Some(9)).is_err());
-        assert!(p.check_search(10, Some(10_001)).is_err());
+        assert_eq!(p.check_search(10, None, MAX_K).unwrap(), 64);
+        assert_eq!(p.check_search(100, None, MAX_K).unwrap(), 100);
+        assert_eq!(p.check_search(10, Some(10), MAX_K).unwrap(), 10);
+        assert!(p.check_search(0, None, MAX_K).is_err());
+        assert!(p.check_search(1001, None, MAX_K).is_err());
+        assert!(p.check_search(10, Some(9), MAX_K).is_err());
+        assert!(p.check_search(10, Some(10_001), MAX_K).is_err());
+        // the ceiling is a setting
+        assert_eq!(p.check_search(5000, None, 10_000).unwrap(), 5000);
+        assert!(p.check_search(11, None, 10).is_err());
     }
 }

@@ -109,6 +109,9 @@ pub struct SearchResult {
     pub distance: f32,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    /// With `"include": ["vector"]`: the item's vector as stored (unit length under cosine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

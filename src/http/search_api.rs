@@ -23,6 +23,7 @@ use vectord_actors::registry::IndexHandle;
 use super::body::{self, Plain};
 use super::errors::ApiError;
 use super::schema::{BatchSearchResponse, ErrorBody, SearchResponse, SearchResult};
+use super::select_api::Include;
 use super::AppState;
 
 /// Searches up to this `ef` (without filter) run on the HTTP worker itself...
@@ -51,9 +52,9 @@ pub struct SearchRequest {
     #[serde(deserialize_with = "body::f32_vector")]
     #[schema(min_items = 1, max_items = 4096)]
     pub vector: Vec<f32>,
-    /// 1-1000.
+    /// 1 to `vectord.max_k` (1,000 by default; a setting, so not written as a bound here).
     #[serde(deserialize_with = "body::whole")]
-    #[schema(minimum = 1, maximum = 1000)]
+    #[schema(minimum = 1)]
     pub k: usize,
     /// k-10000 (default max(k, the index's ef_search)).
     #[serde(default, deserialize_with = "body::whole_opt")]
@@ -66,6 +67,9 @@ pub struct SearchRequest {
     /// naming where.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
+    /// What to return of each result besides its id and distance: `"metadata"` (always
+    /// returned) and `"vector"` (the item's vector as stored).
+    pub include: Option<Vec<Include>>,
 }
 
 /// Several searches of one index in one request. Unknown fields are refused.
@@ -86,6 +90,7 @@ struct Checked {
     k: usize,
     ef: usize,
     filter: Option<Filter>,
+    with_vectors: bool,
 }
 
 /// The `k` live items nearest to the query (that match the filter), nearest first.
@@ -229,6 +234,7 @@ where
     let index = &handle.index;
     let s: &Checked = search.borrow();
     let cheap = s.filter.is_none()
+        && !s.with_vectors
         && s.ef <= INLINE_MAX_EF
         && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
     if cheap {
@@ -382,7 +388,7 @@ fn check(
         e
     };
     let ef = params
-        .check_search(request.k, request.ef)
+        .check_search(request.k, request.ef, state.limits.max_k)
         .map_err(|e| at(e.into()))?;
     let filter = match &request.filter {
         None => None,
@@ -404,11 +410,18 @@ fn check(
         k: request.k,
         ef,
         filter,
+        with_vectors: request
+            .include
+            .is_some_and(|i| i.contains(&Include::Vector)),
     })
 }
 
 fn run(index: &vectord_actors::index::Index, s: &Checked) -> Vec<Hit> {
-    index.search(&s.query, s.k, s.ef, s.filter.as_ref())
+    if s.with_vectors {
+        index.search_with_vectors(&s.query, s.k, s.ef, s.filter.as_ref())
+    } else {
+        index.search(&s.query, s.k, s.ef, s.filter.as_ref())
+    }
 }
 
 fn results(hits: Vec<Hit>) -> Vec<SearchResult> {
@@ -417,6 +430,7 @@ fn results(hits: Vec<Hit>) -> Vec<SearchResult> {
             id: h.id,
             distance: h.distance,
             metadata: h.metadata,
+            vector: (!h.vector.is_empty()).then_some(h.vector),
         })
         .collect()
 }
@@ -478,6 +492,7 @@ fn plain_request(fields: Vec<(&str, Plain)>) -> Option<SearchRequest> {
         k: k?,
         ef,
         filter: None,
+        include: None,
     })
 }
 

@@ -165,6 +165,8 @@ pub struct Hit {
     pub id: String,
     pub distance: f32,
     pub metadata: Map<String, Value>,
+    /// The item's vector as stored, when the search asked for it (else empty).
+    pub vector: Vec<f32>,
 }
 
 /// A stored item, as `GET .../items/{id}` returns it.
@@ -395,6 +397,29 @@ impl Index {
     pub fn search(&self, query: &[f32], k: usize, ef: usize, filter: Option<&Filter>) -> Vec<Hit> {
         let s = self.read();
         let hits = search::search(&s, self.params.distance, query, k, ef, filter);
+        self.refresh_stats_if_filters_changed(&s, filter);
+        hits
+    }
+
+    /// `search`, with each result's vector as stored (read under the same lock as the
+    /// search, so it is the vector the distance was computed from).
+    pub fn search_with_vectors(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&Filter>,
+    ) -> Vec<Hit> {
+        let s = self.read();
+        let mut hits = search::search(&s, self.params.distance, query, k, ef, filter);
+        for hit in &mut hits {
+            let (points, p) = match s.locate(&hit.id) {
+                Some(Loc::Growing(p)) => (&s.growing.points, p),
+                Some(Loc::Segment(i, p)) => (&*s.segments[i].points, p),
+                None => continue,
+            };
+            hit.vector = points.vector(p as usize).to_vec();
+        }
         self.refresh_stats_if_filters_changed(&s, filter);
         hits
     }

@@ -152,6 +152,7 @@ fn run<D: Fn(&[f32], &[f32]) -> f32>(
             id: c.id.to_string(),
             distance: c.distance,
             metadata: views[c.view].points.metadata_owned(c.point as usize),
+            vector: Vec::new(),
         })
         .collect()
 }
