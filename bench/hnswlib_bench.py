@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""hnswlib on the same data as vectord-bench, for the ratio in the README.
+"""hnswlib on the same data as vectord-bench, for the ratio in docs/benchmarks.md.
 
 Builds an hnswlib index (M 16, ef_construction 200, all cores) over base.fvecs of a data set
 directory (e.g. ../shared/data/minilm-dev), then runs every query of query.fvecs on one

@@ -8,7 +8,7 @@
 //! - no flushed delete comes back, no index whose DELETE answered 204 comes back (unless
 //!   re-created later).
 //!
-//! `CRASH_ROUNDS` sets the number of rounds (CI runs 20; see the README for the long run),
+//! `CRASH_ROUNDS` sets the number of rounds (CI runs 20; see docs/testing.md for the long run),
 //! `CRASH_SEED` the seed. Prints the rounds and the checks done.
 
 mod common;

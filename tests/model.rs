@@ -9,7 +9,7 @@
 //! — and everything is checked in full. Small segments (`seal_points` 100) make seals,
 //! merges and compactions happen all the time under the sequence.
 //!
-//! `MODEL_OPS` sets the number of operations (CI: 3,000; the README gives the long run),
+//! `MODEL_OPS` sets the number of operations (CI: 3,000; docs/testing.md gives the long run),
 //! `MODEL_SEED` the seed. Prints the operations and checks done.
 
 mod common;
