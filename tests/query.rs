@@ -425,3 +425,46 @@ fn the_ceiling_of_k_is_a_setting() {
         "{b}"
     );
 }
+
+#[test]
+fn deletes_by_filter_racing_adds_lose_nothing_else() {
+    let api = Ephemeral::start();
+    let (s, _) = api.post(
+        "/vectors/index",
+        &json!({"name": "r", "dim": 2, "distance": "l2"}),
+    );
+    assert_eq!(s, 201);
+    let adder = {
+        let api = api.api.clone();
+        std::thread::spawn(move || {
+            for b in 0..60 {
+                let items: Vec<Value> = (0..50)
+                    .map(|i| {
+                        let n = b * 50 + i;
+                        json!({"id": format!("i{n}"), "vector": [n as f32, 1.0], "metadata": {"g": n % 2}})
+                    })
+                    .collect();
+                let (s, body) = api.post("/vectors/index/r/add", &json!({ "items": items }));
+                assert_eq!(s, 200, "{body}");
+            }
+        })
+    };
+    let mut deleted = 0;
+    for _ in 0..30 {
+        let (s, b) = api.post("/vectors/index/r/delete", &json!({"filter": {"g": 1}}));
+        assert_eq!(s, 200, "{b}");
+        deleted += b["deleted"].as_u64().unwrap();
+    }
+    adder.join().unwrap();
+    let (_, b) = api.post("/vectors/index/r/delete", &json!({"filter": {"g": 1}}));
+    deleted += b["deleted"].as_u64().unwrap();
+    assert_eq!(deleted, 1500, "every odd item deleted exactly once");
+    let count = |filter: Value| {
+        api.post("/vectors/index/r/count", &json!({ "filter": filter }))
+            .1["count"]
+            .clone()
+    };
+    assert_eq!(count(json!({"g": 1})), 0);
+    assert_eq!(count(json!({"g": 0})), 1500, "no even item lost");
+    assert_eq!(api.get("/vectors/index/r").1["count"], 1500);
+}

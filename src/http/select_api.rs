@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use vectord_actors::filter::Filter;
 use vectord_actors::index::Item;
 use vectord_actors::index_actor::DeleteItems;
+use vectord_actors::registry::IndexHandle;
 
 use super::errors::ApiError;
 use super::schema::ErrorBody;
@@ -133,9 +134,7 @@ pub async fn get_items(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let handle = state.index(&name)?;
-    let bytes = body::read(&req, payload, state.max_body_bytes).await?;
-    let request: GetRequest = body::json(&bytes)?;
+    let (handle, request): (_, GetRequest) = index_and_body(&state, &name, &req, payload).await?;
     let filter = filter(&state, request.filter.as_ref())?;
     let include = request.include.unwrap_or_else(|| vec![Include::Metadata]);
     let (metadata, vector) = (
@@ -193,9 +192,7 @@ pub async fn count_items(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let handle = state.index(&name)?;
-    let bytes = body::read(&req, payload, state.max_body_bytes).await?;
-    let request: CountRequest = body::json(&bytes)?;
+    let (handle, request): (_, CountRequest) = index_and_body(&state, &name, &req, payload).await?;
     let count = match filter(&state, request.filter.as_ref())? {
         None => handle.index.stats().count,
         Some(filter) => {
@@ -225,9 +222,8 @@ pub async fn delete_items(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let handle = state.index(&name)?;
-    let bytes = body::read(&req, payload, state.max_body_bytes).await?;
-    let request: DeleteRequest = body::json(&bytes)?;
+    let (handle, request): (_, DeleteRequest) =
+        index_and_body(&state, &name, &req, payload).await?;
     let filter = filter(&state, request.filter.as_ref())?;
     if let Some(ids) = &request.ids {
         check_ids(&state, ids)?;
@@ -250,6 +246,18 @@ pub async fn delete_items(
         deleted: done.deleted,
         count: done.count,
     }))
+}
+
+/// The index named in the path, and the request's body decoded.
+async fn index_and_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    name: &str,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(IndexHandle, T), ApiError> {
+    let handle = state.index(name)?;
+    let bytes = body::read(req, payload, state.max_body_bytes).await?;
+    Ok((handle, body::json(&bytes)?))
 }
 
 /// The request's filter, read; none when absent or empty.
