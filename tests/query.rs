@@ -101,6 +101,19 @@ fn search_filters_take_chromas_operators() {
     for (filter, want) in cases {
         assert_eq!(found(&api, filter.clone()), want, "{filter}");
     }
+    // every filtered search scanned the one (growing) segment, and the metric says so
+    let text = ureq::get(&format!("{}/metrics", api.api.base))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let scans: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("vectord_filtered_segment_searches_total{plan=\"scan\"} "))
+        .unwrap_or_else(|| panic!("no scan plan counted in\n{text}"))
+        .parse()
+        .unwrap();
+    assert_eq!(scans, 18.0, "18 non-empty filters, one segment each");
 }
 
 #[test]

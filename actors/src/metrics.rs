@@ -33,6 +33,8 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     pub busy_rejections: IntCounterVec,
     pub batch_searches: IntCounterVec,
+    /// Per segment of a filtered search: how the segment was searched.
+    pub filtered_segment_searches: IntCounterVec,
     pub index_items: IntGaugeVec,
     pub index_tombstones: IntGaugeVec,
     pub index_memory_bytes: IntGaugeVec,
@@ -209,6 +211,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "vectord_batch_searches_total",
             "Searches of batch requests, by the thread that ran them (the HTTP worker, or a search thread that helped it).",
             &["ran_on"],
+        ),
+        filtered_segment_searches: counter_vec(
+            &r,
+            "vectord_filtered_segment_searches_total",
+            "Segments searched under a filter, by plan: scan (exact distances over the matching points), walk (a graph walk over remembered matches), sampled_walk (a large segment's first search of a filter most points pass: a walk trying the filter on the points it meets).",
+            &["plan"],
         ),
         index_items: gauge_vec(
             &r,

@@ -185,6 +185,9 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
         }
         let alive = |p: u32| !v.deleted.get(p as usize);
         let Some(graph) = v.graph else {
+            if self.filter.is_some() {
+                count_plan(Plan::Scan);
+            }
             let matching = |p: u32| alive(p) && self.filter.is_none_or(|f| matches(v.points, p, f));
             return self.scan(index, v, (0..n as u32).filter(|&p| matching(p)));
         };
@@ -209,6 +212,7 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
                             // scan.
                             let matching = |p: u32| alive(p) && matches(v.points, p, f);
                             if !few_pass(estimate_passing(n, &matching), live) {
+                                count_plan(Plan::SampledWalk);
                                 return self.walk(index, v, graph, usize::MAX, &matching, scratch);
                             }
                         }
@@ -222,9 +226,11 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
                 // Points deleted since the result was remembered do not count.
                 let passing = found.count - found.bits.count_common(v.deleted);
                 if few_pass(passing, live) {
+                    count_plan(Plan::Scan);
                     let points = found.bits.ones().map(|p| p as u32);
                     return self.scan(index, v, points.filter(|&p| alive(p)));
                 }
+                count_plan(Plan::Walk);
                 let accept = |p: u32| found.bits.get(p as usize) && alive(p);
                 self.walk(index, v, graph, passing, &accept, scratch)
             }
@@ -366,6 +372,24 @@ fn estimate_passing(n: usize, matching: &impl Fn(u32) -> bool) -> usize {
         })
         .count();
     (passed as u64 * n as u64 / FILTER_SAMPLE) as usize
+}
+
+/// How a segment was searched under a filter (`vectord_filtered_segment_searches_total`).
+#[derive(Clone, Copy)]
+enum Plan {
+    Scan,
+    Walk,
+    SampledWalk,
+}
+
+fn count_plan(plan: Plan) {
+    // The counters, looked up once: a filtered search pays an atomic add per segment.
+    static COUNTERS: std::sync::LazyLock<[prometheus::IntCounter; 3]> =
+        std::sync::LazyLock::new(|| {
+            let m = &crate::metrics::metrics().filtered_segment_searches;
+            ["scan", "walk", "sampled_walk"].map(|plan| m.with_label_values(&[plan]))
+        });
+    COUNTERS[plan as usize].inc();
 }
 
 /// Whether point `p` (its id and metadata) passes `filter`.
