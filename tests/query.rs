@@ -284,6 +284,17 @@ fn count_counts_what_a_filter_passes() {
         count(json!({"tags": {"$contains": "sf"}, "year": {"$gt": 1962}})),
         1
     );
+    // a body is an object (serde alone would read the struct from a list)
+    for body in [json!([{}]), json!([null]), json!(3)] {
+        for route in ["get", "count", "delete"] {
+            let (s, b) = api.post(&format!("/vectors/index/books/{route}"), &body);
+            assert_eq!(
+                (s, b["error"]["code"].as_str()),
+                (400, Some("invalid_json")),
+                "{route} {body}: {b}"
+            );
+        }
+    }
     let (s, b) = api.post(
         "/vectors/index/books/count",
         &json!({"filter": {"$and": 1}}),

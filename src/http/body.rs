@@ -124,6 +124,14 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "request body is empty: expected a JSON object",
         ));
     }
+    // Every body is an object; serde alone would also read a struct from a list (`[{}]`).
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "request body must be a JSON object",
+        ));
+    }
     // Fast path: plain serde_json. Only a body that fails is decoded again with path
     // tracking, to say where it failed.
     if let Ok(value) = serde_json::from_slice(bytes) {
