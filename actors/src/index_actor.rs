@@ -384,11 +384,7 @@ impl Handler<DeleteItems> for IndexActor {
         let work = blocking(self.name.clone(), "delete", move || {
             let chosen = match (msg.ids, &msg.filter) {
                 (Some(ids), None) => ids,
-                (Some(ids), Some(filter)) => index
-                    .get_many(&ids, Some(filter), false)
-                    .into_iter()
-                    .map(|item| item.id)
-                    .collect(),
+                (Some(ids), Some(filter)) => index.ids_passing(&ids, filter),
                 (None, Some(filter)) => index.matching_ids(filter),
                 (None, None) => Vec::new(),
             };

@@ -10,7 +10,7 @@
 use std::collections::{BinaryHeap, HashSet};
 
 use super::points::Points;
-use super::{Index, Item, Loc, State};
+use super::{Index, Item, State};
 use crate::filter::Filter;
 
 /// One page of items, and where the next one starts (none when this one is the last).
@@ -58,7 +58,7 @@ fn item(points: &Points, p: u32, with_vector: bool) -> Item {
 }
 
 fn passes(filter: Option<&Filter>, points: &Points, p: u32) -> bool {
-    filter.is_none_or(|f| f.matches(points.id(p as usize), points.metadata(p as usize)))
+    filter.is_none_or(|f| super::search::matches(points, p, f))
 }
 
 impl Index {
@@ -75,12 +75,22 @@ impl Index {
         ids.iter()
             .filter(|id| seen.insert(id.as_str()))
             .filter_map(|id| {
-                let (points, p) = match s.locate(id)? {
-                    Loc::Growing(p) => (&s.growing.points, p),
-                    Loc::Segment(i, p) => (&*s.segments[i].points, p),
-                };
+                let (points, p) = s.point_of(id)?;
                 passes(filter, points, p).then(|| item(points, p, with_vector))
             })
+            .collect()
+    }
+
+    /// The ids of `ids` that are live and pass `filter` (for a delete by ids and filter,
+    /// which the index actor runs between two mutations).
+    pub fn ids_passing(&self, ids: &[String], filter: &Filter) -> Vec<String> {
+        let s = self.read();
+        ids.iter()
+            .filter(|id| {
+                s.point_of(id)
+                    .is_some_and(|(points, p)| passes(Some(filter), points, p))
+            })
+            .cloned()
             .collect()
     }
 

@@ -379,10 +379,7 @@ impl Index {
 
     pub fn get(&self, id: &str) -> Option<Item> {
         let s = self.read();
-        let (points, p) = match s.locate(id)? {
-            Loc::Growing(p) => (&s.growing.points, p),
-            Loc::Segment(i, p) => (&*s.segments[i].points, p),
-        };
+        let (points, p) = s.point_of(id)?;
         let p = p as usize;
         Some(Item {
             id: id.to_string(),
@@ -413,12 +410,9 @@ impl Index {
         let s = self.read();
         let mut hits = search::search(&s, self.params.distance, query, k, ef, filter);
         for hit in &mut hits {
-            let (points, p) = match s.locate(&hit.id) {
-                Some(Loc::Growing(p)) => (&s.growing.points, p),
-                Some(Loc::Segment(i, p)) => (&*s.segments[i].points, p),
-                None => continue,
-            };
-            hit.vector = points.vector(p as usize).to_vec();
+            if let Some((points, p)) = s.point_of(&hit.id) {
+                hit.vector = points.vector(p as usize).to_vec();
+            }
         }
         self.refresh_stats_if_filters_changed(&s, filter);
         hits
@@ -518,6 +512,14 @@ impl State {
     }
 
     /// Where `id` is live, if anywhere.
+    /// Where the live item `id` is: its segment's points and its number.
+    fn point_of(&self, id: &str) -> Option<(&Points, u32)> {
+        Some(match self.locate(id)? {
+            Loc::Growing(p) => (&self.growing.points, p),
+            Loc::Segment(i, p) => (&*self.segments[i].points, p),
+        })
+    }
+
     fn locate(&self, id: &str) -> Option<Loc> {
         if let Some(p) = self.growing.points.find(id) {
             if !self.growing.deleted.get(p as usize) {

@@ -393,7 +393,7 @@ fn count_plan(plan: Plan) {
 }
 
 /// Whether point `p` (its id and metadata) passes `filter`.
-fn matches(points: &Points, p: u32, filter: &Filter) -> bool {
+pub(super) fn matches(points: &Points, p: u32, filter: &Filter) -> bool {
     filter.matches(points.id(p as usize), points.metadata(p as usize))
 }
 

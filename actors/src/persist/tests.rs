@@ -149,13 +149,17 @@ fn new_stored() -> Stored {
     Stored::new("00000000000000aa".into())
 }
 
-#[actix_rt::test]
-async fn a_first_save_writes_the_log_then_the_segments_then_the_manifest() {
-    let store = MemoryObjects::default();
+/// Empty objects, an index of 120 items in sealed segments, nothing stored yet.
+fn sealed_120() -> (MemoryObjects, Written, Stored) {
     let mut w = Written::new();
     w.add("a", 0, 120);
     w.seal();
-    let mut stored = new_stored();
+    (MemoryObjects::default(), w, new_stored())
+}
+
+#[actix_rt::test]
+async fn a_first_save_writes_the_log_then_the_segments_then_the_manifest() {
+    let (store, mut w, mut stored) = sealed_120();
     let saved = save(&store, &mut w, &mut stored, false).await.unwrap();
     assert!(saved.manifest_written);
     assert_eq!(saved.seq, w.seq);
@@ -181,11 +185,7 @@ async fn a_first_save_writes_the_log_then_the_segments_then_the_manifest() {
 
 #[actix_rt::test]
 async fn a_later_save_writes_only_the_log_until_a_manifest_is_due() {
-    let store = MemoryObjects::default();
-    let mut w = Written::new();
-    w.add("a", 0, 120);
-    w.seal();
-    let mut stored = new_stored();
+    let (store, mut w, mut stored) = sealed_120();
     save(&store, &mut w, &mut stored, false).await.unwrap();
     store.take_writes();
     w.add("b", 0, 10);
@@ -212,11 +212,7 @@ async fn a_later_save_writes_only_the_log_until_a_manifest_is_due() {
 
 #[actix_rt::test]
 async fn a_long_log_makes_a_seal_write_a_manifest() {
-    let store = MemoryObjects::default();
-    let mut w = Written::new();
-    w.add("a", 0, 120);
-    w.seal();
-    let mut stored = new_stored();
+    let (store, mut w, mut stored) = sealed_120();
     save(&store, &mut w, &mut stored, false).await.unwrap();
     // A log that weighs more than a quarter of the stored segments is long (with a
     // configured size of 0).
@@ -260,11 +256,7 @@ async fn a_failed_log_write_keeps_the_records_for_the_next_save() {
 
 #[actix_rt::test]
 async fn a_failed_segment_write_leaves_the_old_manifest_in_charge() {
-    let store = MemoryObjects::default();
-    let mut w = Written::new();
-    w.add("a", 0, 120);
-    w.seal();
-    let mut stored = new_stored();
+    let (store, mut w, mut stored) = sealed_120();
     store.fail_when("put", "/seg-");
     let err = save(&store, &mut w, &mut stored, false).await.unwrap_err();
     assert!(matches!(err, SaveError::Store(_)), "{err}");
@@ -280,11 +272,7 @@ async fn a_failed_segment_write_leaves_the_old_manifest_in_charge() {
 
 #[actix_rt::test]
 async fn a_failed_manifest_write_is_retried_without_writing_the_segments_again() {
-    let store = MemoryObjects::default();
-    let mut w = Written::new();
-    w.add("a", 0, 120);
-    w.seal();
-    let mut stored = new_stored();
+    let (store, mut w, mut stored) = sealed_120();
     store.fail_when("put", &manifest_key(NAME));
     save(&store, &mut w, &mut stored, false).await.unwrap_err();
     assert!(stored.manifest.is_none());
@@ -359,11 +347,7 @@ async fn a_merge_deletes_the_segments_the_manifest_no_longer_names() {
 
 #[actix_rt::test]
 async fn a_saved_index_loads_with_every_item_from_its_segments_and_its_log() {
-    let store = MemoryObjects::default();
-    let mut w = Written::new();
-    let mut stored = new_stored();
-    w.add("a", 0, 120);
-    w.seal();
+    let (store, mut w, mut stored) = sealed_120();
     save(&store, &mut w, &mut stored, false).await.unwrap();
     // After the manifest: unsealed adds, a delete in a sealed segment, a replace.
     w.add("b", 0, 30);
@@ -399,11 +383,7 @@ async fn a_saved_index_loads_with_every_item_from_its_segments_and_its_log() {
 
 #[actix_rt::test]
 async fn a_missing_segment_refuses_the_load_for_good() {
-    let store = MemoryObjects::default();
-    let mut w = Written::new();
-    let mut stored = new_stored();
-    w.add("a", 0, 120);
-    w.seal();
+    let (store, mut w, mut stored) = sealed_120();
     save(&store, &mut w, &mut stored, false).await.unwrap();
     let segment = store
         .keys()
@@ -419,11 +399,7 @@ async fn a_missing_segment_refuses_the_load_for_good() {
 
 #[actix_rt::test]
 async fn a_storage_failure_while_loading_is_worth_retrying() {
-    let store = MemoryObjects::default();
-    let mut w = Written::new();
-    let mut stored = new_stored();
-    w.add("a", 0, 120);
-    w.seal();
+    let (store, mut w, mut stored) = sealed_120();
     save(&store, &mut w, &mut stored, false).await.unwrap();
     for part in [manifest_key(NAME), "/seg-".into()] {
         store.fail_when("get", &part);
@@ -496,11 +472,7 @@ async fn a_damaged_log_object_stops_the_replay_there() {
 
 #[actix_rt::test]
 async fn orphans_are_collected_and_what_a_manifest_needs_is_kept() {
-    let store = MemoryObjects::default();
-    let mut w = Written::new();
-    let mut stored = new_stored();
-    w.add("a", 0, 120);
-    w.seal();
+    let (store, mut w, mut stored) = sealed_120();
     save(&store, &mut w, &mut stored, false).await.unwrap();
     w.add("b", 0, 3);
     save(&store, &mut w, &mut stored, false).await.unwrap();
