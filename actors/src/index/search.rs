@@ -134,8 +134,6 @@ fn run<D: Fn(&[f32], &[f32]) -> f32>(
         k,
         ef,
         filter,
-        // Equal filters have equal keys (their JSON text, object keys sorted).
-        filter_key: filter.map(|f| f.key().to_string()),
         distance,
     };
     let mut all: Vec<Candidate> = with_scratch(|scratch| {
@@ -163,9 +161,8 @@ struct Search<'q, D> {
     query: &'q [f32],
     k: usize,
     ef: usize,
+    /// Its key (equal filters have equal keys) names it in the segments' filter caches.
     filter: Option<&'q Filter>,
-    /// The filter's JSON text: its name in the segments' filter caches.
-    filter_key: Option<String>,
     /// The search distance (what graphs are ordered by).
     distance: &'q D,
 }
@@ -196,7 +193,7 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
             None if v.deleted_count == 0 => self.walk(index, v, graph, live, &|_| true, scratch),
             None => self.walk(index, v, graph, live, &alive, scratch),
             Some(f) => {
-                let cache = v.filters.zip(self.filter_key.as_deref());
+                let cache = v.filters.zip(Some(f.key()));
                 let found = match cache.and_then(|(cache, key)| cache.get(key)) {
                     Some(found) => found,
                     None => {
