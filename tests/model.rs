@@ -9,6 +9,10 @@
 //! — and everything is checked in full. Small segments (`seal_points` 100) make seals,
 //! merges and compactions happen all the time under the sequence.
 //!
+//! Field indexes: one index declares every field at creation, another declares some
+//! later (sealed segments then indexed in the background), the third has none; all three
+//! must give the same answers, also across restarts (the declared fields come back).
+//!
 //! `MODEL_OPS` sets the number of operations (CI: 3,000; docs/testing.md gives the long run),
 //! `MODEL_SEED` the seed. Prints the operations and checks done.
 
@@ -35,18 +39,28 @@ fn random_vector(rng: &mut Rng) -> Vec<f32> {
     v
 }
 
-/// Metadata with a float of all its digits, an integer past 2^53 and a nested value.
+/// Metadata with a float of all its digits, an integer past 2^53, a nested value, a list
+/// of strings, a boolean, and a field that is now a number, now a string (which a field
+/// index of either kind holds only in part).
 fn random_metadata(rng: &mut Rng) -> Value {
     let tag = ["a", "b", "c"][rng.below(3) as usize];
+    let n = rng.below(50) * 20;
     json!({
         "tag": tag,
         // few values, so that filters meet their bounds exactly
-        "n": rng.below(50) * 20,
+        "n": if rng.below(8) == 0 { json!(n.to_string()) } else { json!(n) },
         "x": rng.below(1_000_000) as f64 / 7.0,
         "big": 9_007_199_254_740_993u64 + rng.below(10),
         "nested": {"list": [rng.below(5), "s"]},
+        "tags": [tag, format!("t{}", rng.below(4)), format!("t{}", rng.below(4))],
+        "flag": rng.below(3) == 0,
     })
 }
+
+/// The fields indexed: all of them by the first index from its creation; some of them by
+/// the second, declared during the run.
+const ALL_FIELDS: &str = r#"{"tag": "keyword", "n": "integer", "x": "float", "big": "integer", "tags": "keyword", "flag": "bool"}"#;
+const LATER_FIELDS: &str = r#"{"n": "float", "tags": "keyword", "flag": "bool", "tag": "keyword"}"#;
 
 /// A random filter of the query language over the fields `random_metadata` writes (and
 /// one it never writes), ids included, nested up to `depth` operators.
@@ -74,6 +88,12 @@ fn random_filter(rng: &mut Rng, depth: u32) -> Value {
                     json!({"$id": {"$in": [format!("id{}", rng.below(POOL)), format!("id{}", rng.below(POOL))]}})
                 }
                 8 => json!({"gone": {"$exists": rng.below(2) == 0}}),
+                9 => match rng.below(4) {
+                    0 => json!({"tags": {"$contains": format!("t{}", rng.below(5))}}),
+                    1 => json!({"flag": rng.below(2) == 0, "tag": {"$in": [tag, "c"]}}),
+                    2 => json!({"n": {"$in": [n.to_string(), n + 20]}}),
+                    _ => json!({"n": n, "x": {"$gte": n as f64 * 100.0}}),
+                },
                 _ => json!({"big": {"$in": [9_007_199_254_740_993u64 + rng.below(10), 3]}}),
             }
         }
@@ -141,6 +161,9 @@ fn passes(filter: &Value, id: &str, metadata: &Value) -> bool {
                     "$in" => in_list(),
                     "$nin" => !in_list(),
                     "$exists" => value.is_some() == (want == &json!(true)),
+                    "$contains" => value
+                        .and_then(Value::as_array)
+                        .is_some_and(|items| items.iter().any(|v| same(v, want))),
                     other => panic!("random_filter writes no {other}"),
                 }
             })
@@ -153,6 +176,8 @@ fn passes(filter: &Value, id: &str, metadata: &Value) -> bool {
 struct Model {
     distance: &'static str,
     items: BTreeMap<String, (Vec<f32>, Value)>,
+    /// The fields indexed, as the index info lists them.
+    fields: Value,
 }
 
 impl Model {
@@ -364,12 +389,16 @@ impl Checker {
 
     fn count(&mut self, name: &str, model: &Model) {
         let (s, info) = self.api.get(&format!("/vectors/index/{name}"));
-        self.check(s == 200 && info["count"] == model.items.len(), || {
-            format!(
-                "{name}: info {s} {info}, expected count {}",
-                model.items.len()
-            )
-        });
+        self.check(
+            s == 200 && info["count"] == model.items.len() && info["fields"] == model.fields,
+            || {
+                format!(
+                    "{name}: info {s} {info}, expected count {} and fields {}",
+                    model.items.len(),
+                    model.fields
+                )
+            },
+        );
     }
 
     fn list(&mut self, models: &BTreeMap<&str, Model>) {
@@ -435,17 +464,22 @@ fn random_operations_agree_with_the_model_across_restarts() {
         let (name, distance) = INDEXES[rng.below(INDEXES.len() as u64) as usize];
         let path = format!("/vectors/index/{name}");
         let Some(model) = models.get(name).cloned() else {
+            let fields: Value = match name {
+                "m-l2" => serde_json::from_str(ALL_FIELDS).unwrap(),
+                _ => json!({}),
+            };
             let (s, body) = c.api.post(
                 "/vectors/index",
-                &json!({"name": name, "dim": DIM, "distance": distance}),
+                &json!({"name": name, "dim": DIM, "distance": distance, "fields": fields}),
             );
-            c.check(s == 201, || {
+            c.check(s == 201 && body["fields"] == fields, || {
                 format!("step {step}: create {name}: {s} {body}")
             });
             models.insert(
                 name,
                 Model {
                     distance,
+                    fields,
                     ..Model::default()
                 },
             );
@@ -555,7 +589,37 @@ fn random_operations_agree_with_the_model_across_restarts() {
                 let limit = 1 + rng.below(60);
                 c.query_get_and_count(name, &model, &filter, limit);
             }
-            90..=94 => c.list(&models),
+            90..=93 => c.list(&models),
+            94 if name == "m-cos" => {
+                // fields declared on a live index: its sealed segments get them in the
+                // background, while the searches above go on
+                let fields: Value = serde_json::from_str(LATER_FIELDS).unwrap();
+                let (s, body) = c
+                    .api
+                    .post(&format!("{path}/fields"), &json!({ "fields": fields }));
+                c.check(s == 200 && body["fields"] == fields, || {
+                    format!("step {step}: declare fields of {name}: {s} {body}")
+                });
+                models.get_mut(name).unwrap().fields = fields;
+            }
+            94 => {
+                // another kind for a declared field is refused and changes nothing; the same
+                // kind again is no change
+                let (s, body) = c.api.post(
+                    &format!("{path}/fields"),
+                    &json!({"fields": {"tag": "integer"}}),
+                );
+                let want = match model.fields.get("tag") {
+                    Some(kind) if kind != "integer" => 400,
+                    _ => 200,
+                };
+                c.check(s == want, || {
+                    format!("step {step}: redeclare tag of {name}: {s} {body}")
+                });
+                if s == 200 {
+                    models.get_mut(name).unwrap().fields = body["fields"].clone();
+                }
+            }
             95..=96 => c.count(name, &model),
             _ => {
                 let (s, body) = c.api.delete(&path);

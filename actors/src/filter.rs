@@ -142,6 +142,152 @@ impl Filter {
     }
 }
 
+/// A value a field index can look up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+}
+
+/// What a field index is asked about one field (see `Filter::lookup`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldQuery<'a> {
+    /// The field equals one of these, or is an array holding one of them.
+    OneOf(Vec<Scalar<'a>>),
+    /// The field is a number within these bounds, each `(value, inclusive)`.
+    Range {
+        low: Option<(f64, bool)>,
+        high: Option<(f64, bool)>,
+    },
+}
+
+/// The part of a filter that indexes can answer, as a superset: every item that passes
+/// the filter passes its lookup, so the items a lookup finds are the only candidates,
+/// each still checked against the whole filter. Negations (`$ne`, `$nin`, `$not`, ...)
+/// have no lookup: they pass most items, which a graph walk finds as well.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup<'a> {
+    Field {
+        name: &'a str,
+        query: FieldQuery<'a>,
+    },
+    Ids(Vec<&'a str>),
+    /// Items found by every one of these.
+    All(Vec<Lookup<'a>>),
+    /// Items found by any of these.
+    Any(Vec<Lookup<'a>>),
+}
+
+impl Filter {
+    /// What indexes can answer of this filter (none when nothing: a filter of negations).
+    pub fn lookup(&self) -> Option<Lookup<'_>> {
+        self.node.lookup()
+    }
+}
+
+impl Node {
+    fn lookup(&self) -> Option<Lookup<'_>> {
+        match self {
+            Node::All(nodes) => {
+                let mut found: Vec<Lookup> = Vec::with_capacity(nodes.len());
+                for lookup in nodes.iter().filter_map(Node::lookup) {
+                    // Bounds on one field are one range (`$gte` and `$lt` of a year).
+                    if let Lookup::Field {
+                        name,
+                        query: FieldQuery::Range { low, high },
+                    } = &lookup
+                    {
+                        let same_field = found.iter_mut().find_map(|l| match l {
+                            Lookup::Field {
+                                name: n,
+                                query: FieldQuery::Range { low, high },
+                            } if n == name => Some((low, high)),
+                            _ => None,
+                        });
+                        if let Some((l, h)) = same_field {
+                            *l = tighter(*l, *low, true);
+                            *h = tighter(*h, *high, false);
+                            continue;
+                        }
+                    }
+                    found.push(lookup);
+                }
+                match found.len() {
+                    0 => None,
+                    1 => found.pop(),
+                    _ => Some(Lookup::All(found)),
+                }
+            }
+            Node::Any(nodes) => nodes
+                .iter()
+                .map(Node::lookup)
+                .collect::<Option<Vec<_>>>()
+                .map(Lookup::Any),
+            Node::Not(_) => None,
+            Node::Field { name, test } => {
+                let query = match test {
+                    Test::Eq(v) | Test::Contains(v) => FieldQuery::OneOf(vec![as_scalar(v)?]),
+                    Test::In(values) => FieldQuery::OneOf(values.scalars()),
+                    Test::Range { op, bound } => {
+                        let b = Some((*bound, matches!(op, RangeOp::Gte | RangeOp::Lte)));
+                        match op {
+                            RangeOp::Gt | RangeOp::Gte => FieldQuery::Range { low: b, high: None },
+                            RangeOp::Lt | RangeOp::Lte => FieldQuery::Range { low: None, high: b },
+                        }
+                    }
+                    Test::Ne(_) | Test::Nin(_) | Test::NotContains(_) | Test::Exists(_) => {
+                        return None
+                    }
+                };
+                Some(Lookup::Field { name, query })
+            }
+            Node::Id(Test::Eq(Value::String(id))) => Some(Lookup::Ids(vec![id])),
+            Node::Id(Test::In(values)) => Some(Lookup::Ids(
+                values.strings.iter().map(String::as_str).collect(),
+            )),
+            Node::Id(_) => None,
+        }
+    }
+}
+
+/// The tighter of two bounds: the larger low bound (`low`) or the smaller high one; at
+/// equal values, the exclusive one.
+fn tighter(a: Option<(f64, bool)>, b: Option<(f64, bool)>, low: bool) -> Option<(f64, bool)> {
+    match (a, b) {
+        (Some(x), Some(y)) => {
+            let x_tighter = if x.0 == y.0 { !x.1 } else { (x.0 > y.0) == low };
+            Some(if x_tighter { x } else { y })
+        }
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn as_scalar(v: &Value) -> Option<Scalar<'_>> {
+    match v {
+        Value::String(s) => Some(Scalar::Str(s)),
+        Value::Number(n) => n.as_f64().map(Scalar::Num),
+        Value::Bool(b) => Some(Scalar::Bool(*b)),
+        _ => None,
+    }
+}
+
+impl Values {
+    /// Every value of the list, for lookups.
+    fn scalars(&self) -> Vec<Scalar<'_>> {
+        let strings = self.strings.iter().map(|s| Scalar::Str(s));
+        let numbers = self.integers_f64.iter().chain(&self.floats);
+        let bools = [false, true]
+            .into_iter()
+            .filter(|&b| self.bools[b as usize]);
+        strings
+            .chain(numbers.map(|&x| Scalar::Num(x)))
+            .chain(bools.map(Scalar::Bool))
+            .collect()
+    }
+}
+
 impl Node {
     fn matches(&self, id: &str, metadata: &Map<String, Value>) -> bool {
         match self {

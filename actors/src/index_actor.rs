@@ -23,7 +23,7 @@ use actix::prelude::*;
 use crate::codec::log::LogBatch;
 use crate::error::IndexError;
 use crate::filter::Filter;
-use crate::index::{AddOutcome, Index, JobKind, NewItem};
+use crate::index::{AddOutcome, Fields, Index, JobKind, NewItem};
 use crate::persist::persister::{IndexPeer, MarkDirty, SealNow, TakeChanges};
 use crate::persist::save::Changes;
 
@@ -60,6 +60,14 @@ pub struct DeletedItems {
     pub deleted: usize,
     /// Live items after it.
     pub count: usize,
+}
+
+/// Index more fields (`Index::declare_fields`): one logged change when it adds any;
+/// answers every declared field. Sealed segments get the new indexes in the background.
+#[derive(Message)]
+#[rtype(result = "Result<Fields, IndexError>")]
+pub struct DeclareFields {
+    pub fields: Fields,
 }
 
 /// The index was removed from the registry: finish the mutation in progress, then stop.
@@ -408,6 +416,37 @@ impl Handler<DeleteItems> for IndexActor {
     }
 }
 
+impl Handler<DeclareFields> for IndexActor {
+    type Result = AtomicResponse<Self, Result<Fields, IndexError>>;
+
+    fn handle(&mut self, msg: DeclareFields, _: &mut Context<Self>) -> Self::Result {
+        let index = self.index.clone();
+        let lsn = self.lsn + 1;
+        let work = blocking(self.name.clone(), "declaring fields", move || {
+            let before = index.fields();
+            index
+                .declare_fields(&msg.fields)
+                .map(|all| (all != before, all, msg.fields))
+        });
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(move |res, act, ctx| {
+            let (changed, all, asked) = res??;
+            if changed {
+                act.lsn = lsn;
+                if act.persister.is_some() {
+                    act.pending.push_fields(lsn, &asked);
+                }
+                log::info!(
+                    "index {:?}: fields {:?} declared for indexing; sealed segments are indexed in the background",
+                    act.name,
+                    asked.keys().collect::<Vec<_>>()
+                );
+                act.written(ctx);
+            }
+            Ok(all)
+        })))
+    }
+}
+
 impl Handler<TakeChanges> for IndexActor {
     type Result = AtomicResponse<Self, Result<Changes, IndexError>>;
 
@@ -422,6 +461,7 @@ impl Handler<TakeChanges> for IndexActor {
             sealed: index.sealed_segments(),
             covered_lsn: index.covered_lsn(lsn),
             params: index.params().clone(),
+            fields: index.fields(),
         });
         AtomicResponse::new(Box::pin(work.into_actor(self)))
     }

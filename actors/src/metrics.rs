@@ -215,7 +215,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         filtered_segment_searches: counter_vec(
             &r,
             "vectord_filtered_segment_searches_total",
-            "Segments searched under a filter, by plan: scan (exact distances over the matching points), walk (a graph walk over remembered matches), sampled_walk (a large segment's first search of a filter most points pass: a walk trying the filter on the points it meets).",
+            "Segments searched under a filter, by plan: scan (exact distances over the matching points), walk (a graph walk over remembered matches), sampled_walk (a large segment's first search of a filter most points pass: a walk trying the filter on the points it meets), index_scan (field indexes found few candidates: exact distances over those that pass), index_walk (field indexes found many: a graph walk trying the filter on the points it meets).",
             &["plan"],
         ),
         index_items: gauge_vec(

@@ -82,6 +82,106 @@ impl Limits {
     }
 }
 
+/// The fields of an index that have a field index, by name: declared at creation or later
+/// (`POST /vectors/index/{name}/fields`), stored in the manifest.
+pub type Fields = std::collections::BTreeMap<String, FieldKind>;
+
+/// Most fields one index may declare.
+pub const MAX_FIELDS: usize = 64;
+/// Longest field name, in bytes.
+pub const MAX_FIELD_NAME_BYTES: usize = 256;
+
+/// What a field index holds and answers (docs/API.md, "Field indexes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldKind {
+    /// Strings (and the strings of an array): `$eq`, `$in`, `$contains`.
+    Keyword,
+    /// Numbers: `$eq`, `$in`, ranges. Kept as f64, which orders every JSON number; equal
+    /// integers past 2^53 are told apart by the filter's own check of each candidate.
+    Integer,
+    /// Numbers, as `integer`: the two differ only in what a client declares.
+    Float,
+    /// `true` / `false`: `$eq`, `$in`.
+    Bool,
+}
+
+impl FieldKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldKind::Keyword => "keyword",
+            FieldKind::Integer => "integer",
+            FieldKind::Float => "float",
+            FieldKind::Bool => "bool",
+        }
+    }
+}
+
+/// Reads a `fields` object (`{"lang": "keyword", "year": "integer"}`) as a client sent it:
+/// 400 `invalid_fields` naming the field on anything else.
+pub fn parse_fields(value: &Value) -> Result<Fields, IndexError> {
+    let invalid = |message: String| IndexError::invalid("invalid_fields", message);
+    let Value::Object(object) = value else {
+        return Err(invalid(
+            "fields is an object of field name to \"keyword\", \"integer\", \"float\" or \"bool\""
+                .into(),
+        ));
+    };
+    if object.len() > MAX_FIELDS {
+        return Err(invalid(format!(
+            "fields names {} fields, more than the limit of {MAX_FIELDS}",
+            object.len()
+        )));
+    }
+    let mut out = Fields::new();
+    for (name, kind) in object {
+        if name.is_empty() || name.len() > MAX_FIELD_NAME_BYTES || name.starts_with('$') {
+            return Err(invalid(format!(
+                "fields.{}: a field name is 1-{MAX_FIELD_NAME_BYTES} bytes, not starting with '$'",
+                truncate(name, 160)
+            )));
+        }
+        let kind = serde_json::from_value::<FieldKind>(kind.clone()).map_err(|_| {
+            invalid(format!(
+                "fields.{name}: {} is not \"keyword\", \"integer\", \"float\" or \"bool\"",
+                truncate(&kind.to_string(), 80)
+            ))
+        })?;
+        out.insert(name.clone(), kind);
+    }
+    Ok(out)
+}
+
+/// `declared` with `more` added: a field already declared keeps its kind (declaring it
+/// again with the same kind is no change, with another kind is 400 `invalid_fields`), and
+/// the whole stays within `MAX_FIELDS`.
+pub fn merge_fields(declared: &Fields, more: &Fields) -> Result<Fields, IndexError> {
+    let mut out = declared.clone();
+    for (name, &kind) in more {
+        match declared.get(name) {
+            Some(&had) if had != kind => {
+                return Err(IndexError::invalid(
+                    "invalid_fields",
+                    format!(
+                        "fields.{name}: the field is already indexed as {}; an index keeps a field's kind",
+                        had.as_str()
+                    ),
+                ))
+            }
+            _ => {
+                out.insert(name.clone(), kind);
+            }
+        }
+    }
+    if out.len() > MAX_FIELDS {
+        return Err(IndexError::invalid(
+            "invalid_fields",
+            format!("an index may index at most {MAX_FIELDS} fields"),
+        ));
+    }
+    Ok(out)
+}
+
 /// Counts the bytes written to it (the JSON size of metadata, without a buffer).
 struct ByteCount(usize);
 

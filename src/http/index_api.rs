@@ -5,18 +5,20 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use vectord_actors::distance::Metric;
-use vectord_actors::index::IndexParams;
+use vectord_actors::index::{Fields, IndexParams};
+use vectord_actors::index_actor::DeclareFields;
+use vectord_actors::params::parse_fields;
 use vectord_actors::persist::persister::Flush;
 use vectord_actors::registry::IndexHandle;
 
 use super::errors::ApiError;
-use super::schema::{ErrorBody, FlushResponse, IndexInfo, IndexList};
+use super::schema::{ErrorBody, FieldsResponse, FlushResponse, IndexInfo, IndexList};
 use super::{body, AppState};
 
 /// A new index. Unknown fields are refused.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "docs", "dim": 384, "distance": "cosine"}))]
+#[schema(example = json!({"name": "docs", "dim": 384, "distance": "cosine", "fields": {"lang": "keyword", "year": "integer"}}))]
 pub struct CreateIndex {
     /// 1-128 characters of `[A-Za-z0-9._-]`, not starting with `.`.
     #[schema(
@@ -44,6 +46,21 @@ pub struct CreateIndex {
     #[serde(default, deserialize_with = "body::whole_opt")]
     #[schema(minimum = 1, maximum = 10000)]
     pub ef_search: Option<usize>,
+    /// Metadata fields to index, by name: `keyword`, `integer`, `float` or `bool`
+    /// (at most 64). Filters on them are answered from the indexes.
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<serde_json::Value>,
+}
+
+/// More fields to index. Unknown fields are refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"fields": {"price": "float", "tags": "keyword"}}))]
+pub struct DeclareFieldsRequest {
+    /// By name: `keyword`, `integer`, `float` or `bool`. A field already indexed keeps
+    /// its kind (the same kind again is no change; another is 400 `invalid_fields`).
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Value,
 }
 
 /// Creates an index.
@@ -72,6 +89,10 @@ pub async fn create(
             ),
         )
     })?;
+    let fields = match &create.fields {
+        Some(value) => parse_fields(value)?,
+        None => Fields::new(),
+    };
     let d = state.defaults;
     let params = IndexParams {
         name: create.name,
@@ -81,7 +102,7 @@ pub async fn create(
         ef_construction: create.ef_construction.unwrap_or(d.ef_construction),
         ef_search: create.ef_search.unwrap_or(d.ef_search),
     };
-    let handle = state.registry.create(params)?;
+    let handle = state.registry.create(params, fields)?;
     Ok(HttpResponse::Created().json(info(&state, &handle)))
 }
 
@@ -135,6 +156,42 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Indexes more metadata fields. Segments already sealed are indexed in the background
+/// (`indexing` is true meanwhile); filters work all along, by reading metadata until then.
+#[utoipa::path(post, path = "/vectors/index/{name}/fields", tag = "indexes",
+    request_body = DeclareFieldsRequest,
+    params(("name" = String, Path, description = "index name")),
+    responses(
+        (status = 200, description = "every field the index now indexes", body = FieldsResponse),
+        (status = 400, description = "invalid or conflicting fields (`invalid_fields`) or body", body = ErrorBody),
+        (status = 404, description = "no such index", body = ErrorBody),
+        (status = 503, description = "still loading (`not_ready`)", body = ErrorBody),
+    ))]
+pub async fn declare_fields(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let handle = state.index(&name)?;
+    let bytes = body::read(&req, payload, state.max_body_bytes).await?;
+    let request: DeclareFieldsRequest = body::json(&bytes)?;
+    let fields = parse_fields(&request.fields)?;
+    let _queued = state.write_slot(&handle)?;
+    let all = handle.actor.send(DeclareFields { fields }).await??;
+    Ok(HttpResponse::Ok().json(FieldsResponse {
+        fields: field_kinds(&all),
+    }))
+}
+
+/// Each field's kind as the API writes it.
+fn field_kinds(fields: &Fields) -> std::collections::BTreeMap<String, String> {
+    fields
+        .iter()
+        .map(|(name, kind)| (name.clone(), kind.as_str().to_string()))
+        .collect()
+}
+
 /// Waits until every change made to the index before this request is stored.
 #[utoipa::path(post, path = "/vectors/index/{name}/flush", tag = "indexes",
     params(("name" = String, Path, description = "index name")),
@@ -185,6 +242,7 @@ fn info(state: &AppState, handle: &IndexHandle) -> IndexInfo {
         m: p.m,
         ef_construction: p.ef_construction,
         ef_search: p.ef_search,
+        fields: field_kinds(&handle.index.fields()),
         count: stats.count,
         tombstones: stats.tombstones,
         memory_bytes_estimate: stats.memory_bytes,
@@ -221,5 +279,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(describe))
             .route(web::delete().to(delete)),
     )
-    .service(super::resource("/vectors/index/{name}/flush", "POST").route(web::post().to(flush)));
+    .service(super::resource("/vectors/index/{name}/flush", "POST").route(web::post().to(flush)))
+    .service(
+        super::resource("/vectors/index/{name}/fields", "POST")
+            .route(web::post().to(declare_fields)),
+    );
 }

@@ -35,6 +35,8 @@ pub struct IndexInfo {
     pub m: usize,
     pub ef_construction: usize,
     pub ef_search: usize,
+    /// Metadata fields with a field index, by name: `keyword`, `integer`, `float`, `bool`.
+    pub fields: std::collections::BTreeMap<String, String>,
     /// Live items.
     pub count: usize,
     /// Deleted or replaced points not yet compacted away.
@@ -58,6 +60,13 @@ pub struct IndexInfo {
     /// The last save's error, while saves fail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_save_error: Option<String>,
+}
+
+/// Every field an index indexes.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"fields": {"lang": "keyword", "year": "integer"}}))]
+pub struct FieldsResponse {
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 /// Every index, sorted by name.

@@ -10,6 +10,7 @@
 //! add:    [1u8][lsn u64][count u32] then count × [id_len u16][id][meta_len u32][meta JSON][dim × f32]
 //! delete: [2u8][lsn u64][id_len u16][id]
 //! delete of several ids in one change: [3u8][lsn u64][count u32] then count × [id_len u16][id]
+//! fields declared for indexing:         [4u8][lsn u64][len u32][JSON object: name → kind]
 //! ```
 //!
 //! Decoding checks the envelope, the checksum and every length before it builds anything,
@@ -55,12 +56,19 @@ pub enum LogRecord {
         lsn: u64,
         ids: Vec<String>,
     },
+    /// Fields declared for indexing (`{"lang": "keyword"}`), read as `params::parse_fields`.
+    Fields {
+        lsn: u64,
+        fields: Map<String, Value>,
+    },
 }
 
 impl LogRecord {
     pub fn lsn(&self) -> u64 {
         match self {
-            LogRecord::Add { lsn, .. } | LogRecord::Delete { lsn, .. } => *lsn,
+            LogRecord::Add { lsn, .. }
+            | LogRecord::Delete { lsn, .. }
+            | LogRecord::Fields { lsn, .. } => *lsn,
         }
     }
 }
@@ -135,6 +143,18 @@ impl LogBatch {
             b.extend_from_slice(&(id.len() as u16).to_le_bytes());
             b.extend_from_slice(id.as_bytes());
         }
+    }
+
+    /// Appends a declaration of fields to index (a JSON object of name to kind).
+    pub fn push_fields(&mut self, lsn: u64, fields: &impl Serialize) {
+        self.note(lsn);
+        // A map of names to kinds always serializes.
+        let json = serde_json::to_vec(fields).unwrap_or_default();
+        let b = &mut self.bytes;
+        b.push(4);
+        b.extend_from_slice(&lsn.to_le_bytes());
+        b.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        b.extend_from_slice(&json);
     }
 
     /// Appends a later batch (its lsns follow this one's).
@@ -324,6 +344,13 @@ fn read_records(payload: &[u8], dim: usize) -> Result<Vec<LogRecord>, String> {
                     ids.push(c.string(id_len)?);
                 }
                 out.push(LogRecord::Delete { lsn, ids });
+            }
+            4 => {
+                let lsn = c.u64()?;
+                let len = c.u32()? as usize;
+                let fields = serde_json::from_slice(c.take(len)?)
+                    .map_err(|e| format!("fields record {lsn}: {e}"))?;
+                out.push(LogRecord::Fields { lsn, fields });
             }
             other => return Err(format!("unknown record type {other} at byte {}", c.at - 1)),
         }

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{DecodeError, FORMAT_NAME, VERSION};
-use crate::params::IndexParams;
+use crate::params::{Fields, IndexParams};
 
 pub const KIND_MANIFEST: &str = "manifest";
 
@@ -19,6 +19,9 @@ pub struct Manifest {
     pub version: u32,
     pub kind: String,
     pub params: IndexParams,
+    /// The fields with a field index (absent when none, as before 0.3).
+    #[serde(default, skip_serializing_if = "Fields::is_empty")]
+    pub fields: Fields,
     /// Sixteen hex digits, new for every index created under this name.
     pub incarnation: String,
     /// Every change with a log sequence number up to this one is in the segments.
@@ -63,6 +66,7 @@ pub fn parse_log_object(name: &str) -> Option<u64> {
 /// Encodes a manifest; `tombstones` are the segments' bitsets, in segment order.
 pub fn encode(
     params: &IndexParams,
+    fields: &Fields,
     incarnation: &str,
     covered_lsn: u64,
     segments: Vec<ManifestSegment>,
@@ -74,6 +78,7 @@ pub fn encode(
         version: VERSION,
         kind: KIND_MANIFEST.into(),
         params: params.clone(),
+        fields: fields.clone(),
         incarnation: incarnation.into(),
         covered_lsn,
         segments,
@@ -178,6 +183,7 @@ mod tests {
         ];
         encode(
             &params(),
+            &Fields::new(),
             "00000000deadbeef",
             42,
             segs,

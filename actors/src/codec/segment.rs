@@ -5,8 +5,11 @@
 //! Sections, in payload order: `vectors` (f32, points × dim), `id_bytes` (the ids back to
 //! back), `id_ends` (u64 end offset of each id), `metadata_bytes` (each point's metadata as
 //! a JSON object, empty for `{}`), `metadata_ends` (u64), and for a sealed segment the flat
-//! graph: `links0`, `upper_points`, `upper_start`, `upper` (u32) and `upper_levels` (u8).
+//! graph: `links0`, `upper_points`, `upper_start`, `upper` (u32) and `upper_levels` (u8),
+//! then one section `field:<name>` (bytes) per field index (`index::field_index` encodes
+//! them).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -71,6 +74,8 @@ pub struct SegmentView<'a> {
     pub metadata_bytes: &'a [u8],
     pub metadata_ends: &'a [u64],
     pub graph: Option<GraphView<'a>>,
+    /// Field indexes, encoded, by field name (sealed segments only).
+    pub fields: Vec<(&'a str, &'a [u8])>,
 }
 
 pub struct GraphView<'a> {
@@ -91,6 +96,8 @@ pub struct SegmentArrays {
     pub metadata_bytes: Vec<u8>,
     pub metadata_ends: Vec<u64>,
     pub graph: Option<GraphArrays>,
+    /// Field indexes, encoded, by field name.
+    pub fields: Vec<(String, Vec<u8>)>,
 }
 
 pub struct GraphArrays {
@@ -110,6 +117,8 @@ const PLAIN: [&str; 5] = [
     "metadata_bytes",
     "metadata_ends",
 ];
+/// Prefix of a field index's section name.
+const FIELD: &str = "field:";
 const GRAPH: [&str; 5] = [
     "links0",
     "upper_points",
@@ -131,7 +140,7 @@ impl SegmentHeader {
 /// Encodes a segment's arrays: its header (without id, growing and deleted, which the
 /// caller fills in) and its sections' bytes, in payload order.
 pub fn encode(view: &SegmentView) -> (SegmentHeader, Vec<Vec<u8>>) {
-    let parts: Vec<(&str, Vec<u8>)> = sections_of(view)
+    let parts: Vec<(Cow<str>, Vec<u8>)> = sections_of(view)
         .into_iter()
         .map(|(name, values)| {
             let mut bytes = Vec::with_capacity(values.count() * values.width());
@@ -242,7 +251,16 @@ impl SectionsReader {
             None => PLAIN.to_vec(),
         };
         let names: Vec<&str> = header.sections.iter().map(|s| s.name.as_str()).collect();
-        if names != expected {
+        // Field indexes follow a graph's sections, each once.
+        let fields = names.get(expected.len()..).unwrap_or_default();
+        let fields_ok = fields.iter().all(|n| n.starts_with(FIELD))
+            && (fields.is_empty() || header.graph.is_some())
+            && fields
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == fields.len();
+        if names.get(..expected.len()) != Some(&expected[..]) || !fields_ok {
             return Err(DecodeError::Invalid(format!(
                 "segment {} has sections {names:?}, expected {expected:?}",
                 header.id
@@ -382,6 +400,12 @@ impl SectionsReader {
                 actual: got,
             });
         }
+        let fixed = PLAIN.len() + self.header.graph.map_or(0, |_| GRAPH.len());
+        let field_names: Vec<String> = self.header.sections
+            [fixed.min(self.header.sections.len())..]
+            .iter()
+            .map(|s| s.name.strip_prefix(FIELD).unwrap_or_default().to_string())
+            .collect();
         let mut t = self.targets.into_iter();
         let mut next = || t.next();
         let f32s = |x: Option<Target>| match x {
@@ -414,6 +438,10 @@ impl SectionsReader {
             upper: u32s(next()),
             upper_levels: bytes(next()),
         });
+        let fields = field_names
+            .into_iter()
+            .map(|name| (name, bytes(next())))
+            .collect();
         Ok(SegmentArrays {
             vectors,
             id_bytes,
@@ -421,6 +449,7 @@ impl SectionsReader {
             metadata_bytes,
             metadata_ends,
             graph,
+            fields,
         })
     }
 }
@@ -474,20 +503,23 @@ impl Values<'_> {
 }
 
 /// The sections of a view, in payload order.
-fn sections_of<'a>(view: &SegmentView<'a>) -> Vec<(&'static str, Values<'a>)> {
+fn sections_of<'a>(view: &SegmentView<'a>) -> Vec<(Cow<'static, str>, Values<'a>)> {
     let mut out = vec![
-        ("vectors", Values::F32(view.vectors)),
-        ("id_bytes", Values::Bytes(view.id_bytes)),
-        ("id_ends", Values::U64(view.id_ends)),
-        ("metadata_bytes", Values::Bytes(view.metadata_bytes)),
-        ("metadata_ends", Values::U64(view.metadata_ends)),
+        ("vectors".into(), Values::F32(view.vectors)),
+        ("id_bytes".into(), Values::Bytes(view.id_bytes)),
+        ("id_ends".into(), Values::U64(view.id_ends)),
+        ("metadata_bytes".into(), Values::Bytes(view.metadata_bytes)),
+        ("metadata_ends".into(), Values::U64(view.metadata_ends)),
     ];
     if let Some(g) = &view.graph {
-        out.push(("links0", Values::U32(g.links0)));
-        out.push(("upper_points", Values::U32(g.upper_points)));
-        out.push(("upper_start", Values::U32(g.upper_start)));
-        out.push(("upper", Values::U32(g.upper)));
-        out.push(("upper_levels", Values::Bytes(g.upper_levels)));
+        out.push(("links0".into(), Values::U32(g.links0)));
+        out.push(("upper_points".into(), Values::U32(g.upper_points)));
+        out.push(("upper_start".into(), Values::U32(g.upper_start)));
+        out.push(("upper".into(), Values::U32(g.upper)));
+        out.push(("upper_levels".into(), Values::Bytes(g.upper_levels)));
+        for (name, bytes) in &view.fields {
+            out.push((format!("{FIELD}{name}").into(), Values::Bytes(bytes)));
+        }
     }
     out
 }
@@ -686,6 +718,7 @@ mod tests {
                 upper_start: &[],
                 upper: &[],
             }),
+            fields: Vec::new(),
         };
         let (header, parts) = encode(&view);
         (header, parts.concat())
@@ -726,6 +759,7 @@ mod tests {
                     upper_start: &[],
                     upper: &[],
                 }),
+                fields: vec![("lang", b"xyz")],
             }
         }
     }

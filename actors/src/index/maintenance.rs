@@ -28,17 +28,19 @@ use std::time::{Duration, Instant};
 
 use super::bitset::BitSet;
 use super::build::build_graph;
+use super::field_index::FieldIndexes;
 use super::insert::extend_graph;
 use super::points::Points;
 use super::sealed::FlatGraph;
-use super::{Index, Segment, State};
+use super::{Fields, Index, Segment, State};
 
 /// What kind of job (the actor runs one of each at a time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     /// Building graphs of frozen segments.
     Seal,
-    /// Merging and compacting sealed segments.
+    /// Merging and compacting sealed segments, and indexing fields declared after a
+    /// segment was sealed.
     Merge,
 }
 
@@ -46,6 +48,8 @@ pub enum JobKind {
 pub struct Job {
     pub kind: JobKind,
     work: Work,
+    /// The fields declared when it was planned: the segments it builds get their indexes.
+    fields: Fields,
 }
 
 enum Work {
@@ -62,6 +66,8 @@ enum Work {
         sources: Vec<Source>,
         graph: Arc<FlatGraph>,
     },
+    /// Build the indexes of `Job::fields` for a sealed segment that lacks them.
+    IndexFields { segment: u64, points: Arc<Points> },
 }
 
 struct Source {
@@ -82,6 +88,11 @@ enum BuiltWork {
     Sealed {
         segment: u64,
         graph: Option<FlatGraph>,
+        fields: FieldIndexes,
+    },
+    Indexed {
+        segment: u64,
+        fields: FieldIndexes,
     },
     Rebuilt {
         sources: Vec<u64>,
@@ -90,6 +101,7 @@ enum BuiltWork {
         /// (source position, point in source) of each new point.
         origins: Vec<(u32, u32)>,
         why: &'static str,
+        fields: FieldIndexes,
     },
 }
 
@@ -103,7 +115,7 @@ impl Job {
     /// The segments the job works on.
     pub fn segments(&self) -> Vec<u64> {
         match &self.work {
-            Work::Seal { segment, .. } => vec![*segment],
+            Work::Seal { segment, .. } | Work::IndexFields { segment, .. } => vec![*segment],
             Work::Rebuild { sources, .. } | Work::Extend { sources, .. } => {
                 sources.iter().map(|s| s.id).collect()
             }
@@ -120,11 +132,19 @@ impl Index {
             JobKind::Seal => self.pick_seal(&s),
             JobKind::Merge => self.pick_merge(&s),
         }?;
+        let mut fields = s.fields.clone();
         let work = match chosen {
             Pick::Seal(pos) => Work::Seal {
                 segment: s.segments[pos].id,
                 points: s.segments[pos].points.clone(),
             },
+            Pick::IndexFields(pos) => {
+                fields = s.segments[pos].fields.missing(&s.fields);
+                Work::IndexFields {
+                    segment: s.segments[pos].id,
+                    points: s.segments[pos].points.clone(),
+                }
+            }
             Pick::Rebuild(positions, why) => {
                 let source = |pos: usize| Source {
                     id: s.segments[pos].id,
@@ -153,7 +173,7 @@ impl Index {
                 }
             }
         };
-        let job = Job { kind, work };
+        let job = Job { kind, work, fields };
         for id in job.segments() {
             if let Some(pos) = s.position(id) {
                 s.segments[pos].busy.store(true, Relaxed);
@@ -217,7 +237,10 @@ impl Index {
                 return Some(Pick::Rebuild(members.clone(), "merge"));
             }
         }
-        None
+        sealed
+            .into_iter()
+            .find(|&i| !s.segments[i].fields.covers(&s.fields))
+            .map(Pick::IndexFields)
     }
 
     /// ⌊log_F(live / seal_points)⌋, 0 below `seal_points`.
@@ -246,12 +269,18 @@ impl Index {
             Work::Seal { segment, points } => BuiltWork::Sealed {
                 segment,
                 graph: build_graph(&points, p.distance, p.m, p.ef_construction)?,
+                fields: FieldIndexes::build(&points, &job.fields),
+            },
+            Work::IndexFields { segment, points } => BuiltWork::Indexed {
+                segment,
+                fields: FieldIndexes::build(&points, &job.fields),
             },
             Work::Rebuild { sources, why } => {
                 let (points, origins) = gather(&sources, false, p.dim);
                 let graph = build_graph(&points, p.distance, p.m, p.ef_construction)?;
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
+                    fields: FieldIndexes::build(&points, &job.fields),
                     points: Box::new(points),
                     graph,
                     origins,
@@ -266,6 +295,7 @@ impl Index {
                 let graph = extend_graph(&graph, &points, p.distance, p.ef_construction, seed)?;
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
+                    fields: FieldIndexes::build(&points, &job.fields),
                     points: Box::new(points),
                     graph: Some(graph),
                     origins,
@@ -298,14 +328,20 @@ impl Index {
     fn install_into(&self, s: &mut State, built: Built) -> JobReport {
         let took = built.took.as_millis();
         match built.work {
-            BuiltWork::Sealed { segment, graph } => {
+            BuiltWork::Sealed {
+                segment,
+                graph,
+                fields,
+            } => {
                 let Some(pos) = s.position(segment) else {
                     return JobReport {
                         summary: format!("segment {segment} vanished before its seal"),
                     };
                 };
+                let declared = s.fields.clone();
                 let seg = &mut s.segments[pos];
                 seg.graph = graph.map(Arc::new);
+                seg.fields = Arc::new(seg.fields.with(fields, &declared));
                 seg.first_lsn = None;
                 seg.busy.store(false, Relaxed);
                 JobReport {
@@ -315,12 +351,14 @@ impl Index {
                     ),
                 }
             }
+            BuiltWork::Indexed { segment, fields } => install_indexed(s, segment, fields, took),
             BuiltWork::Rebuilt {
                 sources,
                 points,
                 graph,
                 origins,
                 why,
+                fields,
             } => {
                 let positions: Vec<Option<usize>> =
                     sources.iter().map(|&id| s.position(id)).collect();
@@ -353,6 +391,7 @@ impl Index {
                             busy: AtomicBool::new(false),
                             first_lsn: None,
                             filters: Default::default(),
+                            fields: Arc::new(fields),
                         },
                     );
                     format!(
@@ -375,6 +414,30 @@ impl Index {
             }
         }
         self.jobs.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Gives a sealed segment the field indexes a job built for it.
+fn install_indexed(s: &mut State, segment: u64, fields: FieldIndexes, took: u128) -> JobReport {
+    let Some(pos) = s.position(segment) else {
+        return JobReport {
+            summary: format!("segment {segment} vanished before its fields were indexed"),
+        };
+    };
+    // A new number: the segment is stored again, with its new indexes.
+    let id = s.next_id;
+    s.next_id += 1;
+    let names: Vec<String> = fields.names();
+    let declared = s.fields.clone();
+    let seg = &mut s.segments[pos];
+    seg.fields = Arc::new(seg.fields.with(fields, &declared));
+    seg.id = id;
+    seg.busy.store(false, Relaxed);
+    JobReport {
+        summary: format!(
+            "indexed fields {names:?} of segment {segment} ({} points), now segment {id}, in {took} ms",
+            seg.points.len()
+        ),
     }
 }
 
@@ -401,6 +464,7 @@ fn gather(sources: &[Source], first_whole: bool, dim: usize) -> (Points, Vec<(u3
 
 enum Pick {
     Seal(usize),
+    IndexFields(usize),
     Rebuild(Vec<usize>, &'static str),
 }
 

@@ -24,6 +24,7 @@
 
 pub mod bitset;
 pub mod build;
+pub mod field_index;
 mod filter_cache;
 pub mod hnsw;
 mod ids;
@@ -45,7 +46,7 @@ use serde_json::{Map, Value};
 
 use crate::error::IndexError;
 use crate::filter::Filter;
-pub use crate::params::{IndexParams, Limits, NewItem};
+pub use crate::params::{FieldKind, Fields, IndexParams, Limits, NewItem};
 use bitset::BitSet;
 pub use items::Page;
 pub use maintenance::{Built, Job, JobKind, JobReport};
@@ -110,6 +111,9 @@ struct State {
     segments: Vec<Segment>,
     /// Number of the next segment.
     next_id: u64,
+    /// The fields with a field index, as declared: every sealed segment gets their
+    /// indexes (in the background for a segment sealed before a field was declared).
+    fields: Fields,
 }
 
 /// The segment that takes new items.
@@ -140,6 +144,8 @@ struct Segment {
     first_lsn: Option<u64>,
     /// Results of the filters searched last (sealed segments only).
     filters: filter_cache::FilterCache,
+    /// Its field indexes (sealed segments only; see `field_index`).
+    fields: Arc<field_index::FieldIndexes>,
 }
 
 /// Where a live item is.
@@ -213,6 +219,7 @@ impl Index {
                 growing: Growing::new(1, dim),
                 segments: Vec::new(),
                 next_id: 2,
+                fields: Fields::new(),
             },
         )
     }
@@ -235,6 +242,30 @@ impl Index {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The fields with a field index.
+    pub fn fields(&self) -> Fields {
+        self.read().fields.clone()
+    }
+
+    /// Declares more fields to index (see `params::merge_fields` for what is refused);
+    /// returns every declared field. Segments sealed from now on get their indexes when
+    /// sealed, the others from background jobs (`maintenance`). Must not run concurrently
+    /// with another mutation.
+    pub fn declare_fields(&self, more: &Fields) -> Result<Fields, IndexError> {
+        let mut s = self.write();
+        let all = crate::params::merge_fields(&s.fields, more)?;
+        s.fields = all.clone();
+        Ok(all)
+    }
+
+    /// Whether some sealed segment still lacks the index of a declared field.
+    pub fn fields_pending(&self) -> bool {
+        let s = self.read();
+        s.segments
+            .iter()
+            .any(|seg| seg.graph.is_some() && !seg.fields.covers(&s.fields))
     }
 
     // A panic while a lock is held (none is expected: all input is checked first) must
@@ -501,7 +532,8 @@ impl State {
             stats.memory_bytes += seg.points.heap_bytes()
                 + seg.deleted.heap_bytes()
                 + seg.graph.as_ref().map_or(0, |g| g.heap_bytes())
-                + seg.filters.heap_bytes();
+                + seg.filters.heap_bytes()
+                + seg.fields.heap_bytes();
             match seg.graph {
                 Some(_) => stats.sealed_segments += 1,
                 None => stats.unsealed_points += seg.points.len(),
@@ -592,6 +624,7 @@ impl State {
             busy: AtomicBool::new(false),
             first_lsn: old.first_lsn,
             filters: Default::default(),
+            fields: Default::default(),
         });
     }
 

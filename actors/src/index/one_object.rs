@@ -81,6 +81,8 @@ fn encode_segment(
         metadata_bytes: &metadata_bytes,
         metadata_ends: &metadata_ends,
         graph,
+        // This layout keeps no field indexes: a loaded index builds them again.
+        fields: Vec::new(),
     };
     let (mut header, parts) = seg::encode(&view);
     header.id = id;
@@ -230,6 +232,7 @@ fn from_v2(envelope: IndexEnvelope, payload: &[u8], config: EngineConfig) -> Res
                 busy: AtomicBool::new(false),
                 first_lsn: None,
                 filters: Default::default(),
+                fields: Default::default(),
             });
         }
     }
@@ -244,6 +247,7 @@ fn from_v2(envelope: IndexEnvelope, payload: &[u8], config: EngineConfig) -> Res
         growing,
         segments,
         next_id,
+        fields: Default::default(),
     };
     check_unique_live_ids(&state)?;
     Ok(Index::from_state(params, config, state))
@@ -369,8 +373,10 @@ fn from_v1(
             busy: AtomicBool::new(false),
             first_lsn: None,
             filters: Default::default(),
+            fields: Default::default(),
         }],
         next_id: 3,
+        fields: Default::default(),
     };
     check_unique_live_ids(&state)?;
     Ok(Index::from_state(params, config, state))

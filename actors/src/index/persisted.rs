@@ -9,10 +9,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::bitset::BitSet;
+use super::field_index::FieldIndexes;
 use super::ids::IdTable;
 use super::points::{Metadata, Points};
 use super::sealed::FlatGraph;
-use super::{EngineConfig, Growing, Index, IndexParams, NewItem, Segment, State};
+use super::{EngineConfig, Fields, Growing, Index, IndexParams, NewItem, Segment, State};
 use crate::codec::log::{LogBatch, LogRecord};
 use crate::codec::segment::{SegmentArrays, SegmentSource, SegmentView};
 
@@ -27,6 +28,7 @@ pub struct SealedSegment {
     pub tombstone_bits: Vec<u8>,
     data: Arc<Points>,
     graph: Arc<FlatGraph>,
+    fields: Arc<FieldIndexes>,
 }
 
 impl SealedSegment {
@@ -39,6 +41,7 @@ impl SealedSegment {
             graph: self.graph.clone(),
             metadata_bytes,
             metadata_ends,
+            fields: self.fields.encode(),
         })
     }
 }
@@ -48,6 +51,7 @@ struct StoredArrays {
     graph: Arc<FlatGraph>,
     metadata_bytes: Vec<u8>,
     metadata_ends: Vec<u64>,
+    fields: Vec<(String, Vec<u8>)>,
 }
 
 impl SegmentSource for StoredArrays {
@@ -61,6 +65,11 @@ impl SegmentSource for StoredArrays {
             metadata_bytes: &self.metadata_bytes,
             metadata_ends: &self.metadata_ends,
             graph: Some(self.graph.view()),
+            fields: self
+                .fields
+                .iter()
+                .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+                .collect(),
         }
     }
 }
@@ -94,6 +103,7 @@ impl Index {
                     tombstone_bits: bits_of(&seg.deleted, seg.points.len()),
                     data: seg.points.clone(),
                     graph: seg.graph.clone()?,
+                    fields: seg.fields.clone(),
                 })
             })
             .collect()
@@ -150,11 +160,13 @@ impl Index {
         batch
     }
 
-    /// An index from its stored sealed segments (no unsealed points yet: the log comes
-    /// next, with `replay`).
+    /// An index from its stored sealed segments and declared fields (no unsealed points
+    /// yet: the log comes next, with `replay`). A segment stored without the index of a
+    /// declared field gets it from a background job.
     pub fn from_storage(
         params: IndexParams,
         config: EngineConfig,
+        fields: Fields,
         segments: Vec<LoadedSegment>,
     ) -> Result<Index, String> {
         params
@@ -164,8 +176,9 @@ impl Index {
         let mut next_id = 1;
         for seg in segments {
             let id = seg.id;
-            let (points, graph) = arrays_to_segment(seg.arrays, params.dim, params.m)
-                .map_err(|e| format!("segment {id}: {e}"))?;
+            let (points, graph, field_indexes) =
+                arrays_to_segment(seg.arrays, params.dim, params.m)
+                    .map_err(|e| format!("segment {id}: {e}"))?;
             let n = points.len();
             if seg.tombstone_bits.len() != n.div_ceil(8) {
                 return Err(format!("segment {id}: tombstones do not fit {n} points"));
@@ -191,12 +204,14 @@ impl Index {
                 busy: AtomicBool::new(false),
                 first_lsn: None,
                 filters: Default::default(),
+                fields: Arc::new(field_indexes),
             });
         }
         let state = State {
             growing: Growing::new(next_id, params.dim),
             segments: restored,
             next_id: next_id + 1,
+            fields,
         };
         super::one_object::check_unique_live_ids(&state)?;
         Ok(Index::from_state(params, config, state))
@@ -227,6 +242,12 @@ impl Index {
                 LogRecord::Delete { ids, .. } => {
                     self.delete_many(&ids);
                 }
+                LogRecord::Fields { lsn, fields } => {
+                    let fields = crate::params::parse_fields(&serde_json::Value::Object(fields))
+                        .map_err(|e| format!("log record {lsn}: {e}"))?;
+                    self.declare_fields(&fields)
+                        .map_err(|e| format!("log record {lsn}: {e}"))?;
+                }
             }
         }
         self.mark_replayed_backlog();
@@ -234,12 +255,12 @@ impl Index {
     }
 }
 
-/// Points and graph of a stored sealed segment.
+/// Points, graph and field indexes of a stored sealed segment.
 pub(super) fn arrays_to_segment(
     arrays: SegmentArrays,
     dim: usize,
     m: usize,
-) -> Result<(Points, FlatGraph), String> {
+) -> Result<(Points, FlatGraph, FieldIndexes), String> {
     let ids = IdTable::from_parts(arrays.id_bytes, arrays.id_ends)?;
     let metadata: Vec<Metadata> =
         super::one_object::decode_metadata(&arrays.metadata_bytes, &arrays.metadata_ends)?;
@@ -258,5 +279,6 @@ pub(super) fn arrays_to_segment(
         g.upper,
         g.entry,
     )?;
-    Ok((points, graph))
+    let fields = FieldIndexes::decode(arrays.fields, points.len())?;
+    Ok((points, graph, fields))
 }

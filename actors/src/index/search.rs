@@ -10,20 +10,29 @@
 //! Guarantees kept from 0.1.0: `k` results come back whenever `k` live items match (a
 //! graph walk that finds too few is widened, then replaced by an exact scan); a filter that
 //! few points pass is answered by scanning exactly those points, since a graph walk would
-//! mostly visit points it must skip. In a large segment, how many pass is estimated on a
-//! sample, so that a filter most points pass costs a walk, not a pass over every point's
-//! metadata.
+//! mostly visit points it must skip.
+//!
+//! How a sealed segment is searched under a filter (its plan):
+//! - with **field indexes** for the filter's conditions (`field_index`), the indexes say
+//!   which points may pass, reading no metadata: when they are few (a tenth of the live
+//!   points or less), exactly those are checked and scanned (`index_scan`); else the
+//!   graph walk tries the filter on the points it meets (`index_walk`);
+//! - without: a filter that a segment remembers (`filter_cache`) or that few points pass
+//!   is answered the same ways from a bitset of the matching points (`scan`, `walk`); in
+//!   a large segment, how many pass is first estimated on a sample, so that a filter most
+//!   points pass costs a walk (`sampled_walk`), not a pass over every point's metadata.
 
 use std::collections::BinaryHeap;
 
 use super::bitset::BitSet;
+use super::field_index::{FieldIndexes, Found};
 use super::filter_cache::{FilterCache, Matches};
 use super::points::Points;
 use super::scratch::{with_scratch, Scratch};
 use super::sealed::FlatGraph;
 use super::{Hit, State};
 use crate::distance::{kernels, Metric};
-use crate::filter::Filter;
+use crate::filter::{Filter, Lookup};
 
 /// Below this many candidates a segment is scanned: exact, and as fast as a graph walk.
 const SCAN_MAX: usize = 1024;
@@ -36,6 +45,8 @@ struct View<'a> {
     deleted_count: usize,
     /// Where a sealed segment remembers its last filters' results.
     filters: Option<&'a FilterCache>,
+    /// A sealed segment's field indexes.
+    fields: Option<&'a FieldIndexes>,
 }
 
 /// A result candidate: ordered by the distance the client sees, then id (API.md: ties by
@@ -85,6 +96,7 @@ pub(super) fn search(
             deleted: &s.deleted,
             deleted_count: s.deleted_count,
             filters: s.graph.is_some().then_some(&s.filters),
+            fields: s.graph.is_some().then_some(&*s.fields),
         })
         .collect();
     views.push(View {
@@ -93,6 +105,7 @@ pub(super) fn search(
         deleted: &state.growing.deleted,
         deleted_count: state.growing.deleted_count,
         filters: None,
+        fields: None,
     });
     let filter = filter.filter(|f| !f.is_empty());
     let kern = kernels();
@@ -134,6 +147,7 @@ fn run<D: Fn(&[f32], &[f32]) -> f32>(
         k,
         ef,
         filter,
+        lookup: filter.and_then(Filter::lookup),
         distance,
     };
     let mut all: Vec<Candidate> = with_scratch(|scratch| {
@@ -163,6 +177,8 @@ struct Search<'q, D> {
     ef: usize,
     /// Its key (equal filters have equal keys) names it in the segments' filter caches.
     filter: Option<&'q Filter>,
+    /// What field indexes can answer of the filter.
+    lookup: Option<Lookup<'q>>,
     /// The search distance (what graphs are ordered by).
     distance: &'q D,
 }
@@ -193,6 +209,10 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
             None if v.deleted_count == 0 => self.walk(index, v, graph, live, &|_| true, scratch),
             None => self.walk(index, v, graph, live, &alive, scratch),
             Some(f) => {
+                let indexed = self.lookup.as_ref().zip(v.fields);
+                if let Some(found) = indexed.and_then(|(l, fields)| fields.find(l, v.points)) {
+                    return self.by_field_indexes(index, v, graph, f, &found, scratch);
+                }
                 let cache = v.filters.zip(Some(f.key()));
                 let found = match cache.and_then(|(cache, key)| cache.get(key)) {
                     Some(found) => found,
@@ -232,6 +252,28 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
                 self.walk(index, v, graph, passing, &accept, scratch)
             }
         }
+    }
+
+    /// A sealed segment searched with what its field indexes `found` for filter `f`.
+    fn by_field_indexes<'a>(
+        &self,
+        index: usize,
+        v: &View<'a>,
+        graph: &FlatGraph,
+        f: &Filter,
+        found: &Found,
+        scratch: &mut Scratch,
+    ) -> Vec<Candidate<'a>> {
+        let passing = |p: u32| !v.deleted.get(p as usize) && matches(v.points, p, f);
+        // At most this many pass (the indexes find a superset of the matching points).
+        let at_most = found.estimate();
+        if few_pass(at_most, v.points.len() - v.deleted_count) {
+            count_plan(Plan::IndexScan);
+            let candidates = found.gather();
+            return self.scan(index, v, candidates.into_iter().filter(|&p| passing(p)));
+        }
+        count_plan(Plan::IndexWalk);
+        self.walk(index, v, graph, at_most, &passing, scratch)
     }
 
     /// Graph search, widening `ef` until `k` accepted points come back (or all `allowed`
@@ -377,14 +419,17 @@ enum Plan {
     Scan,
     Walk,
     SampledWalk,
+    IndexScan,
+    IndexWalk,
 }
 
 fn count_plan(plan: Plan) {
     // The counters, looked up once: a filtered search pays an atomic add per segment.
-    static COUNTERS: std::sync::LazyLock<[prometheus::IntCounter; 3]> =
+    static COUNTERS: std::sync::LazyLock<[prometheus::IntCounter; 5]> =
         std::sync::LazyLock::new(|| {
             let m = &crate::metrics::metrics().filtered_segment_searches;
-            ["scan", "walk", "sampled_walk"].map(|plan| m.with_label_values(&[plan]))
+            ["scan", "walk", "sampled_walk", "index_scan", "index_walk"]
+                .map(|plan| m.with_label_values(&[plan]))
         });
     COUNTERS[plan as usize].inc();
 }

@@ -276,8 +276,8 @@ async fn load_manifest(
         )));
     }
     let segments = load_segments(store, name, &m, bits).await?;
-    let params = m.params.clone();
-    let index = blocking(move || Index::from_storage(params, engine, segments))
+    let (params, fields) = (m.params.clone(), m.fields.clone());
+    let index = blocking(move || Index::from_storage(params, engine, fields, segments))
         .await
         .map_err(|e| LoadError::refused(format!("refused: {e}")))?;
     let index = Arc::new(index);

@@ -24,7 +24,7 @@ use crate::codec::log::LogBatch;
 use crate::codec::manifest::{self, log_object, segment_object, ManifestSegment};
 use crate::codec::segment::SegmentWriter;
 use crate::index::persisted::SealedSegment;
-use crate::params::IndexParams;
+use crate::params::{Fields, IndexParams};
 use crate::storaged_client::StoreError;
 
 /// Covered log objects are deleted (by a new manifest) once they weigh this much...
@@ -124,6 +124,8 @@ pub struct Changes {
     /// The sealed segments hold every change up to this lsn.
     pub covered_lsn: u64,
     pub params: IndexParams,
+    /// The fields declared for indexing.
+    pub fields: Fields,
 }
 
 /// One save of index `name`: stores `changes` (see the module comment for the order).
@@ -290,6 +292,7 @@ async fn store_manifest(
         .collect();
     let bytes = manifest::encode(
         &changes.params,
+        &changes.fields,
         &stored.incarnation,
         changes.covered_lsn,
         entries,

@@ -111,6 +111,7 @@ impl Written {
             sealed: self.index.sealed_segments(),
             covered_lsn: self.index.covered_lsn(self.lsn),
             params: self.index.params().clone(),
+            fields: self.index.fields(),
         }
     }
 
@@ -514,4 +515,62 @@ async fn load(store: &MemoryObjects, w: &Written) -> Result<loader::Loaded, load
         *w.index.config(),
     )
     .await
+}
+
+#[actix_rt::test]
+async fn field_indexes_are_stored_with_their_segments_and_declarations_with_the_log() {
+    let fields = |v: serde_json::Value| crate::params::parse_fields(&v).unwrap();
+    let store = MemoryObjects::default();
+    let mut w = Written::new();
+    let mut stored = new_stored();
+    w.index
+        .declare_fields(&fields(json!({"n": "integer"})))
+        .unwrap();
+    w.add("a", 0, 120);
+    w.seal();
+    assert!(!w.index.fields_pending(), "sealed with their indexes");
+    save(&store, &mut w, &mut stored, true).await.unwrap();
+    // a field declared later: in the log (record type 4) until a manifest covers it
+    let later = fields(json!({"n": "integer", "tag": "keyword"}));
+    w.index.declare_fields(&later).unwrap();
+    w.lsn += 1;
+    w.log.push_fields(w.lsn, &later);
+    w.seq += 1;
+    assert!(w.index.fields_pending());
+    save(&store, &mut w, &mut stored, false).await.unwrap();
+    let loaded = load(&store, &w)
+        .await
+        .unwrap_or_else(|f| panic!("{}", f.error));
+    assert_eq!(
+        loaded.index.fields(),
+        later,
+        "the declaration comes back from the log"
+    );
+    // the stored segments had `n` (nothing rebuilt for it), not `tag` yet
+    assert!(loaded.index.fields_pending());
+    let n_only = fields(json!({"n": "integer"}));
+    loaded.index.declare_fields(&n_only).unwrap();
+    // the background job indexes `tag`; a checkpoint stores the segment anew
+    let job = w.index.next_job(JobKind::Merge).expect("an indexing job");
+    let built = w.index.build(job).unwrap();
+    w.index.install(built);
+    assert!(!w.index.fields_pending());
+    w.seq += 1;
+    save(&store, &mut w, &mut stored, true).await.unwrap();
+    let loaded = load(&store, &w)
+        .await
+        .unwrap_or_else(|f| panic!("{}", f.error));
+    assert_eq!(loaded.index.fields(), later);
+    assert!(!loaded.index.fields_pending(), "a reload rebuilds nothing");
+    let filter = crate::filter::Filter::parse(
+        &json!({"n": {"$gte": 10, "$lt": 13}}),
+        "filter",
+        crate::params::Limits::default().filter(),
+    )
+    .unwrap();
+    let q = w.index.get("a11").unwrap().vector;
+    let hits = loaded.index.search(&q, 5, 32, Some(&filter));
+    let mut got: Vec<String> = hits.into_iter().map(|h| h.id).collect();
+    got.sort();
+    assert_eq!(got, ["a10", "a11", "a12"]);
 }

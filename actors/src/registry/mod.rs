@@ -32,7 +32,7 @@ use actix::prelude::*;
 use futures::channel::oneshot;
 
 use crate::error::IndexError;
-use crate::index::{EngineConfig, Index, IndexParams};
+use crate::index::{EngineConfig, Fields, Index, IndexParams};
 use crate::index_actor::{self, ActorStart, DropIndex, IdleSeal, IndexActor};
 pub use crate::persist::loader::LoadFailure;
 use crate::persist::loader::Loaded;
@@ -117,7 +117,8 @@ impl Registry {
 
     /// Creates an empty index. `IndexExists` when the name is taken, `NameUnavailable` when
     /// it is reserved (being deleted, or a stored index of that name failed to load).
-    pub fn create(&self, params: IndexParams) -> Result<IndexHandle, IndexError> {
+    /// `fields` are indexed from the start (stored with the index's first save).
+    pub fn create(&self, params: IndexParams, fields: Fields) -> Result<IndexHandle, IndexError> {
         params.check()?;
         let mut names = self.names();
         names.check_free(&params.name)?;
@@ -135,7 +136,9 @@ impl Registry {
             seq: 1,
             ..ActorStart::default()
         };
-        let handle = self.start(Index::new(params, self.engine), start);
+        let index = Index::new(params, self.engine);
+        index.declare_fields(&fields)?;
+        let handle = self.start(index, start);
         // The persister hears of the new index before the client does, so a `flush` sent
         // right after the create waits for its first save (the index's mutation 1).
         if let Some(persister) = &self.persister {

@@ -133,3 +133,116 @@ fn a_remembered_filter_result_never_brings_back_a_deleted_item() {
         assert!(again.iter().all(|h| h.metadata[&key] == filter[&key]));
     }
 }
+
+#[test]
+fn field_indexes_answer_every_filter_as_reading_metadata_does() {
+    // Sealed segments past 2,048 points, one index with field indexes on both fields and
+    // one without: filters of every width (half the points to three of them), ranges,
+    // `$in`, `$and`, `$or`, answered with k matches at recall >= 0.95 by both, by an
+    // index scan (narrow) or an index walk (broad) on the first.
+    let (n, dim, k, ef) = (8000, 16, 10, 64);
+    let p = params(Metric::L2, dim);
+    let data = random_vectors(21, n, dim);
+    let indexed = Index::new(p.clone(), small(4000));
+    let declared = crate::params::parse_fields(&json!({"i": "integer", "parity": "float"}));
+    indexed.declare_fields(&declared.unwrap()).unwrap();
+    let plain = Index::new(p.clone(), small(4000));
+    for index in [&indexed, &plain] {
+        add_all(index, &data, "", 1000);
+        settle(index);
+    }
+    assert!(!indexed.fields_pending());
+    // delete a few items every filter below matches: they must never come back
+    for i in [0, 4, 7998] {
+        assert!(indexed.delete(&i.to_string()) && plain.delete(&i.to_string()));
+    }
+    type Passes = fn(usize) -> bool;
+    let pass: [(Value, Passes); 6] = [
+        (json!({"parity": 0}), |i| i % 2 == 0),
+        (json!({"i": {"$lt": 800}}), |i| i < 800),
+        (json!({"i": {"$gte": 100, "$lt": 180}}), |i| {
+            (100..180).contains(&i)
+        }),
+        (json!({"i": {"$in": [0, 5, 77, 7999]}}), |i| {
+            [0, 5, 77, 7999].contains(&i)
+        }),
+        (
+            json!({"$and": [{"parity": 0}, {"i": {"$lte": 400}}]}),
+            |i| i % 2 == 0 && i <= 400,
+        ),
+        (json!({"$or": [{"i": 3}, {"i": {"$gt": 7000}}]}), |i| {
+            i == 3 || i > 7000
+        }),
+    ];
+    let deleted = [0usize, 4, 7998];
+    let queries = random_vectors(22, 20, dim);
+    for (filter, passes) in pass {
+        let matching: Vec<usize> = (0..n)
+            .filter(|&i| passes(i) && !deleted.contains(&i))
+            .collect();
+        let subset: Vec<Vec<f32>> = matching.iter().map(|&i| data[i].clone()).collect();
+        let f = filter_of(filter.clone());
+        for index in [&indexed, &plain] {
+            let (mut hits, mut wanted) = (0, 0);
+            for q in &queries {
+                let qv = query(&p, q);
+                let truth: Vec<usize> = brute_force(&p, &subset, &qv, k)
+                    .into_iter()
+                    .map(|i| matching[i])
+                    .collect();
+                let got = index.search(&qv, k, ef, Some(&f));
+                assert_eq!(got.len(), truth.len(), "{filter}: k matches or all");
+                let got: Vec<usize> = got.iter().map(|h| h.id.parse().unwrap()).collect();
+                assert!(
+                    got.iter().all(|&i| passes(i) && !deleted.contains(&i)),
+                    "{filter}"
+                );
+                hits += got.iter().filter(|i| truth.contains(i)).count();
+                wanted += truth.len();
+            }
+            let recall = hits as f64 / wanted as f64;
+            assert!(recall >= 0.95, "{filter}: recall@10 {recall}");
+        }
+    }
+}
+
+#[test]
+fn a_field_declared_later_is_indexed_in_the_background() {
+    let p = params(Metric::Cosine, 8);
+    let data = random_vectors(23, 3000, 8);
+    let index = Index::new(p.clone(), small(1000));
+    add_all(&index, &data, "", 500);
+    settle(&index);
+    let before: Vec<u64> = index
+        .segments()
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.id)
+        .collect();
+    let declared = crate::params::parse_fields(&json!({"parity": "integer"})).unwrap();
+    index.declare_fields(&declared).unwrap();
+    assert!(index.fields_pending());
+    // searches go on meanwhile, by reading metadata
+    let q = query(&p, &data[1]);
+    let f = filter_of(json!({"parity": 1}));
+    assert_eq!(index.search(&q, 5, 32, Some(&f)).len(), 5);
+    settle(&index);
+    assert!(!index.fields_pending());
+    // each sealed segment was renumbered, so that it is stored again with its indexes
+    let after: Vec<u64> = index
+        .segments()
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after.iter().all(|id| !before.contains(id)),
+        "{before:?} {after:?}"
+    );
+    assert_eq!(ids(&index.search(&q, 1, 32, Some(&f))), ["1"]);
+    // another kind for the same field is refused, and changes nothing
+    let other = crate::params::parse_fields(&json!({"parity": "keyword"})).unwrap();
+    assert!(index.declare_fields(&other).is_err());
+    assert_eq!(index.fields(), declared);
+}
