@@ -1,6 +1,9 @@
 //! Items by ids or by filter: many read at once, the whole index paged through by id,
 //! counted, or deleted as one change.
 //!
+//! Items by filter are found through a sealed segment's field indexes when they can
+//! answer the filter (only the candidates' metadata is read), else by trying every item.
+//!
 //! Paging is by id order: a page holds the `limit` smallest live ids after the cursor (the
 //! last id of the previous page), so paging through an index that changes meanwhile never
 //! returns an id twice, and returns every item that was there the whole time. Each page
@@ -9,6 +12,7 @@
 
 use std::collections::{BinaryHeap, HashSet};
 
+use super::field_index::FieldIndexes;
 use super::points::Points;
 use super::{Index, Item, State};
 use crate::filter::Filter;
@@ -34,6 +38,32 @@ impl State {
         sealed.chain(growing)
     }
 
+    /// Calls `f` with every live point passing `filter` (numbered as `live` does).
+    fn for_each_passing<'s>(&'s self, filter: &Filter, mut f: impl FnMut(usize, &'s Points, u32)) {
+        static NONE: std::sync::LazyLock<FieldIndexes> = std::sync::LazyLock::new(Default::default);
+        let lookup = filter.lookup();
+        let segments = self
+            .segments
+            .iter()
+            .map(|seg| (&*seg.points, &seg.deleted, &*seg.fields))
+            .chain(std::iter::once((
+                &self.growing.points,
+                &self.growing.deleted,
+                &*NONE,
+            )));
+        for (which, (points, deleted, fields)) in segments.enumerate() {
+            let mut try_point = |p: u32| {
+                if !deleted.get(p as usize) && passes(Some(filter), points, p) {
+                    f(which, points, p);
+                }
+            };
+            match lookup.as_ref().and_then(|l| fields.find(l, points)) {
+                Some(found) => found.gather().into_iter().for_each(&mut try_point),
+                None => (0..points.len() as u32).for_each(&mut try_point),
+            }
+        }
+    }
+
     /// The points of segment `which`, as `live` numbers them.
     fn points_of(&self, which: usize) -> &Points {
         match self.segments.get(which) {
@@ -55,6 +85,12 @@ fn item(points: &Points, p: u32, with_vector: bool) -> Item {
         },
         metadata: points.metadata_owned(p),
     }
+}
+
+/// `f` as it is: names the lifetime of the points it takes, which a closure's own
+/// signature cannot (they live as long as the state they come from).
+fn points_of_state<'s, F: FnMut(usize, &'s Points, u32)>(f: F) -> F {
+    f
 }
 
 fn passes(filter: Option<&Filter>, points: &Points, p: u32) -> bool {
@@ -108,10 +144,10 @@ impl Index {
         // The `limit` smallest ids seen so far, largest on top; and whether more passed.
         let mut heap: BinaryHeap<(&str, usize, u32)> = BinaryHeap::with_capacity(limit + 1);
         let mut more = false;
-        for (which, points, p) in s.live() {
+        let mut offer = points_of_state(|which, points: &Points, p| {
             let id = points.id(p as usize);
-            if after.is_some_and(|a| id <= a) || !passes(filter, points, p) {
-                continue;
+            if after.is_some_and(|a| id <= a) {
+                return;
             }
             if heap.len() == limit {
                 more = true;
@@ -119,10 +155,16 @@ impl Index {
                     Some(&(top, _, _)) if id < top => {
                         heap.pop();
                     }
-                    _ => continue,
+                    _ => return,
                 }
             }
             heap.push((id, which, p));
+        });
+        match filter {
+            Some(f) => s.for_each_passing(f, &mut offer),
+            None => s
+                .live()
+                .for_each(|(which, points, p)| offer(which, points, p)),
         }
         let items: Vec<Item> = heap
             .into_sorted_vec()
@@ -136,19 +178,20 @@ impl Index {
     /// How many live items pass `filter`.
     pub fn count_matching(&self, filter: &Filter) -> usize {
         let s = self.read();
-        s.live()
-            .filter(|&(_, points, p)| passes(Some(filter), points, p))
-            .count()
+        let mut count = 0;
+        s.for_each_passing(filter, |_, _, _| count += 1);
+        count
     }
 
     /// The ids of the live items that pass `filter` (for a delete by filter, which the
     /// index actor runs between two mutations, so that nothing changes meanwhile).
     pub fn matching_ids(&self, filter: &Filter) -> Vec<String> {
         let s = self.read();
-        s.live()
-            .filter(|&(_, points, p)| passes(Some(filter), points, p))
-            .map(|(_, points, p)| points.id(p as usize).to_string())
-            .collect()
+        let mut ids = Vec::new();
+        s.for_each_passing(filter, |_, points, p| {
+            ids.push(points.id(p as usize).to_string())
+        });
+        ids
     }
 
     /// Tombstones every item of `ids` that is there, all under one write lock (a search

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use vectord_actors::distance::{kernels, Metric};
-use vectord_actors::filter::Filter;
 use vectord_actors::index::build::build_graph;
 use vectord_actors::index::hnsw::Graph;
 use vectord_actors::index::insert::extend_graph;
@@ -86,7 +85,7 @@ pub fn build_index(data: &Dataset, p: &IndexParams, batch: usize) -> (Arc<Index>
 }
 
 /// `build_index`, item `i` carrying `metadata(i)`.
-fn build_index_with(
+pub fn build_index_with(
     data: &Dataset,
     p: &IndexParams,
     batch: usize,
@@ -120,7 +119,7 @@ fn build_index_with(
 
 /// The queries as the index takes them (unit length under cosine); a query it refuses
 /// becomes zeros, which finds nothing and shows as lost recall.
-fn checked_queries(data: &Dataset, p: &IndexParams) -> Vec<Vec<f32>> {
+pub fn checked_queries(data: &Dataset, p: &IndexParams) -> Vec<Vec<f32>> {
     data.queries
         .iter()
         .map(|q| {
@@ -176,64 +175,6 @@ pub fn growing_scan_ms(data: &Dataset, p: &IndexParams) -> (usize, f64) {
     }
     let ms = started.elapsed().as_secs_f64() * 1000.0 / queries.len().max(1) as f64;
     (n, ms)
-}
-
-/// Filtered search, in-process: item `i` carries `{"g2": i % 2, "g10": i % 10,
-/// "g100": i % 100}`, and the queries ask for the 10 nearest items of group 0 of each
-/// (filters that half, a tenth and a hundredth of the items pass), against ground truth
-/// computed by brute force over exactly those items. Prints recall@10, queries/s with 1
-/// and 2 threads and latency at each ef, unfiltered searches of the same index first.
-pub fn filtered(data: &Dataset, p: &IndexParams, efs: &[usize], k: usize) -> Result<(), String> {
-    eprintln!("building {} with metadata...", data.name);
-    let (index, took) = build_index_with(data, p, crate::BATCH, &|i| {
-        let value = json!({"g2": i % 2, "g10": i % 10, "g100": i % 100});
-        serde_json::from_value(value).unwrap_or_default()
-    });
-    eprintln!(
-        "  built in {took:.1} s, {} segments",
-        index.segments().len()
-    );
-    let queries = checked_queries(data, p);
-    let base = stored(data, p);
-    println!(
-        "\n## filtered search, in-process: {} ({} x {}-d), k {k}",
-        data.name,
-        base.len(),
-        data.dim
-    );
-    println!("| filter passes | ef | recall@10 | QPS 1 thread | QPS 2 threads | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|---|---|");
-    for (key, groups) in [("", 1), ("g2", 2), ("g10", 10), ("g100", 100)] {
-        let chosen: Vec<usize> = (0..base.len()).filter(|i| i % groups == 0).collect();
-        let subset: Vec<Vec<f32>> = chosen.iter().map(|&i| base[i].clone()).collect();
-        let truth: Vec<Vec<usize>> = crate::data::brute_force(&subset, &queries, p.distance, k)
-            .into_iter()
-            .map(|row| row.into_iter().map(|j| chosen[j]).collect())
-            .collect();
-        let filter: Option<Filter> = (!key.is_empty())
-            .then(|| Filter::exact(json!({ key: 0 }).as_object().unwrap_or(&Map::new())));
-        for &ef in efs {
-            let one = |i: usize| -> Result<Vec<usize>, String> {
-                let hits = index.search(&queries[i], k, ef, filter.as_ref());
-                Ok(hits.iter().filter_map(|h| h.id.parse().ok()).collect())
-            };
-            let f = crate::measure(ef, queries.len(), &truth, one)?;
-            println!(
-                "| {} | {ef} | {:.3} | {:.0} | {:.0} | {:.2} | {:.2} |",
-                if key.is_empty() {
-                    "all (no filter)".to_string()
-                } else {
-                    format!("1/{groups} (`{key}` = 0)")
-                },
-                f.recall_at_10,
-                f.qps_1_client,
-                f.qps_2_clients,
-                f.p50_ms,
-                f.p99_ms
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Seconds to encode, and to decode and restore, the index's LHV1 file, and its size.
