@@ -180,18 +180,26 @@ pub enum Lookup<'a> {
 }
 
 impl Filter {
-    /// What indexes can answer of this filter (none when nothing: a filter of negations).
-    pub fn lookup(&self) -> Option<Lookup<'_>> {
+    /// What indexes can answer of this filter (none when nothing: a filter of negations),
+    /// and whether that is the whole filter (`complete`: a point the lookup finds on
+    /// indexes that answer it exactly passes the filter, with no metadata read).
+    pub fn lookup(&self) -> Option<(Lookup<'_>, bool)> {
         self.node.lookup()
     }
 }
 
 impl Node {
-    fn lookup(&self) -> Option<Lookup<'_>> {
+    fn lookup(&self) -> Option<(Lookup<'_>, bool)> {
         match self {
             Node::All(nodes) => {
                 let mut found: Vec<Lookup> = Vec::with_capacity(nodes.len());
-                for lookup in nodes.iter().filter_map(Node::lookup) {
+                let mut complete = true;
+                for node in nodes {
+                    let Some((lookup, whole)) = node.lookup() else {
+                        complete = false;
+                        continue;
+                    };
+                    complete &= whole;
                     // Bounds on one field are one range (`$gte` and `$lt` of a year).
                     if let Lookup::Field {
                         name,
@@ -215,15 +223,18 @@ impl Node {
                 }
                 match found.len() {
                     0 => None,
-                    1 => found.pop(),
-                    _ => Some(Lookup::All(found)),
+                    1 => found.pop().map(|l| (l, complete)),
+                    _ => Some((Lookup::All(found), complete)),
                 }
             }
-            Node::Any(nodes) => nodes
-                .iter()
-                .map(Node::lookup)
-                .collect::<Option<Vec<_>>>()
-                .map(Lookup::Any),
+            Node::Any(nodes) => {
+                let parts = nodes.iter().map(Node::lookup).collect::<Option<Vec<_>>>()?;
+                let complete = parts.iter().all(|(_, whole)| *whole);
+                Some((
+                    Lookup::Any(parts.into_iter().map(|(l, _)| l).collect()),
+                    complete,
+                ))
+            }
             Node::Not(_) => None,
             Node::Field { name, test } => {
                 let query = match test {
@@ -240,11 +251,14 @@ impl Node {
                         return None
                     }
                 };
-                Some(Lookup::Field { name, query })
+                // `$contains` holds of arrays only, which no exact answer covers.
+                let whole = !matches!(test, Test::Contains(_));
+                Some((Lookup::Field { name, query }, whole))
             }
-            Node::Id(Test::Eq(Value::String(id))) => Some(Lookup::Ids(vec![id])),
-            Node::Id(Test::In(values)) => Some(Lookup::Ids(
-                values.strings.iter().map(String::as_str).collect(),
+            Node::Id(Test::Eq(Value::String(id))) => Some((Lookup::Ids(vec![id]), true)),
+            Node::Id(Test::In(values)) => Some((
+                Lookup::Ids(values.strings.iter().map(String::as_str).collect()),
+                true,
             )),
             Node::Id(_) => None,
         }

@@ -52,14 +52,23 @@ impl State {
                 &*NONE,
             )));
         for (which, (points, deleted, fields)) in segments.enumerate() {
-            let mut try_point = |p: u32| {
-                if !deleted.get(p as usize) && passes(Some(filter), points, p) {
+            let found = lookup
+                .as_ref()
+                .and_then(|(l, complete)| Some((fields.find(l, points)?, *complete)));
+            let Some((found, complete)) = found else {
+                for p in 0..points.len() as u32 {
+                    if !deleted.get(p as usize) && passes(Some(filter), points, p) {
+                        f(which, points, p);
+                    }
+                }
+                continue;
+            };
+            // Exactly the lookup's points: no metadata read (`gather` checked the columns).
+            let exact = complete && found.exact();
+            for p in found.gather(points.len()) {
+                if !deleted.get(p as usize) && (exact || passes(Some(filter), points, p)) {
                     f(which, points, p);
                 }
-            };
-            match lookup.as_ref().and_then(|l| fields.find(l, points)) {
-                Some(found) => found.gather().into_iter().for_each(&mut try_point),
-                None => (0..points.len() as u32).for_each(&mut try_point),
             }
         }
     }

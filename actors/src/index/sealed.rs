@@ -369,6 +369,85 @@ impl FlatGraph {
     }
 }
 
+impl FlatGraph {
+    /// `search` for a filter that few points pass and that is cheap to try (a column
+    /// read): only accepted points are scored and followed, and a rejected neighbour's
+    /// own neighbours are looked at in its place (ACORN-1's two-hop expansion), up to the
+    /// width of a row per point. The walk thus stays among accepted points, which stay
+    /// connected through the points between them, and spends no distance on the others.
+    pub fn search_two_hop(
+        &self,
+        points: &Points,
+        query: &[f32],
+        ef: usize,
+        distance: &impl Fn(&[f32], &[f32]) -> f32,
+        accept: &impl Fn(u32) -> bool,
+        scratch: &mut Scratch,
+    ) -> Vec<Scored> {
+        let n = self.points();
+        if n == 0 || ef == 0 {
+            return Vec::new();
+        }
+        scratch.start(n);
+        let (ep, d_ep) = self.descend(points, query, distance);
+        scratch.visit(ep);
+        let first = Scored {
+            distance: d_ep,
+            point: ep,
+        };
+        scratch.candidates.push(Nearest(Reverse(first)));
+        if accept(ep) {
+            scratch.found.push(first);
+        }
+        let mut next = Vec::with_capacity(self.width0);
+        while let Some(Nearest(Reverse(current))) = scratch.candidates.pop() {
+            let bound = scratch.found.peek().map_or(f32::INFINITY, |s| s.distance);
+            if scratch.found.len() >= ef && current.distance > bound {
+                break;
+            }
+            next.clear();
+            'gather: for &q in self.row0(current.point) {
+                if !scratch.visit(q) {
+                    continue;
+                }
+                if accept(q) {
+                    next.push(q);
+                } else {
+                    for &r in self.row0(q) {
+                        if next.len() >= self.width0 {
+                            break 'gather;
+                        }
+                        if accept(r) && scratch.visit(r) {
+                            next.push(r);
+                        }
+                    }
+                }
+                if next.len() >= self.width0 {
+                    break;
+                }
+            }
+            for &q in &next {
+                let d = distance(query, points.vector(q as usize));
+                let bound = scratch.found.peek().map_or(f32::INFINITY, |s| s.distance);
+                if scratch.found.len() < ef || d < bound {
+                    let s = Scored {
+                        distance: d,
+                        point: q,
+                    };
+                    scratch.candidates.push(Nearest(Reverse(s)));
+                    scratch.found.push(s);
+                    if scratch.found.len() > ef {
+                        scratch.found.pop();
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Scored> = scratch.found.drain().collect();
+        out.sort_unstable();
+        out
+    }
+}
+
 /// Asks the CPU to start loading the cache line at `p`: a hint with no effect on results.
 #[inline(always)]
 fn prefetch<T>(p: *const T) {

@@ -139,7 +139,8 @@ fn field_indexes_answer_every_filter_as_reading_metadata_does() {
     // Sealed segments past 2,048 points, one index with field indexes on both fields and
     // one without: filters of every width (half the points to three of them), ranges,
     // `$in`, `$and`, `$or`, answered with k matches at recall >= 0.95 by both, by an
-    // index scan (narrow) or an index walk (broad) on the first.
+    // index scan (narrow) or an index walk (broad; below half the points, two-hop) on
+    // the first.
     let (n, dim, k, ef) = (8000, 16, 10, 64);
     let p = params(Metric::L2, dim);
     let data = random_vectors(21, n, dim);
@@ -157,7 +158,12 @@ fn field_indexes_answer_every_filter_as_reading_metadata_does() {
         assert!(indexed.delete(&i.to_string()) && plain.delete(&i.to_string()));
     }
     type Passes = fn(usize) -> bool;
-    let pass: [(Value, Passes); 6] = [
+    let pass: [(Value, Passes); 7] = [
+        // 42 % of each segment: a walk among the passing points (two hops)
+        (
+            json!({"$or": [{"i": {"$lt": 1700}}, {"i": {"$gte": 4000, "$lt": 5700}}]}),
+            |i| i < 1700 || (4000..5700).contains(&i),
+        ),
         (json!({"parity": 0}), |i| i % 2 == 0),
         (json!({"i": {"$lt": 800}}), |i| i < 800),
         (json!({"i": {"$gte": 100, "$lt": 180}}), |i| {
