@@ -152,6 +152,13 @@ include-operation-id = ["get_items", "count_items", "delete_items"]
 parameters = { "path.name" = { dictionary = "index_names", probability = 0.5 } }
 checks.positive_data_acceptance.enabled = false
 
+# declare_fields refuses another kind for a field an earlier request declared (a
+# constraint across requests, which no document can state).
+[[operations]]
+include-operation-id = "declare_fields"
+parameters = { "path.name" = { dictionary = "index_names", probability = 0.5 } }
+checks.positive_data_acceptance.enabled = false
+
 [[operations]]
 include-operation-id = "get_item"
 parameters = { "path.name" = { dictionary = "index_names", probability = 0.5 }, "path.id" = { dictionary = "items_to_read", probability = 0.5 } }

@@ -992,3 +992,32 @@ fn batch_search_answers_each_search_as_search_does() {
     let (_, info) = api.get("/vectors/index/b");
     assert_eq!(info["count"], json!(1050));
 }
+
+#[test]
+fn ids_that_no_http_client_can_address_are_refused_everywhere() {
+    // httpx sends DELETE .../items/.. as DELETE /vectors/index/docs: such an item could
+    // never be deleted, and trying would delete the index. So "." and ".." are no ids.
+    let api = with_docs_filled();
+    for id in [".", ".."] {
+        let body = json!({"items": [{"id": "ok", "vector": [1.0, 0.0, 0.0]}, {"id": id, "vector": [1.0, 0.0, 0.0]}]});
+        let (s, got) = api.post("/vectors/index/docs/add", &body);
+        assert_eq!((s, code(&got)), (400, "invalid_id"), "{got}");
+        assert!(message(&got).contains("items[1].id"), "{got}");
+        let escaped = id.replace('.', "%2E");
+        for (s, got) in [
+            api.get(&format!("/vectors/index/docs/items/{escaped}")),
+            api.delete(&format!("/vectors/index/docs/items/{escaped}")),
+            api.post("/vectors/index/docs/get", &json!({"ids": ["a", id]})),
+            api.post("/vectors/index/docs/delete", &json!({"ids": [id]})),
+        ] {
+            assert_eq!((s, code(&got)), (400, "invalid_id"), "{id}: {got}");
+        }
+    }
+    // nothing was added or deleted; ids that merely start with dots are fine
+    let (_, info) = api.get("/vectors/index/docs");
+    assert_eq!(info["count"], 3);
+    let body = json!({"items": [{"id": "...", "vector": [1.0, 0.0, 0.0]}, {"id": ".a", "vector": [0.0, 1.0, 0.0]}]});
+    add(&api, "docs", &body);
+    assert_eq!(api.get("/vectors/index/docs/items/%2E%2E%2E").0, 200);
+    assert_eq!(api.delete("/vectors/index/docs/items/.a").0, 204);
+}

@@ -89,7 +89,7 @@ pub type Fields = std::collections::BTreeMap<String, FieldKind>;
 /// Most fields one index may declare.
 pub const MAX_FIELDS: usize = 64;
 /// Longest field name, in bytes.
-pub const MAX_FIELD_NAME_BYTES: usize = 256;
+pub const MAX_FIELD_NAME_BYTES: usize = 1024;
 
 /// What a field index holds and answers (docs/API.md, "Field indexes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,9 +135,11 @@ pub fn parse_fields(value: &Value) -> Result<Fields, IndexError> {
     }
     let mut out = Fields::new();
     for (name, kind) in object {
-        if name.is_empty() || name.len() > MAX_FIELD_NAME_BYTES || name.starts_with('$') {
+        // Any metadata key may be indexed (a key starting with `$` cannot be filtered on,
+        // as filters read such keys as operators, but it is no error to index it).
+        if name.len() > MAX_FIELD_NAME_BYTES {
             return Err(invalid(format!(
-                "fields.{}: a field name is 1-{MAX_FIELD_NAME_BYTES} bytes, not starting with '$'",
+                "fields.{}: a field name is at most {MAX_FIELD_NAME_BYTES} bytes",
                 truncate(name, 160)
             )));
         }
@@ -212,6 +214,21 @@ pub struct NewItem {
     pub id: String,
     pub vector: Vec<f32>,
     pub metadata: Map<String, Value>,
+}
+
+/// Refuses the ids `.` and `..`, which no HTTP client can put in a URL path: they rewrite
+/// them as "this" and "parent" segments (httpx sends `DELETE .../items/..` as a delete of
+/// the index). `what` names the id in the message (`items[3].id`).
+pub fn check_addressable_id(id: &str, what: &str) -> Result<(), IndexError> {
+    if id == "." || id == ".." {
+        return Err(IndexError::invalid(
+            "invalid_id",
+            format!(
+                "{what} {id:?} cannot be an item id: HTTP clients rewrite \".\" and \"..\" in URL paths, so the item could not be read or deleted"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `name`: 1–128 chars of `[A-Za-z0-9._-]`, not starting with `.`.

@@ -1,5 +1,7 @@
 //! `/vectors/index`: create, list, describe, delete and flush indexes.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -46,10 +48,22 @@ pub struct CreateIndex {
     #[serde(default, deserialize_with = "body::whole_opt")]
     #[schema(minimum = 1, maximum = 10000)]
     pub ef_search: Option<usize>,
-    /// Metadata fields to index, by name: `keyword`, `integer`, `float` or `bool`
-    /// (at most 64). Filters on them are answered from the indexes.
-    #[schema(value_type = Option<Object>)]
+    /// Metadata fields to index, by name (at most 64, names up to 1,024 bytes). Filters
+    /// on them are answered from the indexes.
+    #[schema(value_type = Option<BTreeMap<String, FieldKindName>>)]
     pub fields: Option<serde_json::Value>,
+}
+
+/// What a field index holds: `keyword` (strings, and the strings of arrays), `integer`
+/// and `float` (numbers), `bool`.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // named in the OpenAPI document only: `params::parse_fields` reads the kinds
+pub enum FieldKindName {
+    Keyword,
+    Integer,
+    Float,
+    Bool,
 }
 
 /// More fields to index. Unknown fields are refused.
@@ -57,9 +71,9 @@ pub struct CreateIndex {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"fields": {"price": "float", "tags": "keyword"}}))]
 pub struct DeclareFieldsRequest {
-    /// By name: `keyword`, `integer`, `float` or `bool`. A field already indexed keeps
-    /// its kind (the same kind again is no change; another is 400 `invalid_fields`).
-    #[schema(value_type = Object)]
+    /// By name (at most 64 in all). A field already indexed keeps its kind (the same
+    /// kind again is no change; another is 400 `invalid_fields`).
+    #[schema(value_type = BTreeMap<String, FieldKindName>)]
     pub fields: serde_json::Value,
 }
 
@@ -185,7 +199,7 @@ pub async fn declare_fields(
 }
 
 /// Each field's kind as the API writes it.
-fn field_kinds(fields: &Fields) -> std::collections::BTreeMap<String, String> {
+fn field_kinds(fields: &Fields) -> BTreeMap<String, String> {
     fields
         .iter()
         .map(|(name, kind)| (name.clone(), kind.as_str().to_string()))

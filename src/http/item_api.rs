@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use vectord_actors::index::NewItem;
 use vectord_actors::index_actor::{AddItems, DeleteItem};
+use vectord_actors::params::check_addressable_id;
 
 use super::errors::ApiError;
 use super::schema::{AddResponse, ErrorBody, ItemResponse};
@@ -40,6 +41,7 @@ impl AddRequest {
                     ))
                 }
             };
+            check_addressable_id(&item.id, &format!("items[{i}].id"))?;
             items.push(NewItem {
                 id: item.id,
                 vector: item.vector,
@@ -53,8 +55,13 @@ impl AddRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddItem {
-    /// 1-256 bytes; an existing id is replaced (upsert).
-    #[schema(min_length = 1, max_length = 256)]
+    /// 1-256 bytes, not `.` or `..` (no HTTP client can address those in a path); an
+    /// existing id is replaced (upsert).
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^([^.][\s\S]*|\.[^.][\s\S]*|\.\.[\s\S]+)$"
+    )]
     id: String,
     /// `dim` finite numbers (not all zero under cosine).
     #[serde(deserialize_with = "body::f32_vector")]
@@ -119,7 +126,7 @@ pub async fn add(
 /// decoding turns invalid UTF-8 into U+FFFD, which would name another item.
 fn item_id(req: &HttpRequest) -> Result<String, ApiError> {
     let raw = req.uri().path().rsplit('/').next().unwrap_or("");
-    percent_encoding::percent_decode_str(raw)
+    let id = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map(|id| id.into_owned())
         .map_err(|_| {
@@ -127,16 +134,18 @@ fn item_id(req: &HttpRequest) -> Result<String, ApiError> {
                 "invalid_id",
                 format!("item id {raw:?} is not UTF-8 once percent-decoded"),
             )
-        })
+        })?;
+    check_addressable_id(&id, "item id")?;
+    Ok(id)
 }
 
 /// One item.
 #[utoipa::path(get, path = "/vectors/index/{name}/items/{id}", tag = "items",
     params(("name" = String, Path, description = "index name"),
-           ("id" = String, Path, description = "item id, percent-escaped")),
+           ("id" = String, Path, description = "item id, percent-escaped; never `.` or `..`", pattern = r"^([^.][\s\S]*|\.[^.][\s\S]*|\.\.[\s\S]+)$")),
     responses(
         (status = 200, body = ItemResponse),
-        (status = 400, description = "the id is not UTF-8 once decoded (`invalid_id`)", body = ErrorBody),
+        (status = 400, description = "the id is not UTF-8 once decoded, or is `.` or `..` (`invalid_id`)", body = ErrorBody),
         (status = 404, description = "no such index or item", body = ErrorBody),
     ))]
 pub async fn get_item(
@@ -160,10 +169,10 @@ pub async fn get_item(
 /// Deletes one item.
 #[utoipa::path(delete, path = "/vectors/index/{name}/items/{id}", tag = "items",
     params(("name" = String, Path, description = "index name"),
-           ("id" = String, Path, description = "item id, percent-escaped")),
+           ("id" = String, Path, description = "item id, percent-escaped; never `.` or `..`", pattern = r"^([^.][\s\S]*|\.[^.][\s\S]*|\.\.[\s\S]+)$")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 400, description = "the id is not UTF-8 once decoded (`invalid_id`)", body = ErrorBody),
+        (status = 400, description = "the id is not UTF-8 once decoded, or is `.` or `..` (`invalid_id`)", body = ErrorBody),
         (status = 404, description = "no such index or item", body = ErrorBody),
         (status = 503, description = "too many writes wait for the index (`busy`)", body = ErrorBody),
     ))]

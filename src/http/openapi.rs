@@ -52,6 +52,7 @@ use super::{index_api, item_api, schema, search_api, select_api, service_api};
         schema::Ready,
         index_api::CreateIndex,
         index_api::DeclareFieldsRequest,
+        index_api::FieldKindName,
         schema::FieldsResponse,
         item_api::AddRequest,
         item_api::AddItem,

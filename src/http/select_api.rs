@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use vectord_actors::filter::Filter;
 use vectord_actors::index::Item;
 use vectord_actors::index_actor::DeleteItems;
+use vectord_actors::params::check_addressable_id;
 use vectord_actors::registry::IndexHandle;
 
 use super::errors::ApiError;
@@ -289,6 +290,9 @@ fn check_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
                 ids.len()
             ),
         ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        check_addressable_id(id, &format!("ids[{i}]"))?;
     }
     Ok(())
 }

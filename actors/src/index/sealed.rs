@@ -450,7 +450,7 @@ impl FlatGraph {
 
 /// Asks the CPU to start loading the cache line at `p`: a hint with no effect on results.
 #[inline(always)]
-fn prefetch<T>(p: *const T) {
+pub(super) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults and never changes memory, whatever the address
     // (Intel SDM, PREFETCHh: "a hint ... does not affect program behavior"); SSE is part of
