@@ -1,0 +1,246 @@
+"""What each call of the client sends and how its answer is read, shared by `Client` and
+`AsyncClient` (which only differ in how they send): a call is a `Call` (method, path,
+body) and a function that turns the decoded answer into what the caller gets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from urllib.parse import quote
+
+Vector = Sequence[float]
+Metadata = Mapping[str, Any]
+Filter = Mapping[str, Any]
+
+
+@dataclass
+class SearchResult:
+    """One search result: the item's id, its distance to the query (cosine: 1 - cos, l2:
+    Euclidean, ip: 1 - dot), its metadata, and its vector when asked for."""
+
+    id: str
+    distance: float
+    metadata: Dict[str, Any] = field(default_factory=dict)
+    vector: Optional[List[float]] = None
+
+
+@dataclass
+class Item:
+    """A stored item: its vector as stored (unit length under cosine) and metadata."""
+
+    id: str
+    vector: Optional[List[float]] = None
+    metadata: Optional[Dict[str, Any]] = None
+
+
+@dataclass
+class Page:
+    """A page of items in id order, and where the next one starts (None on the last)."""
+
+    items: List[Item]
+    next_cursor: Optional[str]
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    body: Optional[Any] = None
+    read: Callable[[Any], Any] = lambda answer: answer
+    #: Status codes that are answers, not errors (e.g. 404 for "no such item": None).
+    accept: Mapping[int, Any] = field(default_factory=dict)
+
+
+def escape(part: str) -> str:
+    """One path segment, percent-escaped so that every id round-trips: dots too, which
+    HTTP clients would otherwise read as "this" and "parent" segments."""
+    return quote(part, safe="").replace(".", "%2E")
+
+
+def index_path(name: str, *rest: str) -> str:
+    return "/".join(["/vectors/index", escape(name), *rest])
+
+
+def as_vector(v: Any) -> List[float]:
+    """A vector as JSON numbers: lists, tuples and numpy arrays alike."""
+    tolist = getattr(v, "tolist", None)
+    if callable(tolist):
+        v = tolist()
+    return [float(x) for x in v]
+
+
+def as_vectors(vectors: Any) -> List[List[float]]:
+    tolist = getattr(vectors, "tolist", None)
+    if callable(tolist):  # a numpy 2-d array: one conversion for all of it
+        return [[float(x) for x in row] for row in tolist()]
+    return [as_vector(v) for v in vectors]
+
+
+def _results(rows: Iterable[Mapping[str, Any]]) -> List[SearchResult]:
+    return [
+        SearchResult(
+            id=r["id"],
+            distance=r["distance"],
+            metadata=r.get("metadata") or {},
+            vector=r.get("vector"),
+        )
+        for r in rows
+    ]
+
+
+def _item(row: Mapping[str, Any]) -> Item:
+    return Item(id=row["id"], vector=row.get("vector"), metadata=row.get("metadata"))
+
+
+def _without_none(**fields: Any) -> Dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def create_index(
+    name: str,
+    dim: int,
+    distance: str,
+    m: Optional[int],
+    ef_construction: Optional[int],
+    ef_search: Optional[int],
+    fields: Optional[Mapping[str, str]],
+) -> Call:
+    body = _without_none(
+        name=name,
+        dim=dim,
+        distance=distance,
+        m=m,
+        ef_construction=ef_construction,
+        ef_search=ef_search,
+        fields=dict(fields) if fields else None,
+    )
+    return Call("POST", "/vectors/index", body)
+
+
+def list_indexes() -> Call:
+    return Call("GET", "/vectors/index", read=lambda a: a["indexes"])
+
+
+def get_index(name: str) -> Call:
+    return Call("GET", index_path(name))
+
+
+def delete_index(name: str) -> Call:
+    return Call("DELETE", index_path(name), read=lambda a: None)
+
+
+def flush(name: str) -> Call:
+    return Call("POST", index_path(name, "flush"), {}, read=lambda a: bool(a["persisted"]))
+
+
+def declare_fields(name: str, fields: Mapping[str, str]) -> Call:
+    return Call(
+        "POST", index_path(name, "fields"), {"fields": dict(fields)}, read=lambda a: a["fields"]
+    )
+
+
+def add_batch(
+    name: str,
+    ids: Sequence[str],
+    vectors: List[List[float]],
+    metadatas: Optional[Sequence[Optional[Metadata]]],
+) -> Call:
+    items = []
+    for i, (id_, vector) in enumerate(zip(ids, vectors)):
+        item: Dict[str, Any] = {"id": id_, "vector": vector}
+        if metadatas is not None and metadatas[i]:
+            item["metadata"] = dict(metadatas[i])  # type: ignore[arg-type]
+        items.append(item)
+    return Call("POST", index_path(name, "add"), {"items": items})
+
+
+def get_item(name: str, id: str) -> Call:
+    return Call(
+        "GET",
+        index_path(name, "items", escape(id)),
+        read=lambda a: Item(id=a["id"], vector=a["vector"], metadata=a.get("metadata") or {}),
+        accept={404: None},
+    )
+
+
+def delete_item(name: str, id: str) -> Call:
+    return Call(
+        "DELETE",
+        index_path(name, "items", escape(id)),
+        read=lambda a: True,
+        accept={404: False},
+    )
+
+
+def include_list(metadata: bool, vectors: bool) -> List[str]:
+    return [what for what, wanted in (("metadata", metadata), ("vector", vectors)) if wanted]
+
+
+def get(
+    name: str,
+    ids: Optional[Sequence[str]],
+    filter: Optional[Filter],
+    limit: Optional[int],
+    cursor: Optional[str],
+    include: List[str],
+) -> Call:
+    body = _without_none(
+        ids=list(ids) if ids is not None else None,
+        filter=filter,
+        limit=limit,
+        cursor=cursor,
+        include=include,
+    )
+    return Call(
+        "POST",
+        index_path(name, "get"),
+        body,
+        read=lambda a: Page(items=[_item(r) for r in a["items"]], next_cursor=a.get("next_cursor")),
+    )
+
+
+def count(name: str, filter: Optional[Filter]) -> Call:
+    return Call(
+        "POST", index_path(name, "count"), _without_none(filter=filter), read=lambda a: a["count"]
+    )
+
+
+def delete(name: str, ids: Optional[Sequence[str]], filter: Optional[Filter]) -> Call:
+    body = _without_none(ids=list(ids) if ids is not None else None, filter=filter)
+    return Call("POST", index_path(name, "delete"), body, read=lambda a: a["deleted"])
+
+
+def search_body(
+    vector: Any, k: int, ef: Optional[int], filter: Optional[Filter], vectors: bool
+) -> Dict[str, Any]:
+    return _without_none(
+        vector=as_vector(vector),
+        k=k,
+        ef=ef,
+        filter=filter,
+        include=["metadata", "vector"] if vectors else None,
+    )
+
+
+def search(
+    name: str, vector: Any, k: int, ef: Optional[int], filter: Optional[Filter], vectors: bool
+) -> Call:
+    body = search_body(vector, k, ef, filter, vectors)
+    return Call("POST", index_path(name, "search"), body, read=lambda a: _results(a["results"]))
+
+
+def search_batch(name: str, searches: List[Dict[str, Any]]) -> Call:
+    return Call(
+        "POST",
+        index_path(name, "search", "batch"),
+        {"searches": searches},
+        read=lambda a: [_results(rows) for rows in a["results"]],
+    )
+
+
+def chunks(n: int, size: int) -> Iterable[range]:
+    for start in range(0, n, size):
+        yield range(start, min(start + size, n))
+
+
+Vectors = Union[Sequence[Vector], Any]

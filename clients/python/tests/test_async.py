@@ -1,0 +1,36 @@
+"""The asyncio client against a real vectord: the same endpoints, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from vectord import AsyncClient, NotFound
+
+from .conftest import API_KEY
+
+
+async def test_the_async_client_covers_the_same_calls(server: str, index_name: str):
+    async with AsyncClient(server, api_key=API_KEY) as client:
+        assert await client.ready()
+        await client.create_index(index_name, 2, "l2", fields={"n": "integer"})
+        ids = [f"i{j}" for j in range(50)]
+        vectors = [[float(j), 1.0] for j in range(50)]
+        metas = [{"n": j} for j in range(50)]
+        assert await client.add(index_name, ids, vectors, metas, batch_size=20) == 50
+        # concurrent searches share one connection pool
+        results = await asyncio.gather(
+            *(client.search(index_name, [float(j), 1.0], k=1) for j in range(10))
+        )
+        assert [r[0].id for r in results] == [f"i{j}" for j in range(10)]
+        hits = await client.search(index_name, [0.0, 1.0], k=3, filter={"n": {"$gte": 40}})
+        assert [h.id for h in hits] == ["i40", "i41", "i42"]
+        assert await client.count(index_name, {"n": {"$lt": 10}}) == 10
+        got = [item.id async for item in client.iter_items(index_name, page_size=7)]
+        assert sorted(got) == sorted(ids)
+        assert await client.delete(index_name, ids=["i1", "i2", "nope"]) == 2
+        assert (await client.get_item(index_name, "i1")) is None
+        await client.delete_index(index_name)
+        with pytest.raises(NotFound):
+            await client.get_index(index_name)
