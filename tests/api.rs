@@ -1021,3 +1021,66 @@ fn ids_that_no_http_client_can_address_are_refused_everywhere() {
     assert_eq!(api.get("/vectors/index/docs/items/%2E%2E%2E").0, 200);
     assert_eq!(api.delete("/vectors/index/docs/items/.a").0, 204);
 }
+
+#[test]
+fn vectors_go_in_and_come_out_as_base64_of_little_endian_f32() {
+    fn b64(v: &[f32]) -> String {
+        // the standard alphabet, padded, written here apart from the server's encoder
+        const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().fold(0u32, |n, &b| n << 8 | b as u32) << (8 * (3 - chunk.len()));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+    let api = with_docs();
+    let v = [0.6f32, 0.8, 0.0];
+    let body = json!({"items": [{"id": "b64", "vector": b64(&v), "metadata": {"lang": "en"}},
+                                {"id": "num", "vector": [0.0, 1.0, 0.0]}]});
+    add(&api, "docs", &body);
+    let (_, item) = api.get("/vectors/index/docs/items/b64");
+    let stored: Vec<f64> = item["vector"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(stored, v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>());
+    // a base64 query finds it; results and items come back as base64 when asked
+    let (s, found) = api.post(
+        "/vectors/index/docs/search",
+        &json!({"vector": b64(&v), "k": 1, "include": ["vector"], "vector_encoding": "base64"}),
+    );
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["results"][0]["id"], "b64");
+    assert_eq!(found["results"][0]["vector"], b64(&v));
+    let (s, got) = api.post(
+        "/vectors/index/docs/get",
+        &json!({"ids": ["num"], "include": ["vector"], "vector_encoding": "base64"}),
+    );
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["items"][0]["vector"], b64(&[0.0, 1.0, 0.0]));
+    let (_, batch) = api.post(
+        "/vectors/index/docs/search/batch",
+        &json!({"searches": [{"vector": b64(&[0.0, 1.0, 0.0]), "k": 1}]}),
+    );
+    assert_eq!(batch["results"][0][0]["id"], "num");
+    // the same checks as numbers get, naming the item
+    for (vector, want) in [
+        (json!("not base64!"), "invalid_json"),
+        (json!(b64(&[1.0, 2.0])), "wrong_dimension"),
+        (json!(b64(&[f32::NAN, 1.0, 0.0])), "invalid_vector"),
+        (json!(b64(&[0.0, 0.0, 0.0])), "zero_vector"),
+        (json!("AAAA AA=="), "invalid_json"),
+    ] {
+        let body = json!({"items": [{"id": "ok", "vector": [1.0, 0.0, 0.0]}, {"id": "x", "vector": vector}]});
+        let (s, got) = api.post("/vectors/index/docs/add", &body);
+        assert_eq!((s, code(&got)), (400, want), "{vector}: {got}");
+        assert!(message(&got).contains("items[1]"), "{got}");
+    }
+    let (_, info) = api.get("/vectors/index/docs");
+    assert_eq!(info["count"], 2, "refused batches change nothing");
+}

@@ -186,10 +186,44 @@ pub fn whole_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>
 /// library (correctly rounded, and about twice as fast as serde's exact f64 parsing that
 /// the metadata needs). A value beyond f32's range becomes infinite and is then refused by
 /// the index's checks with a message naming the item.
+///
+/// A JSON string instead is read as the base64 (standard alphabet, padded) of the
+/// vector's little-endian f32 values: what clients send to skip writing (and vectord
+/// reading) decimal numbers.
 pub fn f32_vector<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
     use serde::de::Error;
     let raw: Box<serde_json::value::RawValue> = serde::Deserialize::deserialize(d)?;
-    parse_numbers(raw.get()).map_err(D::Error::custom)
+    let text = raw.get();
+    if text.starts_with('"') {
+        let encoded: String = serde_json::from_str(text).map_err(D::Error::custom)?;
+        return from_base64(&encoded).map_err(D::Error::custom);
+    }
+    parse_numbers(text).map_err(D::Error::custom)
+}
+
+/// A vector from the base64 of its little-endian f32 values.
+pub fn from_base64(encoded: &str) -> Result<Vec<f32>, String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("a vector given as a string must be base64 of little-endian f32 values: {e}"))?;
+    if bytes.len() % 4 != 0 {
+        return Err(format!(
+            "a base64 vector holds {} bytes, not a whole number of 4-byte f32 values",
+            bytes.len()
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// The base64 of a vector's little-endian f32 values.
+pub fn to_base64(vector: &[f32]) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The numbers of a JSON array text, as f32.

@@ -63,9 +63,10 @@ pub struct AddItem {
         pattern = r"^([^.][\s\S]*|\.[^.][\s\S]*|\.\.[\s\S]+)$"
     )]
     id: String,
-    /// `dim` finite numbers (not all zero under cosine).
+    /// `dim` finite numbers (not all zero under cosine), or the base64 of their
+    /// little-endian f32 values.
     #[serde(deserialize_with = "body::f32_vector")]
-    #[schema(min_items = 1, max_items = 4096)]
+    #[schema(value_type = super::schema::VectorIn)]
     vector: Vec<f32>,
     /// A JSON object (default `{}`; `null` is taken as `{}`).
     #[serde(default)]

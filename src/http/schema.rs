@@ -2,7 +2,7 @@
 //! OpenAPI document (`openapi`) describes them from the same definitions, so the spec
 //! cannot drift from what is sent. Request bodies are declared next to their handlers.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
@@ -118,9 +118,10 @@ pub struct SearchResult {
     pub distance: f32,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
-    /// With `"include": ["vector"]`: the item's vector as stored (unit length under cosine).
+    /// With `"include": ["vector"]`: the item's vector as stored (unit length under cosine),
+    /// as the request's `vector_encoding` says.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
+    pub vector: Option<VectorOut>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -178,6 +179,44 @@ pub struct Ready {
     pub ready: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
+}
+
+/// How a request wants the vectors of its answer written (`"vector_encoding"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorEncoding {
+    /// JSON numbers (the default).
+    #[default]
+    Float,
+    /// The base64 of the little-endian f32 values (standard alphabet, padded).
+    Base64,
+}
+
+/// A vector in a request: `dim` numbers, or the base64 of its little-endian f32 values.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a shape for the OpenAPI document: `body::f32_vector` reads both
+pub enum VectorIn {
+    Numbers(Vec<f32>),
+    Base64(String),
+}
+
+/// A vector in an answer: numbers, or the base64 of its little-endian f32 values when the
+/// request asked for `"vector_encoding": "base64"`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum VectorOut {
+    Numbers(Vec<f32>),
+    Base64(String),
+}
+
+impl VectorOut {
+    pub fn new(vector: Vec<f32>, encoding: VectorEncoding) -> VectorOut {
+        match encoding {
+            VectorEncoding::Float => VectorOut::Numbers(vector),
+            VectorEncoding::Base64 => VectorOut::Base64(super::body::to_base64(&vector)),
+        }
+    }
 }
 
 /// Serializes f32s as the f64s they widen to (exactly the stored values, in 0.1.0's form).

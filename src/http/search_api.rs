@@ -22,7 +22,9 @@ use vectord_actors::registry::IndexHandle;
 
 use super::body::{self, Plain};
 use super::errors::ApiError;
-use super::schema::{BatchSearchResponse, ErrorBody, SearchResponse, SearchResult};
+use super::schema::{
+    BatchSearchResponse, ErrorBody, SearchResponse, SearchResult, VectorEncoding, VectorOut,
+};
 use super::select_api::Include;
 use super::AppState;
 
@@ -48,9 +50,9 @@ const HELPER_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"vector": [1, 0.1, 0, 0], "k": 5, "filter": {"lang": "en"}}))]
 pub struct SearchRequest {
-    /// The query: `dim` finite numbers.
+    /// The query: `dim` finite numbers, or the base64 of their little-endian f32 values.
     #[serde(deserialize_with = "body::f32_vector")]
-    #[schema(min_items = 1, max_items = 4096)]
+    #[schema(value_type = super::schema::VectorIn)]
     pub vector: Vec<f32>,
     /// 1 to `vectord.max_k` (1,000 by default; a setting, so not written as a bound here).
     #[serde(deserialize_with = "body::whole")]
@@ -70,6 +72,10 @@ pub struct SearchRequest {
     /// What to return of each result besides its id and distance: `"metadata"` (always
     /// returned) and `"vector"` (the item's vector as stored).
     pub include: Option<Vec<Include>>,
+    /// How result vectors are written: `float` (JSON numbers, the default) or `base64`
+    /// (of the little-endian f32 values).
+    #[serde(default)]
+    pub vector_encoding: VectorEncoding,
 }
 
 /// Several searches of one index in one request. Unknown fields are refused.
@@ -90,7 +96,8 @@ struct Checked {
     k: usize,
     ef: usize,
     filter: Option<Filter>,
-    with_vectors: bool,
+    /// Return each result's vector, written so.
+    vectors: Option<VectorEncoding>,
 }
 
 /// The `k` live items nearest to the query (that match the filter), nearest first.
@@ -117,9 +124,10 @@ pub async fn search(
         .acquire()
         .await
         .map_err(|_| shutting_down())?;
+    let vectors = search.vectors;
     let hits = search_one(&handle, search).await?;
     Ok(HttpResponse::Ok().json(SearchResponse {
-        results: results(hits),
+        results: results(hits, vectors),
     }))
 }
 
@@ -234,7 +242,7 @@ where
     let index = &handle.index;
     let s: &Checked = search.borrow();
     let cheap = s.filter.is_none()
-        && !s.with_vectors
+        && s.vectors.is_none()
         && s.ef <= INLINE_MAX_EF
         && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
     if cheap {
@@ -326,7 +334,7 @@ async fn run_batch(
                 break;
             };
             let hits = search_one(handle, BatchSearch(batch.clone(), i)).await?;
-            answers[i] = results(hits);
+            answers[i] = results(hits, batch.searches[i].vectors);
             ran += 1;
         }
         if ran == 0 {
@@ -361,7 +369,7 @@ fn helper(
             let Some((i, search)) = batch.take() else {
                 break;
             };
-            done.push((i, results(run(&index, search))));
+            done.push((i, results(run(&index, search), search.vectors)));
         }
         drop(permit);
         batch.helpers_done.fetch_add(1, Ordering::Release);
@@ -410,27 +418,29 @@ fn check(
         k: request.k,
         ef,
         filter,
-        with_vectors: request
+        vectors: request
             .include
-            .is_some_and(|i| i.contains(&Include::Vector)),
+            .is_some_and(|i| i.contains(&Include::Vector))
+            .then_some(request.vector_encoding),
     })
 }
 
 fn run(index: &vectord_actors::index::Index, s: &Checked) -> Vec<Hit> {
-    if s.with_vectors {
+    if s.vectors.is_some() {
         index.search_with_vectors(&s.query, s.k, s.ef, s.filter.as_ref())
     } else {
         index.search(&s.query, s.k, s.ef, s.filter.as_ref())
     }
 }
 
-fn results(hits: Vec<Hit>) -> Vec<SearchResult> {
+/// The answer's results; vectors (when the search asked for them) written as `vectors` says.
+fn results(hits: Vec<Hit>, vectors: Option<VectorEncoding>) -> Vec<SearchResult> {
     hits.into_iter()
         .map(|h| SearchResult {
             id: h.id,
             distance: h.distance,
             metadata: h.metadata,
-            vector: (!h.vector.is_empty()).then_some(h.vector),
+            vector: vectors.map(|encoding| VectorOut::new(h.vector, encoding)),
         })
         .collect()
 }
@@ -493,6 +503,7 @@ fn plain_request(fields: Vec<(&str, Plain)>) -> Option<SearchRequest> {
         ef,
         filter: None,
         include: None,
+        vector_encoding: VectorEncoding::Float,
     })
 }
 

@@ -12,7 +12,7 @@ use vectord_actors::params::check_addressable_id;
 use vectord_actors::registry::IndexHandle;
 
 use super::errors::ApiError;
-use super::schema::ErrorBody;
+use super::schema::{ErrorBody, VectorEncoding, VectorOut};
 use super::{body, AppState};
 
 /// Items in a page when `limit` is not given, and at most.
@@ -46,6 +46,10 @@ pub struct GetRequest {
     cursor: Option<String>,
     /// What to return of each item besides its id (default `["metadata"]`).
     include: Option<Vec<Include>>,
+    /// How vectors are written: `float` (JSON numbers, the default) or `base64` (of the
+    /// little-endian f32 values).
+    #[serde(default)]
+    vector_encoding: VectorEncoding,
 }
 
 /// Items that pass a filter (all of them without one). Unknown fields are refused.
@@ -76,10 +80,10 @@ pub struct GotItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
-    /// As stored (unit length under cosine), each number written with the fewest digits
-    /// that read back as the same f32.
+    /// As stored (unit length under cosine): numbers written with the fewest digits that
+    /// read back as the same f32, or base64 as the request's `vector_encoding` says.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
+    pub vector: Option<VectorOut>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -137,6 +141,7 @@ pub async fn get_items(
 ) -> Result<HttpResponse, ApiError> {
     let (handle, request): (_, GetRequest) = index_and_body(&state, &name, &req, payload).await?;
     let filter = filter(&state, request.filter.as_ref())?;
+    let encoding = request.vector_encoding;
     let include = request.include.unwrap_or_else(|| vec![Include::Metadata]);
     let (metadata, vector) = (
         include.contains(&Include::Metadata),
@@ -171,7 +176,7 @@ pub async fn get_items(
     Ok(HttpResponse::Ok().json(GetResponse {
         items: items
             .into_iter()
-            .map(|item| got(item, metadata, vector))
+            .map(|item| got(item, metadata, vector.then_some(encoding)))
             .collect(),
         next_cursor: next,
     }))
@@ -297,11 +302,12 @@ fn check_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn got(item: Item, metadata: bool, vector: bool) -> GotItem {
+/// An item as answered: its vector only when asked for, written in `vector`'s encoding.
+fn got(item: Item, metadata: bool, vector: Option<VectorEncoding>) -> GotItem {
     GotItem {
         id: item.id,
         metadata: metadata.then_some(item.metadata),
-        vector: vector.then_some(item.vector),
+        vector: vector.map(|encoding| VectorOut::new(item.vector, encoding)),
     }
 }
 

@@ -10,9 +10,10 @@ from vectord import Client, Conflict, InvalidRequest, NotFound, Unauthorized, Un
 from .conftest import API_KEY
 
 
-@pytest.fixture
-def client(server: str):
-    with Client(server, api_key=API_KEY) as c:
+@pytest.fixture(params=[True, False], ids=["base64", "numbers"])
+def client(server: str, request):
+    """A client sending vectors as base64 (the default), and one sending JSON numbers."""
+    with Client(server, api_key=API_KEY, base64_vectors=request.param) as c:
         yield c
 
 
@@ -50,14 +51,17 @@ def test_items_round_trip_and_search_with_filters(client: Client, index_name: st
     hits = client.search(index_name, [1, 0.1, 0], k=2, filter={"year": {"$gte": 2022}})
     assert [h.id for h in hits] == ["..x", "ü"] or [h.id for h in hits] == ["ü", "..x"]
     assert all(h.metadata["year"] >= 2022 for h in hits)
-    hits = client.search(index_name, [1, 0, 0], k=1, include_vectors=True)
-    assert hits[0].id == "a" and hits[0].vector is not None
+    hits = client.search(index_name, np.array([1.0, 0, 0]), k=1, include_vectors=True)
+    assert hits[0].id == "a" and hits[0].vector == [1.0, 0.0, 0.0]
+    item = client.get_item(index_name, "d e")
+    assert item is not None and item.vector == [0.0, 0.0, 1.0]
     batch = client.search_batch(index_name, [[1, 0, 0], [0, 1, 0]], k=1)
     assert [[h.id for h in rows] for rows in batch] == [["a"], ["b/c"]]
     assert client.count(index_name) == 5
     assert client.count(index_name, {"lang": "en"}) == 2
     page = client.get(index_name, ["ü", "nope", "a"], include_vectors=True)
-    assert [i.id for i in page.items] == ["ü", "a"] and page.items[0].vector is not None
+    assert [i.id for i in page.items] == ["ü", "a"]
+    assert page.items[1].vector == [1.0, 0.0, 0.0]
     assert sorted(i.id for i in client.iter_items(index_name, page_size=2)) == sorted(ids)
     assert client.delete(index_name, filter={"lang": "en"}) == 2
     assert client.delete_item(index_name, "a") is True

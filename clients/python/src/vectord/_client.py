@@ -1,7 +1,8 @@
 """`Client` and `AsyncClient`: every endpoint of vectord (docs/API.md and its extensions),
 over httpx. Both build their requests with `_requests`; the methods that are one request
 are written once (`_Api`), and return a value from `Client` and an awaitable from
-`AsyncClient`. A 503 `busy` answer is retried after its `Retry-After`, for at most
+`AsyncClient`. Vectors go out as base64 of little-endian f32 values (`base64_vectors`,
+on by default; JSON numbers otherwise), and come back so when asked for. A 503 `busy` answer is retried after its `Retry-After`, for at most
 `max_busy_wait` seconds in all, before `Busy` is raised."""
 
 from __future__ import annotations
@@ -24,10 +25,18 @@ DEFAULT_BATCH = 1000
 class _Api:
     """The endpoints that are one request each; `_run` sends it."""
 
+    #: Vectors sent as base64 of little-endian f32 (else JSON numbers).
+    base64_vectors: bool = True
+
     def _run(self, call: Call) -> Any:  # pragma: no cover - defined by the subclasses
         raise NotImplementedError
 
     # -- service ------------------------------------------------------------------------
+
+    def _wire_vectors(self, vectors: Any) -> List[Any]:
+        if self.base64_vectors:
+            return [rq.to_base64(v) for v in _rows(vectors)]
+        return rq.as_vectors(vectors)
 
     def health(self) -> Any:
         """`GET /health`: status, index count, persistence, load failures."""
@@ -121,7 +130,9 @@ class _Api:
     ) -> Any:
         """The `k` nearest items passing `filter` (Chroma's `where` syntax), nearest first:
         a list of `SearchResult`."""
-        return self._run(rq.search(name, vector, k, ef, filter, include_vectors))
+        return self._run(
+            rq.search(name, vector, k, ef, filter, include_vectors, self.base64_vectors)
+        )
 
     def search_batch(
         self,
@@ -136,9 +147,15 @@ class _Api:
         """Several searches in one request, one per vector (same k, ef and filter): a list
         of result lists, in order."""
         searches = [
-            rq.search_body(v, k, ef, filter, include_vectors) for v in rq.as_vectors(vectors)
+            rq.search_body(v, k, ef, filter, include_vectors, self.base64_vectors)
+            for v in _rows(vectors)
         ]
         return self._run(rq.search_batch(name, searches))
+
+
+def _rows(vectors: Any) -> List[Any]:
+    """The vectors of a list or of a numpy 2-d array, one by one."""
+    return list(vectors) if hasattr(vectors, "astype") else [v for v in vectors]
 
 
 def _headers(api_key: Optional[str]) -> Dict[str, str]:
@@ -180,10 +197,12 @@ class Client(_Api):
         api_key: Optional[str] = None,
         timeout: float = 60.0,
         max_busy_wait: float = 60.0,
+        base64_vectors: bool = True,
         http: Optional[httpx.Client] = None,
     ):
         self.url = url.rstrip("/")
         self.max_busy_wait = max_busy_wait
+        self.base64_vectors = base64_vectors
         self._http = http or httpx.Client(
             base_url=self.url, headers=_headers(api_key), timeout=timeout
         )
@@ -229,7 +248,7 @@ class Client(_Api):
     ) -> int:
         """Adds or replaces items (`vectors`: lists or a numpy 2-d array), in batches of
         `batch_size` (each batch all-or-nothing); returns the index's count after it."""
-        vectors = rq.as_vectors(vectors)
+        vectors = self._wire_vectors(vectors)
         _check_lengths(ids, vectors, metadatas)
         count = 0
         for part in rq.chunks(len(ids), batch_size):
@@ -272,10 +291,12 @@ class AsyncClient(_Api):
         api_key: Optional[str] = None,
         timeout: float = 60.0,
         max_busy_wait: float = 60.0,
+        base64_vectors: bool = True,
         http: Optional[httpx.AsyncClient] = None,
     ):
         self.url = url.rstrip("/")
         self.max_busy_wait = max_busy_wait
+        self.base64_vectors = base64_vectors
         self._http = http or httpx.AsyncClient(
             base_url=self.url, headers=_headers(api_key), timeout=timeout
         )
@@ -319,7 +340,7 @@ class AsyncClient(_Api):
         batch_size: int = DEFAULT_BATCH,
     ) -> int:
         """See `Client.add`."""
-        vectors = rq.as_vectors(vectors)
+        vectors = self._wire_vectors(vectors)
         _check_lengths(ids, vectors, metadatas)
         count = 0
         for part in rq.chunks(len(ids), batch_size):
@@ -354,7 +375,7 @@ class AsyncClient(_Api):
 
 
 def _check_lengths(
-    ids: Sequence[str], vectors: List[List[float]], metadatas: Optional[Sequence[Any]]
+    ids: Sequence[str], vectors: List[Any], metadatas: Optional[Sequence[Any]]
 ) -> None:
     if len(ids) != len(vectors) or (metadatas is not None and len(metadatas) != len(ids)):
         raise ValueError(

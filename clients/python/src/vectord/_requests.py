@@ -4,6 +4,8 @@ body) and a function that turns the decoded answer into what the caller gets."""
 
 from __future__ import annotations
 
+import base64
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 from urllib.parse import quote
@@ -61,6 +63,33 @@ def index_path(name: str, *rest: str) -> str:
     return "/".join(["/vectors/index", escape(name), *rest])
 
 
+def to_base64(v: Any) -> str:
+    """The base64 of a vector's little-endian f32 values: what vectord reads ~10x faster
+    than decimal numbers (and Python writes much faster)."""
+    tobytes = getattr(v, "astype", None)
+    if callable(tobytes):  # numpy
+        return base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
+    values = as_vector(v)
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")
+
+
+def from_base64(text: str) -> List[float]:
+    raw = base64.b64decode(text)
+    return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+
+
+def vector_out(v: Any) -> Optional[List[float]]:
+    """A vector of an answer, whichever way it was written."""
+    if v is None:
+        return None
+    return from_base64(v) if isinstance(v, str) else v
+
+
+def wire(v: Any, base64_vectors: bool) -> Any:
+    """A vector as sent: base64, or JSON numbers."""
+    return to_base64(v) if base64_vectors else as_vector(v)
+
+
 def as_vector(v: Any) -> List[float]:
     """A vector as JSON numbers: lists, tuples and numpy arrays alike."""
     tolist = getattr(v, "tolist", None)
@@ -82,14 +111,14 @@ def _results(rows: Iterable[Mapping[str, Any]]) -> List[SearchResult]:
             id=r["id"],
             distance=r["distance"],
             metadata=r.get("metadata") or {},
-            vector=r.get("vector"),
+            vector=vector_out(r.get("vector")),
         )
         for r in rows
     ]
 
 
 def _item(row: Mapping[str, Any]) -> Item:
-    return Item(id=row["id"], vector=row.get("vector"), metadata=row.get("metadata"))
+    return Item(id=row["id"], vector=vector_out(row.get("vector")), metadata=row.get("metadata"))
 
 
 def _without_none(**fields: Any) -> Dict[str, Any]:
@@ -142,7 +171,7 @@ def declare_fields(name: str, fields: Mapping[str, str]) -> Call:
 def add_batch(
     name: str,
     ids: Sequence[str],
-    vectors: List[List[float]],
+    vectors: Sequence[Any],
     metadatas: Optional[Sequence[Optional[Metadata]]],
 ) -> Call:
     items = []
@@ -190,6 +219,7 @@ def get(
         limit=limit,
         cursor=cursor,
         include=include,
+        vector_encoding="base64" if "vector" in include else None,
     )
     return Call(
         "POST",
@@ -211,21 +241,33 @@ def delete(name: str, ids: Optional[Sequence[str]], filter: Optional[Filter]) ->
 
 
 def search_body(
-    vector: Any, k: int, ef: Optional[int], filter: Optional[Filter], vectors: bool
+    vector: Any,
+    k: int,
+    ef: Optional[int],
+    filter: Optional[Filter],
+    vectors: bool,
+    base64_vectors: bool = True,
 ) -> Dict[str, Any]:
     return _without_none(
-        vector=as_vector(vector),
+        vector=wire(vector, base64_vectors),
         k=k,
         ef=ef,
         filter=filter,
         include=["metadata", "vector"] if vectors else None,
+        vector_encoding="base64" if vectors and base64_vectors else None,
     )
 
 
 def search(
-    name: str, vector: Any, k: int, ef: Optional[int], filter: Optional[Filter], vectors: bool
+    name: str,
+    vector: Any,
+    k: int,
+    ef: Optional[int],
+    filter: Optional[Filter],
+    vectors: bool,
+    base64_vectors: bool = True,
 ) -> Call:
-    body = search_body(vector, k, ef, filter, vectors)
+    body = search_body(vector, k, ef, filter, vectors, base64_vectors)
     return Call("POST", index_path(name, "search"), body, read=lambda a: _results(a["results"]))
 
 
