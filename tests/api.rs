@@ -1047,7 +1047,12 @@ fn vectors_go_in_and_come_out_as_base64_of_little_endian_f32() {
                                 {"id": "num", "vector": [0.0, 1.0, 0.0]}]});
     add(&api, "docs", &body);
     let (_, item) = api.get("/vectors/index/docs/items/b64");
-    let stored: Vec<f64> = item["vector"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let stored: Vec<f64> = item["vector"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     assert_eq!(stored, v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>());
     // a base64 query finds it; results and items come back as base64 when asked
     let (s, found) = api.post(

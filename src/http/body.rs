@@ -206,7 +206,9 @@ pub fn from_base64(encoded: &str) -> Result<Vec<f32>, String> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded)
-        .map_err(|e| format!("a vector given as a string must be base64 of little-endian f32 values: {e}"))?;
+        .map_err(|e| {
+            format!("a vector given as a string must be base64 of little-endian f32 values: {e}")
+        })?;
     if bytes.len() % 4 != 0 {
         return Err(format!(
             "a base64 vector holds {} bytes, not a whole number of 4-byte f32 values",
