@@ -221,13 +221,6 @@ pub fn from_base64(encoded: &str) -> Result<Vec<f32>, String> {
         .collect())
 }
 
-/// The base64 of a vector's little-endian f32 values.
-pub fn to_base64(vector: &[f32]) -> String {
-    use base64::Engine;
-    let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 /// The numbers of a JSON array text, as f32.
 fn parse_numbers(text: &str) -> Result<Vec<f32>, String> {
     let mut cursor = Cursor { text, at: 0 };

@@ -214,7 +214,11 @@ impl VectorOut {
     pub fn new(vector: Vec<f32>, encoding: VectorEncoding) -> VectorOut {
         match encoding {
             VectorEncoding::Float => VectorOut::Numbers(vector),
-            VectorEncoding::Base64 => VectorOut::Base64(super::body::to_base64(&vector)),
+            VectorEncoding::Base64 => {
+                use base64::Engine;
+                let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                VectorOut::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
         }
     }
 }
