@@ -357,8 +357,10 @@ impl Values {
         match v {
             Value::String(s) => self.strings.contains(s.as_str()),
             Value::Number(n) => {
-                let sorted_has =
-                    |list: &[f64], x: f64| list.binary_search_by(|y| y.total_cmp(&x)).is_ok();
+                // `+ 0.0` makes -0 0: numbers compare by value, as `$eq` and ranges do.
+                let sorted_has = |list: &[f64], x: f64| {
+                    list.binary_search_by(|y| y.total_cmp(&(x + 0.0))).is_ok()
+                };
                 match (integer(n), n.as_f64()) {
                     (Some(i), Some(x)) => self.integers.contains(&i) || sorted_has(&self.floats, x),
                     (None, Some(x)) => {
@@ -644,7 +646,7 @@ fn values(value: &Value, path: &str) -> Result<Values, IndexError> {
                     out.integers.insert(i);
                     out.integers_f64.push(x);
                 }
-                (_, x) => out.floats.extend(x),
+                (_, x) => out.floats.extend(x.map(|x| x + 0.0)),
             },
             _ => {}
         }

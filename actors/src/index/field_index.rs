@@ -97,6 +97,8 @@ pub enum Check<'s> {
         column: &'s [f64],
         ranges: Vec<Bounds>,
     },
+    /// `set`: the numbers, ascending (no -0).
+    NumberIn { column: &'s [f64], set: Vec<f64> },
 }
 
 type Bounds = (Option<(f64, bool)>, Option<(f64, bool)>);
@@ -355,7 +357,7 @@ impl FieldIndex {
             }
             (Data::Sorted { values, points }, FieldQuery::OneOf(wanted)) => {
                 let mut lists = Vec::with_capacity(wanted.len());
-                let mut ranges = Vec::with_capacity(wanted.len());
+                let mut set = Vec::with_capacity(wanted.len());
                 let mut exact = !self.arrays && !self.big;
                 for w in wanted {
                     let Scalar::Num(x) = w else { return None };
@@ -363,9 +365,16 @@ impl FieldIndex {
                     let from = values.partition_point(|v| v < x);
                     let to = values.partition_point(|v| v <= x);
                     lists.push(&points[from..to]);
-                    ranges.push((Some((*x, true)), Some((*x, true))));
+                    set.push(*x + 0.0);
                 }
-                (lists, self.numbers_check(ranges), exact)
+                // Sorted, so that a long `$in` costs a binary search per point checked.
+                set.sort_by(f64::total_cmp);
+                set.dedup();
+                let check = match &self.column {
+                    Some(Column::Numbers(column)) => Some(Check::NumberIn { column, set }),
+                    _ => None,
+                };
+                (lists, check, exact)
             }
             (Data::Sorted { values, points }, FieldQuery::Range { low, high }) => {
                 let from = match low {
@@ -722,6 +731,9 @@ impl Check<'_> {
                         wanted.binary_search(o).is_ok()
                     }
             }),
+            Check::NumberIn { column, set } => column.get(p as usize).is_some_and(|&x| {
+                !x.is_nan() && set.binary_search_by(|y| y.total_cmp(&(x + 0.0))).is_ok()
+            }),
             Check::Numbers { column, ranges } => column.get(p as usize).is_some_and(|&x| {
                 ranges.iter().any(|(low, high)| {
                     low.is_none_or(|(b, inclusive)| x > b || (inclusive && x == b))
@@ -836,6 +848,28 @@ mod tests {
         let found = ix.find(&filter.lookup().unwrap().0, &points).unwrap();
         assert!(found.passes(0) && !found.passes(1) && !found.passes(3));
         assert_eq!(found.estimate(), 1, "a sample of the smaller part, checked");
+    }
+
+    #[test]
+    fn minus_zero_is_zero_to_filters_and_indexes_alike() {
+        let points = points(&[json!({"n": -0.0}), json!({"n": 0}), json!({"n": 1})]);
+        let ix = FieldIndexes::build(&points, &fields(json!({"n": "float"})));
+        for f in [
+            json!({"n": {"$in": [0]}}),
+            json!({"n": {"$in": [-0.0, 5]}}),
+            json!({"n": 0}),
+        ] {
+            let filter = Filter::parse(&f, "filter", LIMITS).unwrap();
+            let (lookup, complete) = filter.lookup().unwrap();
+            let found = ix.find(&lookup, &points).unwrap();
+            assert!(complete && found.exact(), "{f}");
+            for p in 0..3u32 {
+                let by_metadata =
+                    filter.matches(points.id(p as usize), points.metadata(p as usize));
+                assert_eq!(found.passes(p), by_metadata, "{f}: point {p}");
+                assert_eq!(by_metadata, p < 2, "{f}: point {p}");
+            }
+        }
     }
 
     #[test]

@@ -14,9 +14,10 @@
 //!
 //! How a sealed segment is searched under a filter (its plan):
 //! - with **field indexes** for the filter's conditions (`field_index`), the indexes say
-//!   which points may pass, reading no metadata: when they are few (a tenth of the live
-//!   points or less), exactly those are checked and scanned (`index_scan`); else the
-//!   graph walk tries the filter on the points it meets (`index_walk`);
+//!   which points may pass, reading no metadata: when they are few (`scan_is_cheaper`),
+//!   exactly those are checked and scanned (`index_scan`); else the graph walk tries the
+//!   filter on the points it meets (`index_walk`, two hops when the filter is exact and
+//!   passes under a quarter); the result is remembered from the second search;
 //! - without: a filter that a segment remembers (`filter_cache`) or that few points pass
 //!   is answered the same ways from a bitset of the matching points (`scan`, `walk`); in
 //!   a large segment, how many pass is first estimated on a sample, so that a filter most
@@ -234,7 +235,6 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
         if let Some(((lookup, complete), fields)) = indexed {
             if let Some(found) = fields.find(lookup, v.points) {
                 let exact = *complete && found.exact();
-                let cache = cache.filter(|_| exact);
                 return self.by_field_indexes(index, v, graph, (f, exact, cache), &found, scratch);
             }
         }
@@ -305,13 +305,18 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
         let at_most = found.estimate();
         let live = v.points.len() - v.deleted_count;
         let n = v.points.len();
-        // An exact result is remembered (a bitset of the segment) when it is scanned, or
-        // from the second walk: then searches that repeat the filter read neither the
-        // indexes nor the columns again.
+        // The result is remembered (a bitset of the segment): an exact one when it is
+        // scanned, any from the filter's second search (the candidates checked against
+        // the metadata when the lookup is not exact), so that repeats read neither the
+        // indexes nor the metadata again, and a wide estimate of an inexact lookup costs
+        // one walk, not one per search.
         let remember = |candidates: &[u32]| {
             let (cache, key) = cache?;
             let mut bits = BitSet::with_len(n);
-            let count = candidates.iter().filter(|&&p| bits.set(p as usize)).count();
+            let count = candidates
+                .iter()
+                .filter(|&&p| (exact || matches(v.points, p, f)) && bits.set(p as usize))
+                .count();
             let matches = std::sync::Arc::new(Matches { bits, count });
             cache.put(key.to_string(), matches.clone());
             Some(matches)
@@ -320,7 +325,9 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
             count_plan(Plan::IndexScan);
             // Gathered points passed the columns already.
             let candidates = found.gather(n);
-            remember(&candidates);
+            if exact {
+                remember(&candidates);
+            }
             let alive = |p: u32| !v.deleted.get(p as usize);
             let candidates = candidates
                 .into_iter()
