@@ -231,7 +231,7 @@ impl Server {
         k: usize,
         ef: usize,
     ) -> Result<Vec<usize>, String> {
-        let body = json!({"vector": query, "k": k, "ef": ef}).to_string();
+        let body = json!({"vector": crate::wire::vector(query), "k": k, "ef": ef}).to_string();
         let answer: SearchAnswer =
             self.post_as(&format!("/vectors/index/{name}/search"), body.as_bytes())?;
         Ok(answer
@@ -252,7 +252,7 @@ impl Server {
         data.queries
             .iter()
             .map(|q| {
-                let body = json!({"vector": q, "k": k, "ef": ef}).to_string();
+                let body = json!({"vector": crate::wire::vector(q), "k": k, "ef": ef}).to_string();
                 crate::wire::post_request(&addr, &path, body.as_bytes())
             })
             .collect()
@@ -342,7 +342,7 @@ impl Server {
             .map(|qs| {
                 let searches: Vec<Value> = qs
                     .iter()
-                    .map(|q| json!({"vector": q, "k": k, "ef": ef}))
+                    .map(|q| json!({"vector": crate::wire::vector(q), "k": k, "ef": ef}))
                     .collect();
                 let body = json!({ "searches": searches }).to_string();
                 crate::wire::post_request(&addr, &path, body.as_bytes())
@@ -499,7 +499,7 @@ pub fn add_bodies(base: &[Vec<f32>], batch: usize) -> Vec<Vec<u8>> {
             let items: Vec<Value> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, v)| json!({"id": (b * batch + i).to_string(), "vector": v}))
+                .map(|(i, v)| json!({"id": (b * batch + i).to_string(), "vector": crate::wire::vector(v)}))
                 .collect();
             json!({ "items": items }).to_string().into_bytes()
         })

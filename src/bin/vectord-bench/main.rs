@@ -49,6 +49,9 @@ struct Args {
     /// A tiny run for CI: 3,000 synthetic 32-d vectors; fails if recall is not sane.
     #[arg(long)]
     smoke: bool,
+    /// Send vectors over HTTP as base64 of little-endian f32 instead of JSON numbers.
+    #[arg(long)]
+    base64: bool,
     /// Queries to run (at most the data set's).
     #[arg(long, default_value_t = 1000)]
     queries: usize,
@@ -384,6 +387,7 @@ struct Ratios {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    wire::BASE64.store(args.base64, std::sync::atomic::Ordering::Relaxed);
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

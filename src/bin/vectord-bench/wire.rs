@@ -8,6 +8,20 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
+/// Vectors go out as base64 of little-endian f32 (`--base64`), else as JSON numbers.
+pub static BASE64: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A vector as a request body holds it (see `BASE64`).
+pub fn vector(v: &[f32]) -> serde_json::Value {
+    if BASE64.load(std::sync::atomic::Ordering::Relaxed) {
+        use base64::Engine;
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+    } else {
+        serde_json::json!(v)
+    }
+}
+
 struct Conn {
     writer: TcpStream,
     reader: BufReader<TcpStream>,
