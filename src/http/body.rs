@@ -377,6 +377,15 @@ impl<'a> Cursor<'a> {
         Some(s)
     }
 
+    /// A vector: an array of numbers, or a string of base64 (`None` for anything else,
+    /// a bad one included: serde's path then names what is wrong).
+    fn vector(&mut self) -> Option<Vec<f32>> {
+        if self.peek()? == b'"' {
+            return from_base64(self.plain_string()?).ok();
+        }
+        self.numbers().ok()
+    }
+
     /// The object at the cursor, `{"key": value, ...}` with plain keys: `member` reads the
     /// value of each key (the cursor at it), or refuses the key. `None` at the first byte
     /// that does not fit; the cursor is left after the `}`.
@@ -411,7 +420,7 @@ impl<'a> Cursor<'a> {
                 return None;
             }
             let value = match cursor.peek()? {
-                b'[' => Plain::Numbers(cursor.numbers().ok()?),
+                b'[' | b'"' => Plain::Numbers(cursor.vector()?),
                 b'n' => {
                     cursor.eat_word("null").then_some(())?;
                     Plain::Null
@@ -431,7 +440,7 @@ impl<'a> Cursor<'a> {
         self.object(|cursor, key| {
             match key {
                 "id" if id.is_none() => id = Some(cursor.plain_string()?.to_string()),
-                "vector" if vector.is_none() => vector = Some(cursor.numbers().ok()?),
+                "vector" if vector.is_none() => vector = Some(cursor.vector()?),
                 "metadata" if metadata.is_none() => metadata = Some(cursor.metadata()?),
                 _ => return None,
             }

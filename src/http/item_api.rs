@@ -256,7 +256,10 @@ mod tests {
             " {\n \"items\" : [ { \"vector\" : [ 0.1 ] , \"id\" : \"b\" , \"metadata\" : null } ,\n{\"id\":\"c\",\"vector\":[0.03687103092670441],\"metadata\":{\"lang\":\"en\",\"n\":[1,{\"x\":null}]}} ] } ",
             r#"{"items":[{"id":"é 😀","vector":[],"metadata":{}}]}"#,
             r#"{"items":[{"metadata":{"a":1,"a":2},"id":"d","vector":[1]}]}"#,
+            // base64 of [1.0, -2.5]
+            r#"{"items":[{"id":"f","vector":"AACAPwAAIMA="}]}"#,
             // Left to serde, with the same meaning.
+            r#"{"items":[{"id":"g","vector":"AACAPwAAIMA="}]}"#,
             r#"{"items":[{"id":"e\u0066","vector":[1]}]}"#,
             r#"{"items":[]}"#,
         ] {

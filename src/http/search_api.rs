@@ -604,6 +604,10 @@ mod tests {
             parts(r#"{"ef":40,"vector":[],"k":1}"#),
             (vec![], 1, Some(40), false)
         );
+        assert_eq!(
+            parts(r#"{"vector":"AACAPwAAIMA=","k":1}"#),
+            (vec![1.0, -2.5], 1, None, false)
+        );
         // Left to serde, with the same meaning.
         assert_eq!(
             parts(r#"{"vector":[1],"k":2.0,"filter":{"a":1}}"#),
@@ -618,6 +622,8 @@ mod tests {
         assert!(refused(r#"{"vector":[1],"k":1,"kk":2}"#).contains("unknown field"));
         assert!(refused(r#"{"vector":[1,],"k":1}"#).contains("vector"));
         assert!(refused(r#"{"vector":[01],"k":1}"#).contains("vector"));
+        assert!(refused(r#"{"vector":"AACAPw=","k":1}"#).contains("vector"));
+        assert!(refused(r#"{"vector":"AACA","k":1}"#).contains("4-byte"));
         assert!(refused(r#"{"vector":null,"k":1}"#).contains("vector"));
         assert!(refused(r#"{"vector":[1],"k":-1}"#).contains("k"));
         assert!(refused(r#"{"vector":[1],"k":99999999999999999999999}"#).contains("k"));
