@@ -10,7 +10,6 @@
 //! reader may see a row mid-update, which is harmless, since every value ever written is
 //! a point number in range and the walk only needs some neighbours, not the latest ones.
 
-use std::cmp::Reverse;
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Mutex;
@@ -19,7 +18,7 @@ use rayon::prelude::*;
 
 use super::job_threads::job_threads;
 use super::points::Points;
-use super::scratch::{with_scratch, Nearest, Scored, Scratch};
+use super::scratch::{with_scratch, Scored, Scratch};
 use super::sealed::FlatGraph;
 use crate::distance::{kernels, Metric};
 
@@ -329,38 +328,19 @@ impl Growing {
         scratch: &mut Scratch,
     ) -> Vec<Scored> {
         scratch.start(points.len());
-        scratch.visit(ep.point);
-        scratch.candidates.push(Nearest(Reverse(ep)));
-        scratch.found.push(ep);
+        scratch.enter(ep, true);
         let mut row = Vec::with_capacity(self.width0);
-        while let Some(Nearest(Reverse(current))) = scratch.candidates.pop() {
-            let bound = scratch.found.peek().map_or(f32::INFINITY, |s| s.distance);
-            if scratch.found.len() >= ef && current.distance > bound {
-                break;
-            }
+        while let Some(current) = scratch.next_candidate(ef) {
             self.read(current.point, level, &mut row);
             for &q in &row {
                 if !scratch.visit(q) {
                     continue;
                 }
                 let d = distance(v, points.vector(q as usize));
-                let bound = scratch.found.peek().map_or(f32::INFINITY, |s| s.distance);
-                if scratch.found.len() < ef || d < bound {
-                    let s = Scored {
-                        distance: d,
-                        point: q,
-                    };
-                    scratch.candidates.push(Nearest(Reverse(s)));
-                    scratch.found.push(s);
-                    if scratch.found.len() > ef {
-                        scratch.found.pop();
-                    }
-                }
+                scratch.offer(q, d, ef, || true);
             }
         }
-        let mut out: Vec<Scored> = scratch.found.drain().collect();
-        out.sort_unstable();
-        out
+        scratch.results()
     }
 
     /// The finished graph, checked like a stored one.

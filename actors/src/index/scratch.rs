@@ -83,6 +83,50 @@ impl Scratch {
         }
     }
 
+    /// Seeds a beam search with its entry point (visited, a candidate, and a result when
+    /// `accepted`).
+    pub fn enter(&mut self, entry: Scored, accepted: bool) {
+        self.visit(entry.point);
+        self.candidates.push(Nearest(std::cmp::Reverse(entry)));
+        if accepted {
+            self.found.push(entry);
+        }
+    }
+
+    /// The next candidate to expand in a beam search of width `ef`; none when the search
+    /// is done (no candidate left, or the nearest is farther than all of `ef` results).
+    #[inline]
+    pub fn next_candidate(&mut self, ef: usize) -> Option<Scored> {
+        let std::cmp::Reverse(current) = self.candidates.pop()?.0;
+        let farthest = self.found.peek().map_or(f32::INFINITY, |s| s.distance);
+        (self.found.len() < ef || current.distance <= farthest).then_some(current)
+    }
+
+    /// Offers a point met at `distance` to a beam search of width `ef`: it becomes a
+    /// candidate when it could still be among the `ef` nearest, and a result too when
+    /// `accepted()` (asked only then).
+    #[inline]
+    pub fn offer(&mut self, point: u32, distance: f32, ef: usize, accepted: impl FnOnce() -> bool) {
+        let farthest = self.found.peek().map_or(f32::INFINITY, |s| s.distance);
+        if self.found.len() < ef || distance < farthest {
+            let s = Scored { distance, point };
+            self.candidates.push(Nearest(std::cmp::Reverse(s)));
+            if accepted() {
+                self.found.push(s);
+                if self.found.len() > ef {
+                    self.found.pop();
+                }
+            }
+        }
+    }
+
+    /// The results of a beam search, nearest first.
+    pub fn results(&mut self) -> Vec<Scored> {
+        let mut out: Vec<Scored> = self.found.drain().collect();
+        out.sort_unstable();
+        out
+    }
+
     /// The visited mark of `p`, to prefetch it.
     #[inline]
     pub fn mark_address(&self, p: u32) -> *const u16 {

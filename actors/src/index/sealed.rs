@@ -312,20 +312,12 @@ impl FlatGraph {
         scratch.start(n);
         let (ep, d_ep) = self.descend(points, query, distance);
         // Beam search on layer 0.
-        scratch.visit(ep);
         let first = Scored {
             distance: d_ep,
             point: ep,
         };
-        scratch.candidates.push(Nearest(Reverse(first)));
-        if accept(ep) {
-            scratch.found.push(first);
-        }
-        while let Some(Nearest(Reverse(current))) = scratch.candidates.pop() {
-            let bound = scratch.found.peek().map_or(f32::INFINITY, |s| s.distance);
-            if scratch.found.len() >= ef && current.distance > bound {
-                break;
-            }
+        scratch.enter(first, accept(ep));
+        while let Some(current) = scratch.next_candidate(ef) {
             // The next candidate's row will be read soon: start loading it now.
             if let Some(Nearest(Reverse(next))) = scratch.candidates.peek() {
                 prefetch(
@@ -347,25 +339,10 @@ impl FlatGraph {
                     continue;
                 }
                 let d = distance(query, points.vector(q as usize));
-                let bound = scratch.found.peek().map_or(f32::INFINITY, |s| s.distance);
-                if scratch.found.len() < ef || d < bound {
-                    let s = Scored {
-                        distance: d,
-                        point: q,
-                    };
-                    scratch.candidates.push(Nearest(Reverse(s)));
-                    if accept(q) {
-                        scratch.found.push(s);
-                        if scratch.found.len() > ef {
-                            scratch.found.pop();
-                        }
-                    }
-                }
+                scratch.offer(q, d, ef, || accept(q));
             }
         }
-        let mut out: Vec<Scored> = scratch.found.drain().collect();
-        out.sort_unstable();
-        out
+        scratch.results()
     }
 }
 
@@ -390,21 +367,13 @@ impl FlatGraph {
         }
         scratch.start(n);
         let (ep, d_ep) = self.descend(points, query, distance);
-        scratch.visit(ep);
         let first = Scored {
             distance: d_ep,
             point: ep,
         };
-        scratch.candidates.push(Nearest(Reverse(first)));
-        if accept(ep) {
-            scratch.found.push(first);
-        }
+        scratch.enter(first, accept(ep));
         let mut next = Vec::with_capacity(self.width0);
-        while let Some(Nearest(Reverse(current))) = scratch.candidates.pop() {
-            let bound = scratch.found.peek().map_or(f32::INFINITY, |s| s.distance);
-            if scratch.found.len() >= ef && current.distance > bound {
-                break;
-            }
+        while let Some(current) = scratch.next_candidate(ef) {
             next.clear();
             'gather: for &q in self.row0(current.point) {
                 if !scratch.visit(q) {
@@ -428,23 +397,10 @@ impl FlatGraph {
             }
             for &q in &next {
                 let d = distance(query, points.vector(q as usize));
-                let bound = scratch.found.peek().map_or(f32::INFINITY, |s| s.distance);
-                if scratch.found.len() < ef || d < bound {
-                    let s = Scored {
-                        distance: d,
-                        point: q,
-                    };
-                    scratch.candidates.push(Nearest(Reverse(s)));
-                    scratch.found.push(s);
-                    if scratch.found.len() > ef {
-                        scratch.found.pop();
-                    }
-                }
+                scratch.offer(q, d, ef, || true);
             }
         }
-        let mut out: Vec<Scored> = scratch.found.drain().collect();
-        out.sort_unstable();
-        out
+        scratch.results()
     }
 }
 
