@@ -187,9 +187,8 @@ pub async fn declare_fields(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let handle = state.index(&name)?;
-    let bytes = body::read(&req, payload, state.max_body_bytes).await?;
-    let request: DeclareFieldsRequest = body::json(&bytes)?;
+    let (handle, request): (_, DeclareFieldsRequest) =
+        state.index_and_body(&name, &req, payload).await?;
     let fields = parse_fields(&request.fields)?;
     let _queued = state.write_slot(&handle)?;
     let all = handle.actor.send(DeclareFields { fields }).await??;

@@ -95,6 +95,18 @@ impl AppState {
         Ok(slot)
     }
 
+    /// The index named in the path, and the request's JSON body decoded.
+    pub async fn index_and_body<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        req: &actix_web::HttpRequest,
+        payload: web::Payload,
+    ) -> Result<(IndexHandle, T), ApiError> {
+        let handle = self.index(name)?;
+        let bytes = body::read(req, payload, self.max_body_bytes).await?;
+        Ok((handle, body::json(&bytes)?))
+    }
+
     /// The index of that name, once the service is ready.
     pub fn index(&self, name: &str) -> Result<IndexHandle, ApiError> {
         self.check_ready()?;

@@ -9,7 +9,6 @@ use vectord_actors::filter::Filter;
 use vectord_actors::index::Item;
 use vectord_actors::index_actor::DeleteItems;
 use vectord_actors::params::check_addressable_id;
-use vectord_actors::registry::IndexHandle;
 
 use super::errors::ApiError;
 use super::schema::{ErrorBody, VectorEncoding, VectorOut};
@@ -139,7 +138,7 @@ pub async fn get_items(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (handle, request): (_, GetRequest) = index_and_body(&state, &name, &req, payload).await?;
+    let (handle, request): (_, GetRequest) = state.index_and_body(&name, &req, payload).await?;
     let filter = filter(&state, request.filter.as_ref())?;
     let encoding = request.vector_encoding;
     let include = request.include.unwrap_or_else(|| vec![Include::Metadata]);
@@ -198,7 +197,7 @@ pub async fn count_items(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (handle, request): (_, CountRequest) = index_and_body(&state, &name, &req, payload).await?;
+    let (handle, request): (_, CountRequest) = state.index_and_body(&name, &req, payload).await?;
     let count = match filter(&state, request.filter.as_ref())? {
         None => handle.index.stats().count,
         Some(filter) => {
@@ -228,8 +227,7 @@ pub async fn delete_items(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (handle, request): (_, DeleteRequest) =
-        index_and_body(&state, &name, &req, payload).await?;
+    let (handle, request): (_, DeleteRequest) = state.index_and_body(&name, &req, payload).await?;
     let filter = filter(&state, request.filter.as_ref())?;
     if let Some(ids) = &request.ids {
         check_ids(&state, ids)?;
@@ -252,18 +250,6 @@ pub async fn delete_items(
         deleted: done.deleted,
         count: done.count,
     }))
-}
-
-/// The index named in the path, and the request's body decoded.
-async fn index_and_body<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    name: &str,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<(IndexHandle, T), ApiError> {
-    let handle = state.index(name)?;
-    let bytes = body::read(req, payload, state.max_body_bytes).await?;
-    Ok((handle, body::json(&bytes)?))
 }
 
 /// The request's filter, read; none when absent or empty.
