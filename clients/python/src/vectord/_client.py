@@ -248,12 +248,8 @@ class Client(_Api):
     ) -> int:
         """Adds or replaces items (`vectors`: lists or a numpy 2-d array), in batches of
         `batch_size` (each batch all-or-nothing); returns the index's count after it."""
-        vectors = self._wire_vectors(vectors)
-        _check_lengths(ids, vectors, metadatas)
         count = 0
-        for part in rq.chunks(len(ids), batch_size):
-            metas = [metadatas[i] for i in part] if metadatas is not None else None
-            call = rq.add_batch(name, [ids[i] for i in part], [vectors[i] for i in part], metas)
+        for call in rq.add_calls(name, ids, self._wire_vectors(vectors), metadatas, batch_size):
             count = self._run(call)["count"]
         return count
 
@@ -340,12 +336,8 @@ class AsyncClient(_Api):
         batch_size: int = DEFAULT_BATCH,
     ) -> int:
         """See `Client.add`."""
-        vectors = self._wire_vectors(vectors)
-        _check_lengths(ids, vectors, metadatas)
         count = 0
-        for part in rq.chunks(len(ids), batch_size):
-            metas = [metadatas[i] for i in part] if metadatas is not None else None
-            call = rq.add_batch(name, [ids[i] for i in part], [vectors[i] for i in part], metas)
+        for call in rq.add_calls(name, ids, self._wire_vectors(vectors), metadatas, batch_size):
             count = (await self._run(call))["count"]
         return count
 
@@ -372,17 +364,6 @@ class AsyncClient(_Api):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
-
-
-def _check_lengths(
-    ids: Sequence[str], vectors: List[Any], metadatas: Optional[Sequence[Any]]
-) -> None:
-    if len(ids) != len(vectors) or (metadatas is not None and len(metadatas) != len(ids)):
-        raise ValueError(
-            f"{len(ids)} ids, {len(vectors)} vectors"
-            + (f", {len(metadatas)} metadatas" if metadatas is not None else "")
-            + ": give one of each per item"
-        )
 
 
 __all__ = [

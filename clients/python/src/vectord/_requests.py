@@ -285,4 +285,24 @@ def chunks(n: int, size: int) -> Iterable[range]:
         yield range(start, min(start + size, n))
 
 
+def add_calls(
+    name: str,
+    ids: Sequence[str],
+    vectors: List[Any],
+    metadatas: Optional[Sequence[Optional[Metadata]]],
+    batch_size: int,
+) -> Iterable[Call]:
+    """The `add` requests of a batch of items, `batch_size` items each (`vectors` as
+    they go on the wire)."""
+    if len(ids) != len(vectors) or (metadatas is not None and len(metadatas) != len(ids)):
+        raise ValueError(
+            f"{len(ids)} ids, {len(vectors)} vectors"
+            + (f", {len(metadatas)} metadatas" if metadatas is not None else "")
+            + ": give one of each per item"
+        )
+    for part in chunks(len(ids), batch_size):
+        metas = [metadatas[i] for i in part] if metadatas is not None else None
+        yield add_batch(name, [ids[i] for i in part], [vectors[i] for i in part], metas)
+
+
 Vectors = Union[Sequence[Vector], Any]
