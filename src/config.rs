@@ -189,6 +189,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("vectord.max_queued_writes", "VECTORD_MAX_QUEUED_WRITES"),
     ("vectord.max_batch_items", "VECTORD_MAX_BATCH_ITEMS"),
     ("vectord.max_metadata_bytes", "VECTORD_MAX_METADATA_BYTES"),
+    ("vectord.max_document_bytes", "VECTORD_MAX_DOCUMENT_BYTES"),
     ("vectord.max_id_bytes", "VECTORD_MAX_ID_BYTES"),
     ("vectord.max_filter_keys", "VECTORD_MAX_FILTER_KEYS"),
     ("vectord.max_filter_depth", "VECTORD_MAX_FILTER_DEPTH"),
@@ -328,6 +329,7 @@ impl Config {
                 "vectord.manifest_log_bytes" => v.manifest_log_bytes.to_string(),
                 "vectord.max_batch_items" => v.limits.max_batch_items.to_string(),
                 "vectord.max_metadata_bytes" => v.limits.max_metadata_bytes.to_string(),
+                "vectord.max_document_bytes" => v.limits.max_document_bytes.to_string(),
                 "vectord.max_id_bytes" => v.limits.max_id_bytes.to_string(),
                 "vectord.max_filter_keys" => v.limits.max_filter_keys.to_string(),
                 "vectord.max_filter_depth" => v.limits.max_filter_depth.to_string(),
@@ -498,6 +500,8 @@ fn set_limit(
     match key {
         "vectord.max_batch_items" => l.max_batch_items = parse_range(key, value, 1, 10_000_000)?,
         "vectord.max_metadata_bytes" => l.max_metadata_bytes = parse_range(key, value, 2, 1 << 30)?,
+        // Stored lengths are u32: 1 GiB keeps every document far below.
+        "vectord.max_document_bytes" => l.max_document_bytes = parse_range(key, value, 0, 1 << 30)?,
         "vectord.max_id_bytes" => l.max_id_bytes = parse_range(key, value, 1, 256)?,
         "vectord.max_filter_keys" => l.max_filter_keys = parse_range(key, value, 1, 100_000)?,
         "vectord.max_filter_depth" => l.max_filter_depth = parse_range(key, value, 1, 64)?,

@@ -57,6 +57,17 @@ fn random_metadata(rng: &mut Rng) -> Value {
     })
 }
 
+/// The document of an item with metadata `meta`: derived from it, so that the model need
+/// not hold it apart; none (`null`) for about half the items, empty for some, with text
+/// JSON must escape for the others.
+fn model_document(meta: &Value) -> Value {
+    match meta["n"].as_u64().map(|n| n % 80) {
+        Some(0) => json!(""),
+        Some(n) if n < 40 => json!(format!("{}\n\"{}\" é {n}", meta["tag"], meta["x"])),
+        _ => Value::Null,
+    }
+}
+
 /// The fields indexed: all of them by the first index from its creation; some of them by
 /// the second, declared during the run.
 const ALL_FIELDS: &str = r#"{"tag": "keyword", "n": "integer", "x": "float", "big": "integer", "tags": "keyword", "flag": "bool"}"#;
@@ -227,6 +238,10 @@ impl Checker {
                         body["metadata"]
                     )
                 });
+                let document = body.get("document").cloned().unwrap_or_default();
+                self.check(document == model_document(meta), || {
+                    format!("{name}/{id}: document {document}, expected that of {meta}")
+                });
             }
             None => self.check(s == 404, || {
                 format!("GET {name}/{id}: {s} {body}, expected 404")
@@ -358,15 +373,17 @@ impl Checker {
         loop {
             let (s, body) = self.api.post(
                 &format!("/vectors/index/{name}/get"),
-                &json!({"filter": filter, "limit": limit, "cursor": cursor}),
+                &json!({"filter": filter, "limit": limit, "cursor": cursor, "include": ["metadata", "document"]}),
             );
             self.check(s == 200, || format!("get {name} {filter}: {s} {body}"));
             for item in body["items"].as_array().cloned().unwrap_or_default() {
                 let id = item["id"].as_str().unwrap_or_default().to_string();
                 let meta = model.items.get(&id).map(|(_, m)| m);
-                self.check(meta == Some(&item["metadata"]), || {
-                    format!("get {name}: {item} is not live as such in the model")
-                });
+                self.check(
+                    meta == Some(&item["metadata"])
+                        && item["document"] == model_document(&item["metadata"]),
+                    || format!("get {name}: {item} is not live as such in the model"),
+                );
                 got.push(id);
             }
             cursor = body["next_cursor"].clone();
@@ -499,7 +516,7 @@ fn random_operations_agree_with_the_model_across_restarts() {
                 }
                 let items: Vec<Value> = batch
                     .iter()
-                    .map(|(id, (v, m))| json!({"id": id, "vector": v, "metadata": m}))
+                    .map(|(id, (v, m))| json!({"id": id, "vector": v, "metadata": m, "document": model_document(m)}))
                     .collect();
                 let (s, body) = c
                     .api

@@ -326,12 +326,7 @@ impl Handler<AddItems> for IndexActor {
                 .check_items_within(msg.items, &index.config().limits)?;
             let mut log = LogBatch::default();
             if logged {
-                log.push_add(
-                    lsn,
-                    items
-                        .iter()
-                        .map(|i| (i.id.as_str(), i.vector.as_slice(), &i.metadata)),
-                );
+                log.push_add(lsn, &crate::index::log_items(&items));
             }
             Ok((index.add(items, lsn)?, log))
         });

@@ -28,6 +28,8 @@ pub struct Limits {
     pub max_batch_items: usize,
     /// Bytes of one item's metadata, as JSON.
     pub max_metadata_bytes: usize,
+    /// Bytes of one item's document (UTF-8).
+    pub max_document_bytes: usize,
     /// Bytes of an item id (API.md allows up to 256).
     pub max_id_bytes: usize,
     /// Conditions in a filter (one operator on one field, or on ids).
@@ -47,6 +49,7 @@ impl Default for Limits {
         Limits {
             max_batch_items: 100_000,
             max_metadata_bytes: 64 << 10,
+            max_document_bytes: 1 << 20,
             max_id_bytes: MAX_ID_BYTES,
             max_filter_keys: 64,
             max_filter_depth: 8,
@@ -72,6 +75,7 @@ impl Limits {
         Limits {
             max_batch_items: usize::MAX,
             max_metadata_bytes: usize::MAX,
+            max_document_bytes: usize::MAX,
             max_id_bytes: MAX_ID_BYTES,
             max_filter_keys: usize::MAX,
             max_filter_depth: usize::MAX,
@@ -214,6 +218,8 @@ pub struct NewItem {
     pub id: String,
     pub vector: Vec<f32>,
     pub metadata: Map<String, Value>,
+    /// The text the vector was made from, if the client sent it.
+    pub document: Option<String>,
 }
 
 /// Refuses the ids `.` and `..`, which no HTTP client can put in a URL path: they rewrite
@@ -384,6 +390,16 @@ impl IndexParams {
                     ));
                 }
             }
+            let document = item.document.as_ref().map_or(0, String::len);
+            if document > limits.max_document_bytes {
+                return Err(IndexError::invalid(
+                    "document_too_large",
+                    format!(
+                        "items[{i}].document is {document} bytes, more than the limit of {} (vectord.max_document_bytes)",
+                        limits.max_document_bytes
+                    ),
+                ));
+            }
             if let Some(first) = seen.insert(item.id.clone(), i) {
                 return Err(IndexError::invalid(
                     "duplicate_id",
@@ -459,6 +475,7 @@ mod tests {
             id: id.into(),
             vector,
             metadata: Map::new(),
+            document: None,
         }
     }
 
@@ -539,6 +556,17 @@ mod tests {
                 vec![item("a", vec![1., 0., 0.]), item("a", vec![0., 1., 0.])],
                 "duplicate_id",
                 "items[1]",
+            ),
+            (
+                vec![
+                    item("a", vec![1., 0., 0.]),
+                    NewItem {
+                        document: Some("x".repeat((1 << 20) + 1)),
+                        ..item("b", vec![0., 1., 0.])
+                    },
+                ],
+                "document_too_large",
+                "items[1].document is 1048577 bytes",
             ),
         ];
         for (items, want_code, want_text) in cases {

@@ -274,11 +274,13 @@ pub struct PlainItem {
     pub id: String,
     pub vector: Vec<f32>,
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub document: Option<String>,
 }
 
 /// Decodes, in one pass, an `add` body of the usual shape: `{"items": [...]}` whose items
 /// have a plain `id` (no escapes), a `vector` of numbers and, optionally, `metadata` that
-/// is `null` or an object (that one decoded by serde where it stands). Anything else is
+/// is `null` or an object (that one decoded by serde where it stands) and a `document`
+/// that is `null` or a string (escapes and all). Anything else is
 /// `None`, and the caller decodes the body with serde, which also names what is wrong. This
 /// saves serde's separate `RawValue` scan of every vector: by `perf`, ~40 % of decoding a
 /// batch.
@@ -433,15 +435,16 @@ impl<'a> Cursor<'a> {
         Some(fields)
     }
 
-    /// One item of `plain_items`: each of `id` and `vector` exactly once, `metadata` at
-    /// most once, in any order (`None` for anything else).
+    /// One item of `plain_items`: each of `id` and `vector` exactly once, `metadata` and
+    /// `document` at most once, in any order (`None` for anything else).
     fn plain_item(&mut self) -> Option<PlainItem> {
-        let (mut id, mut vector, mut metadata) = (None, None, None);
+        let (mut id, mut vector, mut metadata, mut document) = (None, None, None, None);
         self.object(|cursor, key| {
             match key {
                 "id" if id.is_none() => id = Some(cursor.plain_string()?.to_string()),
                 "vector" if vector.is_none() => vector = Some(cursor.vector()?),
                 "metadata" if metadata.is_none() => metadata = Some(cursor.metadata()?),
+                "document" if document.is_none() => document = Some(cursor.text()?),
                 _ => return None,
             }
             Some(())
@@ -450,7 +453,24 @@ impl<'a> Cursor<'a> {
             id: id?,
             vector: vector?,
             metadata: metadata.flatten(),
+            document: document.flatten(),
         })
+    }
+
+    /// `null` (`Some(None)`) or a string, escapes and all (decoded by serde where it
+    /// stands); `None` for anything else.
+    fn text(&mut self) -> Option<Option<String>> {
+        if self.eat_word("null") {
+            return Some(None);
+        }
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let mut stream =
+            serde_json::Deserializer::from_str(&self.text[self.at..]).into_iter::<String>();
+        let text = stream.next()?.ok()?;
+        self.at += stream.byte_offset();
+        Some(Some(text))
     }
 
     /// `null` (`Some(None)`) or an object, decoded by serde where it stands; `None` for

@@ -46,6 +46,7 @@ impl AddRequest {
                 id: item.id,
                 vector: item.vector,
                 metadata,
+                document: item.document,
             });
         }
         Ok(items)
@@ -72,6 +73,10 @@ pub struct AddItem {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// The text the vector was made from (a RAG chunk), returned on request by get and
+    /// search; at most `vectord.max_document_bytes` (1 MiB by default). `null` is none.
+    #[serde(default)]
+    document: Option<String>,
 }
 
 /// The add request in `bytes`: the usual shape decoded in one pass, anything else (an
@@ -84,6 +89,7 @@ pub fn decode(bytes: &[u8]) -> Result<AddRequest, ApiError> {
                 id: item.id,
                 vector: item.vector,
                 metadata: item.metadata.map(Value::Object),
+                document: item.document,
             })
             .collect();
         return Ok(AddRequest { items });
@@ -164,6 +170,7 @@ pub async fn get_item(
         id: item.id,
         vector: item.vector,
         metadata: item.metadata,
+        document: item.document,
     }))
 }
 

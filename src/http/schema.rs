@@ -95,6 +95,9 @@ pub struct ItemResponse {
     pub vector: Vec<f32>,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    /// The item's document, when it has one (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -122,6 +125,10 @@ pub struct SearchResult {
     /// as the request's `vector_encoding` says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector: Option<VectorOut>,
+    /// With `"include": ["document"]`: the item's document (`null` when it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub document: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

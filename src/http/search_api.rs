@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use vectord_actors::filter::Filter;
-use vectord_actors::index::Hit;
+use vectord_actors::index::{Extras, Hit};
 use vectord_actors::params::IndexParams;
 use vectord_actors::registry::IndexHandle;
 
@@ -70,7 +70,8 @@ pub struct SearchRequest {
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
     /// What to return of each result besides its id and distance: `"metadata"` (always
-    /// returned) and `"vector"` (the item's vector as stored).
+    /// returned), `"vector"` (the item's vector as stored) and `"document"` (the item's
+    /// document; `null` for an item without one).
     pub include: Option<Vec<Include>>,
     /// How result vectors are written: `float` (JSON numbers, the default) or `base64`
     /// (of the little-endian f32 values).
@@ -98,6 +99,17 @@ struct Checked {
     filter: Option<Filter>,
     /// Return each result's vector, written so.
     vectors: Option<VectorEncoding>,
+    /// Return each result's document.
+    documents: bool,
+}
+
+impl Checked {
+    fn extras(&self) -> Extras {
+        Extras {
+            vector: self.vectors.is_some(),
+            document: self.documents,
+        }
+    }
 }
 
 /// The `k` live items nearest to the query (that match the filter), nearest first.
@@ -124,10 +136,10 @@ pub async fn search(
         .acquire()
         .await
         .map_err(|_| shutting_down())?;
-    let vectors = search.vectors;
+    let (vectors, documents) = (search.vectors, search.documents);
     let hits = search_one(&handle, search).await?;
     Ok(HttpResponse::Ok().json(SearchResponse {
-        results: results(hits, vectors),
+        results: results(hits, vectors, documents),
     }))
 }
 
@@ -242,7 +254,7 @@ where
     let index = &handle.index;
     let s: &Checked = search.borrow();
     let cheap = s.filter.is_none()
-        && s.vectors.is_none()
+        && s.extras() == Extras::default()
         && s.ef <= INLINE_MAX_EF
         && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
     if cheap {
@@ -334,7 +346,8 @@ async fn run_batch(
                 break;
             };
             let hits = search_one(handle, BatchSearch(batch.clone(), i)).await?;
-            answers[i] = results(hits, batch.searches[i].vectors);
+            let s = &batch.searches[i];
+            answers[i] = results(hits, s.vectors, s.documents);
             ran += 1;
         }
         if ran == 0 {
@@ -369,7 +382,8 @@ fn helper(
             let Some((i, search)) = batch.take() else {
                 break;
             };
-            done.push((i, results(run(&index, search), search.vectors)));
+            let hits = run(&index, search);
+            done.push((i, results(hits, search.vectors, search.documents)));
         }
         drop(permit);
         batch.helpers_done.fetch_add(1, Ordering::Release);
@@ -413,34 +427,38 @@ fn check(
         None => params.check_vector(request.vector, "vector"),
         Some(i) => params.check_vector(request.vector, &format!("searches[{i}].vector")),
     }?;
+    let include = request.include.unwrap_or_default();
     Ok(Checked {
         query,
         k: request.k,
         ef,
         filter,
-        vectors: request
-            .include
-            .is_some_and(|i| i.contains(&Include::Vector))
+        vectors: include
+            .contains(&Include::Vector)
             .then_some(request.vector_encoding),
+        documents: include.contains(&Include::Document),
     })
 }
 
 fn run(index: &vectord_actors::index::Index, s: &Checked) -> Vec<Hit> {
-    if s.vectors.is_some() {
-        index.search_with_vectors(&s.query, s.k, s.ef, s.filter.as_ref())
-    } else {
+    let extras = s.extras();
+    if extras == Extras::default() {
         index.search(&s.query, s.k, s.ef, s.filter.as_ref())
+    } else {
+        index.search_with(&s.query, s.k, s.ef, s.filter.as_ref(), extras)
     }
 }
 
-/// The answer's results; vectors (when the search asked for them) written as `vectors` says.
-fn results(hits: Vec<Hit>, vectors: Option<VectorEncoding>) -> Vec<SearchResult> {
+/// The answer's results; vectors (when the search asked for them) written as `vectors`
+/// says, documents when it asked for them.
+fn results(hits: Vec<Hit>, vectors: Option<VectorEncoding>, documents: bool) -> Vec<SearchResult> {
     hits.into_iter()
         .map(|h| SearchResult {
             id: h.id,
             distance: h.distance,
             metadata: h.metadata,
             vector: vectors.map(|encoding| VectorOut::new(h.vector, encoding)),
+            document: documents.then_some(h.document),
         })
         .collect()
 }

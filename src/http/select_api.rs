@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use vectord_actors::filter::Filter;
-use vectord_actors::index::Item;
+use vectord_actors::index::{Extras, Item};
 use vectord_actors::index_actor::DeleteItems;
 use vectord_actors::params::check_addressable_id;
 
@@ -24,6 +24,7 @@ const MAX_LIMIT: usize = 10_000;
 pub enum Include {
     Metadata,
     Vector,
+    Document,
 }
 
 /// Items by ids and/or filter. Unknown fields are refused.
@@ -43,7 +44,8 @@ pub struct GetRequest {
     limit: Option<usize>,
     /// Where the page starts: the previous page's `next_cursor`. Not with `ids`.
     cursor: Option<String>,
-    /// What to return of each item besides its id (default `["metadata"]`).
+    /// What to return of each item besides its id: `metadata`, `vector`, `document`
+    /// (default `["metadata"]`).
     include: Option<Vec<Include>>,
     /// How vectors are written: `float` (JSON numbers, the default) or `base64` (of the
     /// little-endian f32 values).
@@ -83,6 +85,10 @@ pub struct GotItem {
     /// read back as the same f32, or base64 as the request's `vector_encoding` says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector: Option<VectorOut>,
+    /// With `"document"` in `include`: the item's document (`null` when it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub document: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -142,10 +148,11 @@ pub async fn get_items(
     let filter = filter(&state, request.filter.as_ref())?;
     let encoding = request.vector_encoding;
     let include = request.include.unwrap_or_else(|| vec![Include::Metadata]);
-    let (metadata, vector) = (
-        include.contains(&Include::Metadata),
-        include.contains(&Include::Vector),
-    );
+    let metadata = include.contains(&Include::Metadata);
+    let extras = Extras {
+        vector: include.contains(&Include::Vector),
+        document: include.contains(&Include::Document),
+    };
     let index = handle.index.clone();
     let (items, next) = match request.ids {
         Some(ids) => {
@@ -157,7 +164,7 @@ pub async fn get_items(
             }
             check_ids(&state, &ids)?;
             let limit = check_limit(request.limit.unwrap_or(MAX_LIMIT))?;
-            let items = web::block(move || index.get_many(&ids, filter.as_ref(), vector)).await;
+            let items = web::block(move || index.get_many(&ids, filter.as_ref(), extras)).await;
             let mut items = items.map_err(blocking_failed)?;
             items.truncate(limit);
             (items, None)
@@ -166,7 +173,7 @@ pub async fn get_items(
             let limit = check_limit(request.limit.unwrap_or(DEFAULT_LIMIT))?;
             let cursor = request.cursor;
             let page =
-                web::block(move || index.page(filter.as_ref(), cursor.as_deref(), limit, vector))
+                web::block(move || index.page(filter.as_ref(), cursor.as_deref(), limit, extras))
                     .await
                     .map_err(blocking_failed)?;
             (page.items, page.next)
@@ -175,7 +182,7 @@ pub async fn get_items(
     Ok(HttpResponse::Ok().json(GetResponse {
         items: items
             .into_iter()
-            .map(|item| got(item, metadata, vector.then_some(encoding)))
+            .map(|item| got(item, metadata, extras, encoding))
             .collect(),
         next_cursor: next,
     }))
@@ -289,11 +296,12 @@ fn check_ids(state: &AppState, ids: &[String]) -> Result<(), ApiError> {
 }
 
 /// An item as answered: its vector only when asked for, written in `vector`'s encoding.
-fn got(item: Item, metadata: bool, vector: Option<VectorEncoding>) -> GotItem {
+fn got(item: Item, metadata: bool, extras: Extras, encoding: VectorEncoding) -> GotItem {
     GotItem {
         id: item.id,
         metadata: metadata.then_some(item.metadata),
-        vector: vector.map(|encoding| VectorOut::new(item.vector, encoding)),
+        vector: extras.vector.then(|| VectorOut::new(item.vector, encoding)),
+        document: extras.document.then_some(item.document),
     }
 }
 

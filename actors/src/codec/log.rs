@@ -8,6 +8,9 @@
 //!
 //! ```text
 //! add:    [1u8][lsn u64][count u32] then count × [id_len u16][id][meta_len u32][meta JSON][dim × f32]
+//! add with documents (written when any item of the batch has one):
+//!         [5u8][lsn u64][count u32] then count × [id_len u16][id][meta_len u32][meta JSON]
+//!         [doc_len u32, u32::MAX for none][doc UTF-8][dim × f32]
 //! delete: [2u8][lsn u64][id_len u16][id]
 //! delete of several ids in one change: [3u8][lsn u64][count u32] then count × [id_len u16][id]
 //! fields declared for indexing:         [4u8][lsn u64][len u32][JSON object: name → kind]
@@ -43,7 +46,19 @@ pub struct LogItem {
     pub id: String,
     pub vector: Vec<f32>,
     pub metadata: Map<String, Value>,
+    pub document: Option<String>,
 }
+
+/// One item of an add record, borrowed for encoding.
+pub struct AddedItem<'a> {
+    pub id: &'a str,
+    pub vector: &'a [f32],
+    pub metadata: &'a Map<String, Value>,
+    pub document: Option<&'a str>,
+}
+
+/// `doc_len` of an item without a document.
+const NO_DOCUMENT: u32 = u32::MAX;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogRecord {
@@ -95,29 +110,36 @@ impl LogBatch {
         self.records += 1;
     }
 
-    /// Appends an add record (items as `(id, vector, metadata)`).
-    pub fn push_add<'a>(
-        &mut self,
-        lsn: u64,
-        items: impl ExactSizeIterator<Item = (&'a str, &'a [f32], &'a Map<String, Value>)>,
-    ) {
+    /// Appends an add record: of type 1 (as before documents existed) unless an item has
+    /// a document. Documents must be shorter than 4 GiB (the limits keep them far below).
+    pub fn push_add(&mut self, lsn: u64, items: &[AddedItem]) {
         self.note(lsn);
+        let documents = items.iter().any(|i| i.document.is_some());
         let b = &mut self.bytes;
-        b.push(1);
+        b.push(if documents { 5 } else { 1 });
         b.extend_from_slice(&lsn.to_le_bytes());
         b.extend_from_slice(&(items.len() as u32).to_le_bytes());
-        for (id, vector, metadata) in items {
-            b.extend_from_slice(&(id.len() as u16).to_le_bytes());
-            b.extend_from_slice(id.as_bytes());
-            let meta = if metadata.is_empty() {
+        for item in items {
+            b.extend_from_slice(&(item.id.len() as u16).to_le_bytes());
+            b.extend_from_slice(item.id.as_bytes());
+            let meta = if item.metadata.is_empty() {
                 Vec::new()
             } else {
                 // A map of JSON values always serializes.
-                serde_json::to_vec(metadata).unwrap_or_default()
+                serde_json::to_vec(item.metadata).unwrap_or_default()
             };
             b.extend_from_slice(&(meta.len() as u32).to_le_bytes());
             b.extend_from_slice(&meta);
-            for x in vector {
+            if documents {
+                match item.document {
+                    Some(text) => {
+                        b.extend_from_slice(&(text.len() as u32).to_le_bytes());
+                        b.extend_from_slice(text.as_bytes());
+                    }
+                    None => b.extend_from_slice(&NO_DOCUMENT.to_le_bytes()),
+                }
+            }
+            for x in item.vector {
                 b.extend_from_slice(&x.to_le_bytes());
             }
         }
@@ -281,6 +303,50 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, n: usize) -> Result<String, String> {
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "an id is not UTF-8".to_string())
     }
+
+    /// The items of an add record (type 1, or 5 with documents).
+    fn add_items(&mut self, lsn: u64, dim: usize, documents: bool) -> Result<Vec<LogItem>, String> {
+        let count = self.u32()? as usize;
+        // Each item takes at least 6 + 4·dim bytes: a count past the payload's end is
+        // refused before anything is allocated for it.
+        if count > (self.bytes.len() - self.at) / (6 + 4 * dim) {
+            return Err(format!("add record {lsn} claims {count} items"));
+        }
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            let id_len = self.u16()? as usize;
+            let id = self.string(id_len)?;
+            let meta_len = self.u32()? as usize;
+            let meta = self.take(meta_len)?;
+            let metadata = if meta.is_empty() {
+                Map::new()
+            } else {
+                serde_json::from_slice(meta).map_err(|e| format!("metadata: {e}"))?
+            };
+            let document = match documents {
+                false => None,
+                true => match self.u32()? {
+                    NO_DOCUMENT => None,
+                    len => Some(
+                        String::from_utf8(self.take(len as usize)?.to_vec())
+                            .map_err(|_| format!("add record {lsn}: a document is not UTF-8"))?,
+                    ),
+                },
+            };
+            let raw = self.take(4 * dim)?;
+            let vector = raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            items.push(LogItem {
+                id,
+                vector,
+                metadata,
+                document,
+            });
+        }
+        Ok(items)
+    }
 }
 
 fn read_records(payload: &[u8], dim: usize) -> Result<Vec<LogRecord>, String> {
@@ -291,36 +357,9 @@ fn read_records(payload: &[u8], dim: usize) -> Result<Vec<LogRecord>, String> {
     let mut out = Vec::new();
     while c.at < payload.len() {
         match c.u8()? {
-            1 => {
+            kind @ (1 | 5) => {
                 let lsn = c.u64()?;
-                let count = c.u32()? as usize;
-                // Each item takes at least 6 + 4·dim bytes: a count past the payload's end
-                // is refused before anything is allocated for it.
-                if count > (payload.len() - c.at) / (6 + 4 * dim) {
-                    return Err(format!("add record {lsn} claims {count} items"));
-                }
-                let mut items = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let id_len = c.u16()? as usize;
-                    let id = c.string(id_len)?;
-                    let meta_len = c.u32()? as usize;
-                    let meta = c.take(meta_len)?;
-                    let metadata = if meta.is_empty() {
-                        Map::new()
-                    } else {
-                        serde_json::from_slice(meta).map_err(|e| format!("metadata: {e}"))?
-                    };
-                    let raw = c.take(4 * dim)?;
-                    let vector = raw
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect();
-                    items.push(LogItem {
-                        id,
-                        vector,
-                        metadata,
-                    });
-                }
+                let items = c.add_items(lsn, dim, kind == 5)?;
                 out.push(LogRecord::Add { lsn, items });
             }
             2 => {
@@ -367,15 +406,27 @@ mod tests {
         let meta: Map<String, Value> =
             serde_json::from_str(r#"{"k": 1.4000000000000001, "s": "x"}"#).unwrap();
         let empty = Map::new();
+        let item = |id, vector, metadata, document| AddedItem {
+            id,
+            vector,
+            metadata,
+            document,
+        };
         let items = [
-            ("a", &[1.0f32, 2.0][..], &meta),
-            ("b", &[3.0, 4.0][..], &empty),
+            item("a", &[1.0f32, 2.0][..], &meta, None),
+            item("b", &[3.0, 4.0][..], &empty, None),
         ];
-        batch.push_add(7, items.iter().map(|(i, v, m)| (*i, *v, *m)));
+        batch.push_add(7, &items);
         batch.push_delete(8, "a");
         let mut later = LogBatch::default();
         later.push_delete(9, "zz");
         later.push_delete_many(10, &["b".to_string(), "é".to_string()]);
+        let with_documents = [
+            item("c", &[5.0, 6.0][..], &empty, Some("chunk\n\"quoted\" é")),
+            item("d", &[7.0, 8.0][..], &meta, None),
+            item("e", &[9.0, 1.0][..], &empty, Some("")),
+        ];
+        later.push_add(11, &with_documents);
         batch.append(later);
         batch.encode(2).unwrap()
     }
@@ -383,17 +434,38 @@ mod tests {
     #[test]
     fn round_trip() {
         let (env, records) = decode(&sample(), 2).unwrap();
-        assert_eq!((env.first_lsn, env.last_lsn, env.records), (7, 10, 4));
-        assert_eq!(records.len(), 4);
+        assert_eq!((env.first_lsn, env.last_lsn, env.records), (7, 11, 5));
+        assert_eq!(records.len(), 5);
         match &records[0] {
             LogRecord::Add { lsn: 7, items } => {
                 assert_eq!(items[0].id, "a");
                 assert_eq!(items[0].vector, [1.0, 2.0]);
                 assert_eq!(items[0].metadata["k"].to_string(), "1.4000000000000001");
                 assert!(items[1].metadata.is_empty());
+                assert!(items.iter().all(|i| i.document.is_none()));
             }
             other => panic!("{other:?}"),
         }
+        match &records[4] {
+            LogRecord::Add { lsn: 11, items } => {
+                let documents: Vec<Option<&str>> =
+                    items.iter().map(|i| i.document.as_deref()).collect();
+                assert_eq!(documents, [Some("chunk\n\"quoted\" é"), None, Some("")]);
+                assert_eq!(items[1].vector, [7.0, 8.0]);
+                assert_eq!(items[1].metadata["s"], "x");
+            }
+            other => panic!("{other:?}"),
+        }
+        let plain = &sample()[..];
+        let types: Vec<u8> = {
+            let (_, payload) = crate::codec::unframe(plain).unwrap();
+            vec![payload[0]]
+        };
+        assert_eq!(
+            types,
+            [1],
+            "a batch without documents is written as before them"
+        );
         assert_eq!(
             records[2],
             LogRecord::Delete {

@@ -4,10 +4,12 @@
 //!
 //! Sections, in payload order: `vectors` (f32, points × dim), `id_bytes` (the ids back to
 //! back), `id_ends` (u64 end offset of each id), `metadata_bytes` (each point's metadata as
-//! a JSON object, empty for `{}`), `metadata_ends` (u64), and for a sealed segment the flat
-//! graph: `links0`, `upper_points`, `upper_start`, `upper` (u32) and `upper_levels` (u8),
-//! then one section `field:<name>` (bytes) per field index (`index::field_index` encodes
-//! them).
+//! a JSON object, empty for `{}`), `metadata_ends` (u64), when any point has a document
+//! `document_bytes` and `document_ends` (u64; `index::documents` says how), and for a
+//! sealed segment the flat graph: `links0`, `upper_points`, `upper_start`, `upper` (u32)
+//! and `upper_levels` (u8), then one section `field:<name>` (bytes) per field index
+//! (`index::field_index` encodes them). A segment without documents is written exactly
+//! as before documents existed.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -73,6 +75,8 @@ pub struct SegmentView<'a> {
     pub id_ends: &'a [u64],
     pub metadata_bytes: &'a [u8],
     pub metadata_ends: &'a [u64],
+    /// Each point's document: bytes and end offsets; none when no point has one.
+    pub documents: Option<(&'a [u8], &'a [u64])>,
     pub graph: Option<GraphView<'a>>,
     /// Field indexes, encoded, by field name (sealed segments only).
     pub fields: Vec<(&'a str, &'a [u8])>,
@@ -95,6 +99,7 @@ pub struct SegmentArrays {
     pub id_ends: Vec<u64>,
     pub metadata_bytes: Vec<u8>,
     pub metadata_ends: Vec<u64>,
+    pub documents: Option<(Vec<u8>, Vec<u64>)>,
     pub graph: Option<GraphArrays>,
     /// Field indexes, encoded, by field name.
     pub fields: Vec<(String, Vec<u8>)>,
@@ -117,6 +122,7 @@ const PLAIN: [&str; 5] = [
     "metadata_bytes",
     "metadata_ends",
 ];
+const DOCUMENTS: [&str; 2] = ["document_bytes", "document_ends"];
 /// Prefix of a field index's section name.
 const FIELD: &str = "field:";
 const GRAPH: [&str; 5] = [
@@ -242,63 +248,79 @@ pub struct SectionsReader {
 /// huge segment cannot make the reader allocate more than what is actually sent.
 const MAX_RESERVE: u64 = 64 << 20;
 
+/// Checks a segment header's sections: their names and order, and their lengths against
+/// points, dim and graph width.
+fn check_layout(header: &SegmentHeader) -> Result<(), DecodeError> {
+    let names: Vec<&str> = header.sections.iter().map(|s| s.name.as_str()).collect();
+    let documents = names.get(PLAIN.len()) == Some(&DOCUMENTS[0]);
+    let mut expected: Vec<&str> = PLAIN.to_vec();
+    if documents {
+        expected.extend(DOCUMENTS);
+    }
+    if header.graph.is_some() {
+        expected.extend(GRAPH);
+    }
+    // Field indexes follow a graph's sections, each once.
+    let fields = names.get(expected.len()..).unwrap_or_default();
+    let fields_ok = fields.iter().all(|n| n.starts_with(FIELD))
+        && (fields.is_empty() || header.graph.is_some())
+        && fields
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == fields.len();
+    if names.get(..expected.len()) != Some(&expected[..]) || !fields_ok {
+        return Err(DecodeError::Invalid(format!(
+            "segment {} has sections {names:?}, expected {expected:?}",
+            header.id
+        )));
+    }
+    let n = header.points as u64;
+    let invalid = |what: &str| {
+        DecodeError::Invalid(format!(
+            "segment {}: section {what} does not fit {n} points of dim {}",
+            header.id, header.dim
+        ))
+    };
+    let len = |i: usize| header.sections[i].len;
+    let vectors = n
+        .checked_mul(header.dim as u64)
+        .and_then(|x| x.checked_mul(4));
+    if vectors != Some(len(0)) {
+        return Err(invalid("vectors"));
+    }
+    if n.checked_mul(8) != Some(len(2)) || n.checked_mul(8) != Some(len(4)) {
+        return Err(invalid("ends"));
+    }
+    if documents && n.checked_mul(8) != Some(len(6)) {
+        return Err(invalid("document_ends"));
+    }
+    // Where the graph's sections start.
+    let g0 = PLAIN.len() + if documents { DOCUMENTS.len() } else { 0 };
+    if let Some(g) = header.graph {
+        if g.m == 0 || g.m > 1024 {
+            return Err(invalid("links0"));
+        }
+        let row = (1 + 2 * g.m as u64) * 4;
+        if n.checked_mul(row) != Some(len(g0)) {
+            return Err(invalid("links0"));
+        }
+        if len(g0 + 1) % 4 != 0
+            || len(g0 + 2) != len(g0 + 1)
+            || len(g0 + 4).checked_mul(4) != Some(len(g0 + 1))
+            || len(g0 + 3) % 4 != 0
+        {
+            return Err(invalid("upper layers"));
+        }
+    }
+    Ok(())
+}
+
 impl SectionsReader {
     /// Checks the header's consistency (section names, and lengths against points, dim
     /// and graph width) before anything is read.
     pub fn new(header: SegmentHeader) -> Result<SectionsReader, DecodeError> {
-        let expected: Vec<&str> = match header.graph {
-            Some(_) => PLAIN.iter().chain(GRAPH.iter()).copied().collect(),
-            None => PLAIN.to_vec(),
-        };
-        let names: Vec<&str> = header.sections.iter().map(|s| s.name.as_str()).collect();
-        // Field indexes follow a graph's sections, each once.
-        let fields = names.get(expected.len()..).unwrap_or_default();
-        let fields_ok = fields.iter().all(|n| n.starts_with(FIELD))
-            && (fields.is_empty() || header.graph.is_some())
-            && fields
-                .iter()
-                .collect::<std::collections::HashSet<_>>()
-                .len()
-                == fields.len();
-        if names.get(..expected.len()) != Some(&expected[..]) || !fields_ok {
-            return Err(DecodeError::Invalid(format!(
-                "segment {} has sections {names:?}, expected {expected:?}",
-                header.id
-            )));
-        }
-        let n = header.points as u64;
-        let invalid = |what: &str| {
-            DecodeError::Invalid(format!(
-                "segment {}: section {what} does not fit {n} points of dim {}",
-                header.id, header.dim
-            ))
-        };
-        let len = |i: usize| header.sections[i].len;
-        let vectors = n
-            .checked_mul(header.dim as u64)
-            .and_then(|x| x.checked_mul(4));
-        if vectors != Some(len(0)) {
-            return Err(invalid("vectors"));
-        }
-        if n.checked_mul(8) != Some(len(2)) || n.checked_mul(8) != Some(len(4)) {
-            return Err(invalid("ends"));
-        }
-        if let Some(g) = header.graph {
-            if g.m == 0 || g.m > 1024 {
-                return Err(invalid("links0"));
-            }
-            let row = (1 + 2 * g.m as u64) * 4;
-            if n.checked_mul(row) != Some(len(5)) {
-                return Err(invalid("links0"));
-            }
-            if len(6) % 4 != 0
-                || len(7) != len(6)
-                || len(9).checked_mul(4) != Some(len(6))
-                || len(8) % 4 != 0
-            {
-                return Err(invalid("upper layers"));
-            }
-        }
+        check_layout(&header)?;
         let targets = header
             .sections
             .iter()
@@ -306,7 +328,9 @@ impl SectionsReader {
                 let cap = s.len.min(MAX_RESERVE) as usize;
                 match s.name.as_str() {
                     "vectors" => Target::F32(Vec::with_capacity(cap / 4)),
-                    "id_ends" | "metadata_ends" => Target::U64(Vec::with_capacity(cap / 8)),
+                    "id_ends" | "metadata_ends" | "document_ends" => {
+                        Target::U64(Vec::with_capacity(cap / 8))
+                    }
                     "links0" | "upper_points" | "upper_start" | "upper" => {
                         Target::U32(Vec::with_capacity(cap / 4))
                     }
@@ -400,7 +424,15 @@ impl SectionsReader {
                 actual: got,
             });
         }
-        let fixed = PLAIN.len() + self.header.graph.map_or(0, |_| GRAPH.len());
+        let documents = self
+            .header
+            .sections
+            .get(PLAIN.len())
+            .map(|s| s.name.as_str())
+            == Some(DOCUMENTS[0]);
+        let fixed = PLAIN.len()
+            + if documents { DOCUMENTS.len() } else { 0 }
+            + self.header.graph.map_or(0, |_| GRAPH.len());
         let field_names: Vec<String> = self.header.sections
             [fixed.min(self.header.sections.len())..]
             .iter()
@@ -429,6 +461,7 @@ impl SectionsReader {
         let id_ends = u64s(next());
         let metadata_bytes = bytes(next());
         let metadata_ends = u64s(next());
+        let documents = documents.then(|| (bytes(next()), u64s(next())));
         let graph = self.header.graph.map(|g| GraphArrays {
             m: g.m,
             entry: g.entry,
@@ -448,6 +481,7 @@ impl SectionsReader {
             id_ends,
             metadata_bytes,
             metadata_ends,
+            documents,
             graph,
             fields,
         })
@@ -511,6 +545,10 @@ fn sections_of<'a>(view: &SegmentView<'a>) -> Vec<(Cow<'static, str>, Values<'a>
         ("metadata_bytes".into(), Values::Bytes(view.metadata_bytes)),
         ("metadata_ends".into(), Values::U64(view.metadata_ends)),
     ];
+    if let Some((bytes, ends)) = view.documents {
+        out.push((DOCUMENTS[0].into(), Values::Bytes(bytes)));
+        out.push((DOCUMENTS[1].into(), Values::U64(ends)));
+    }
     if let Some(g) = &view.graph {
         out.push(("links0".into(), Values::U32(g.links0)));
         out.push(("upper_points".into(), Values::U32(g.upper_points)));
@@ -699,7 +737,7 @@ impl SegmentObjectReader {
 mod tests {
     use super::*;
 
-    fn sample(graph: bool) -> (SegmentHeader, Vec<u8>) {
+    fn sample(graph: bool, documents: bool) -> (SegmentHeader, Vec<u8>) {
         let vectors = [1.0f32, 2.0, 3.0, 4.0];
         let links0 = [1u32, 1, 0, 0, 0, 1, 0, 0, 0, 0];
         let view = SegmentView {
@@ -709,6 +747,7 @@ mod tests {
             id_ends: &[1, 2],
             metadata_bytes: b"{\"k\":1}",
             metadata_ends: &[0, 7],
+            documents: documents.then_some((b"\x01doc".as_slice(), [0u64, 4].as_slice())),
             graph: graph.then_some(GraphView {
                 m: 2,
                 entry: 0,
@@ -726,13 +765,17 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for graph in [false, true] {
-            let (header, payload) = sample(graph);
+        for (graph, documents) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (header, payload) = sample(graph, documents);
+            let names: Vec<&str> = header.sections.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names.contains(&"document_bytes"), documents, "{names:?}");
             let arrays = decode(&header, &payload).unwrap();
             assert_eq!(arrays.vectors, [1.0, 2.0, 3.0, 4.0]);
             assert_eq!(arrays.id_ends, [1, 2]);
             assert_eq!(arrays.metadata_bytes, b"{\"k\":1}");
             assert_eq!(arrays.graph.is_some(), graph);
+            let want = documents.then(|| (b"\x01doc".to_vec(), vec![0u64, 4]));
+            assert_eq!(arrays.documents, want);
         }
     }
 
@@ -750,6 +793,7 @@ mod tests {
                 id_ends: &[1, 2],
                 metadata_bytes: b"{\"k\":1}",
                 metadata_ends: &[0, 7],
+                documents: Some((b"\x01d", &[2, 2])),
                 graph: Some(GraphView {
                     m: 2,
                     entry: 0,
@@ -783,6 +827,8 @@ mod tests {
             assert_eq!((env.index.as_str(), env.segment.id), ("idx", 5));
             assert_eq!(arrays.vectors, [1.0, 2.0, 3.0, 4.0]);
             assert_eq!(arrays.graph.unwrap().links0, [1, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
+            assert_eq!(arrays.documents, Some((b"\x01d".to_vec(), vec![2, 2])));
+            assert_eq!(arrays.fields, [("lang".to_string(), b"xyz".to_vec())]);
         }
         for cut in 0..bytes.len() {
             let mut reader = SegmentObjectReader::default();
@@ -806,7 +852,7 @@ mod tests {
 
     #[test]
     fn never_panics_on_damaged_payloads() {
-        let (header, payload) = sample(true);
+        let (header, payload) = sample(true, true);
         for cut in 0..payload.len() {
             assert!(decode(&header, &payload[..cut]).is_err());
         }
@@ -824,8 +870,13 @@ mod tests {
         let mut h = header.clone();
         h.sections.swap(0, 1);
         assert!(decode(&h, &payload).is_err());
-        let mut h = header;
+        let mut h = header.clone();
         h.graph = Some(GraphHeader { m: 1000, entry: 0 });
+        assert!(decode(&h, &payload).is_err());
+        // documents' sections anywhere but right after the metadata
+        let mut h = header;
+        let documents: Vec<Section> = h.sections.drain(5..7).collect();
+        h.sections.extend(documents);
         assert!(decode(&h, &payload).is_err());
     }
 }

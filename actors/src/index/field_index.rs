@@ -761,7 +761,7 @@ mod tests {
         let mut points = Points::new(2);
         for (i, m) in metas.iter().enumerate() {
             let m: Map<String, Value> = m.as_object().cloned().unwrap_or_default();
-            points.push(&format!("id{i}"), &[1.0, 0.0], m);
+            points.push(&format!("id{i}"), &[1.0, 0.0], m, None);
         }
         points
     }

@@ -14,7 +14,7 @@ use std::collections::{BinaryHeap, HashSet};
 
 use super::field_index::FieldIndexes;
 use super::points::Points;
-use super::{Index, Item, State};
+use super::{Extras, Index, Item, State};
 use crate::filter::Filter;
 
 /// One page of items, and where the next one starts (none when this one is the last).
@@ -82,17 +82,21 @@ impl State {
     }
 }
 
-/// An item as read, its vector copied only when asked for.
-fn item(points: &Points, p: u32, with_vector: bool) -> Item {
+/// An item as read, its vector and document copied only when asked for.
+fn item(points: &Points, p: u32, extras: Extras) -> Item {
     let p = p as usize;
     Item {
         id: points.id(p).to_string(),
-        vector: if with_vector {
+        vector: if extras.vector {
             points.vector(p).to_vec()
         } else {
             Vec::new()
         },
         metadata: points.metadata_owned(p),
+        document: extras
+            .document
+            .then(|| points.document(p).map(str::to_string))
+            .flatten(),
     }
 }
 
@@ -109,19 +113,14 @@ fn passes(filter: Option<&Filter>, points: &Points, p: u32) -> bool {
 impl Index {
     /// The live items of `ids` that pass `filter`, in the order of `ids` (each once; ids
     /// not there are left out).
-    pub fn get_many(
-        &self,
-        ids: &[String],
-        filter: Option<&Filter>,
-        with_vector: bool,
-    ) -> Vec<Item> {
+    pub fn get_many(&self, ids: &[String], filter: Option<&Filter>, extras: Extras) -> Vec<Item> {
         let s = self.read();
         let mut seen = HashSet::with_capacity(ids.len());
         ids.iter()
             .filter(|id| seen.insert(id.as_str()))
             .filter_map(|id| {
                 let (points, p) = s.point_of(id)?;
-                passes(filter, points, p).then(|| item(points, p, with_vector))
+                passes(filter, points, p).then(|| item(points, p, extras))
             })
             .collect()
     }
@@ -146,7 +145,7 @@ impl Index {
         filter: Option<&Filter>,
         after: Option<&str>,
         limit: usize,
-        with_vector: bool,
+        extras: Extras,
     ) -> Page {
         let limit = limit.max(1);
         let s = self.read();
@@ -178,7 +177,7 @@ impl Index {
         let items: Vec<Item> = heap
             .into_sorted_vec()
             .iter()
-            .map(|&(_, which, p)| item(s.points_of(which), p, with_vector))
+            .map(|&(_, which, p)| item(s.points_of(which), p, extras))
             .collect();
         let next = more.then(|| items.last().map(|i| i.id.clone())).flatten();
         Page { items, next }

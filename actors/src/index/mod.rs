@@ -24,6 +24,7 @@
 
 pub mod bitset;
 pub mod build;
+mod documents;
 pub mod field_index;
 mod filter_cache;
 pub mod hnsw;
@@ -44,6 +45,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::{Map, Value};
 
+use crate::codec::log::AddedItem;
 use crate::error::IndexError;
 use crate::filter::Filter;
 pub use crate::params::{FieldKind, Fields, IndexParams, Limits, NewItem};
@@ -157,6 +159,19 @@ enum Loc {
 }
 
 /// What an `add` did.
+/// A checked batch, as its log record takes it.
+pub fn log_items(items: &[NewItem]) -> Vec<AddedItem<'_>> {
+    items
+        .iter()
+        .map(|i| AddedItem {
+            id: &i.id,
+            vector: &i.vector,
+            metadata: &i.metadata,
+            document: i.document.as_deref(),
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddOutcome {
     pub added: usize,
@@ -173,14 +188,26 @@ pub struct Hit {
     pub metadata: Map<String, Value>,
     /// The item's vector as stored, when the search asked for it (else empty).
     pub vector: Vec<f32>,
+    /// The item's document, when the search asked for it and the item has one.
+    pub document: Option<String>,
 }
 
-/// A stored item, as `GET .../items/{id}` returns it.
+/// What a read copies of each item besides its id and metadata: vectors and documents
+/// can be large, and are copied only when asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extras {
+    pub vector: bool,
+    pub document: bool,
+}
+
+/// A stored item, as `GET .../items/{id}` returns it (when read through `Extras`, its
+/// vector and document only if asked for).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     pub id: String,
     pub vector: Vec<f32>,
     pub metadata: Map<String, Value>,
+    pub document: Option<String>,
 }
 
 /// Sizes for `/health`, the index info and metrics.
@@ -361,7 +388,12 @@ impl Index {
             if let Some(loc) = s.locate(&item.id) {
                 s.tombstone(loc);
             }
-            s.growing.points.push(&item.id, &item.vector, item.metadata);
+            s.growing.points.push(
+                &item.id,
+                &item.vector,
+                item.metadata,
+                item.document.as_deref(),
+            );
         }
         let froze = s.growing.points.len() >= self.config.seal_points;
         if froze {
@@ -416,6 +448,7 @@ impl Index {
             id: id.to_string(),
             vector: points.vector(p).to_vec(),
             metadata: points.metadata_owned(p),
+            document: points.document(p).map(str::to_string),
         })
     }
 
@@ -429,20 +462,28 @@ impl Index {
         hits
     }
 
-    /// `search`, with each result's vector as stored (read under the same lock as the
-    /// search, so it is the vector the distance was computed from).
-    pub fn search_with_vectors(
+    /// `search`, with each result's vector as stored and/or its document, as `extras`
+    /// asks (read under the same lock as the search, so the vector is the one the
+    /// distance was computed from).
+    pub fn search_with(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
         filter: Option<&Filter>,
+        extras: Extras,
     ) -> Vec<Hit> {
         let s = self.read();
         let mut hits = search::search(&s, self.params.distance, query, k, ef, filter);
         for hit in &mut hits {
             if let Some((points, p)) = s.point_of(&hit.id) {
-                hit.vector = points.vector(p as usize).to_vec();
+                let p = p as usize;
+                if extras.vector {
+                    hit.vector = points.vector(p).to_vec();
+                }
+                if extras.document {
+                    hit.document = points.document(p).map(str::to_string);
+                }
             }
         }
         self.refresh_stats_if_filters_changed(&s, filter);

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::bitset::BitSet;
+use super::documents::Documents;
 use super::hnsw::Graph;
 use super::ids::IdTable;
 use super::points::{Metadata, Points};
@@ -80,6 +81,7 @@ fn encode_segment(
         id_ends,
         metadata_bytes: &metadata_bytes,
         metadata_ends: &metadata_ends,
+        documents: points.documents().parts(),
         graph,
         // This layout keeps no field indexes: a loaded index builds them again.
         fields: Vec::new(),
@@ -145,7 +147,9 @@ fn restore_segment(
         .map_err(|e| format!("segment {}: {e}", header.id))?;
     let metadata = decode_metadata(&arrays.metadata_bytes, &arrays.metadata_ends)
         .map_err(|e| format!("segment {}: {e}", header.id))?;
-    let points = Points::from_parts(dim, arrays.vectors, ids, metadata)
+    let documents = Documents::from_stored(arrays.documents, ids.len())
+        .map_err(|e| format!("segment {}: {e}", header.id))?;
+    let points = Points::from_parts(dim, arrays.vectors, ids, metadata, documents)
         .map_err(|e| format!("segment {}: {e}", header.id))?;
     let n = points.len();
     let graph = match arrays.graph {
@@ -357,8 +361,8 @@ fn from_v1(
     for (p, vector) in vectors.into_iter().enumerate() {
         let vector = vector.ok_or_else(|| format!("graph point {p} is missing"))?;
         match items[p].take() {
-            Some((id, metadata)) => points.push(&id, &vector, metadata),
-            None if deleted.get(p) => points.push("", &vector, Map::new()),
+            Some((id, metadata)) => points.push(&id, &vector, metadata, None),
+            None if deleted.get(p) => points.push("", &vector, Map::new(), None),
             None => return Err(format!("point {p} is neither an item nor a tombstone")),
         };
     }

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::bitset::BitSet;
+use super::documents::Documents;
 use super::field_index::FieldIndexes;
 use super::ids::IdTable;
 use super::points::{Metadata, Points};
@@ -64,6 +65,7 @@ impl SegmentSource for StoredArrays {
             id_ends,
             metadata_bytes: &self.metadata_bytes,
             metadata_ends: &self.metadata_ends,
+            documents: self.points.documents().parts(),
             graph: Some(self.graph.view()),
             fields: self
                 .fields
@@ -128,8 +130,7 @@ impl Index {
     pub fn unsealed_as_log(&self) -> LogBatch {
         let mut s = self.write();
         let mut batch = LogBatch::default();
-        let mut items: Vec<(String, Vec<f32>, serde_json::Map<String, serde_json::Value>)> =
-            Vec::new();
+        let mut items: Vec<NewItem> = Vec::new();
         let growing = (&s.growing.points, &s.growing.deleted);
         let frozen = s
             .segments
@@ -138,18 +139,16 @@ impl Index {
             .map(|seg| (&*seg.points, &seg.deleted));
         for (points, deleted) in frozen.chain(std::iter::once(growing)) {
             for p in (0..points.len()).filter(|&p| !deleted.get(p)) {
-                items.push((
-                    points.id(p).to_string(),
-                    points.vector(p).to_vec(),
-                    points.metadata_owned(p),
-                ));
+                items.push(NewItem {
+                    id: points.id(p).to_string(),
+                    vector: points.vector(p).to_vec(),
+                    metadata: points.metadata_owned(p),
+                    document: points.document(p).map(str::to_string),
+                });
             }
         }
         if !items.is_empty() {
-            batch.push_add(
-                1,
-                items.iter().map(|(i, v, m)| (i.as_str(), v.as_slice(), m)),
-            );
+            batch.push_add(1, &super::log_items(&items));
             for seg in s.segments.iter_mut().filter(|seg| seg.graph.is_none()) {
                 seg.first_lsn = Some(1);
             }
@@ -230,6 +229,7 @@ impl Index {
                             id: i.id,
                             vector: i.vector,
                             metadata: i.metadata,
+                            document: i.document,
                         })
                         .collect();
                     let items = self
@@ -264,7 +264,8 @@ pub(super) fn arrays_to_segment(
     let ids = IdTable::from_parts(arrays.id_bytes, arrays.id_ends)?;
     let metadata: Vec<Metadata> =
         super::one_object::decode_metadata(&arrays.metadata_bytes, &arrays.metadata_ends)?;
-    let points = Points::from_parts(dim, arrays.vectors, ids, metadata)?;
+    let documents = Documents::from_stored(arrays.documents, ids.len())?;
+    let points = Points::from_parts(dim, arrays.vectors, ids, metadata, documents)?;
     let g = arrays.graph.ok_or("a sealed segment without a graph")?;
     if g.m != m {
         return Err(format!("a graph of m {}, the index has m {m}", g.m));

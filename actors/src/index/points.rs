@@ -1,9 +1,11 @@
-//! The points of one segment: vectors in one contiguous `f32` array, item ids, metadata.
+//! The points of one segment: vectors in one contiguous `f32` array, item ids, metadata,
+//! documents.
 //! A growing segment appends to it; a frozen or sealed segment holds it behind an `Arc`
 //! and never changes it again.
 
 use serde_json::{Map, Value};
 
+use super::documents::Documents;
 use super::ids::IdTable;
 
 /// Metadata of one point; `None` stands for `{}` (8 bytes a point instead of 24 for an
@@ -19,6 +21,7 @@ pub struct Points {
     /// Estimated heap bytes of the metadata maps, kept up to date by every push (so
     /// `heap_bytes` need not walk them).
     metadata_heap: usize,
+    documents: Documents,
 }
 
 /// Estimated heap bytes of one metadata map (its nodes, keys and values).
@@ -38,6 +41,7 @@ impl Points {
             ids: IdTable::with_capacity(points, id_bytes),
             metadata: Vec::with_capacity(points),
             metadata_heap: 0,
+            documents: Documents::default(),
         }
     }
 
@@ -47,6 +51,7 @@ impl Points {
         vectors: Vec<f32>,
         ids: IdTable,
         metadata: Vec<Metadata>,
+        documents: Documents,
     ) -> Result<Points, String> {
         let n = ids.len();
         if dim == 0 || vectors.len() != n * dim || metadata.len() != n {
@@ -62,6 +67,7 @@ impl Points {
             ids,
             metadata_heap: metadata.iter().map(metadata_cost).sum(),
             metadata,
+            documents,
         })
     }
 
@@ -103,14 +109,29 @@ impl Points {
         self.metadata(p).cloned().unwrap_or_default()
     }
 
+    pub fn document(&self, p: usize) -> Option<&str> {
+        self.documents.get(p)
+    }
+
+    pub fn documents(&self) -> &Documents {
+        &self.documents
+    }
+
     /// The newest point holding `id` (dead or alive: the segment's tombstones say).
     pub fn find(&self, id: &str) -> Option<u32> {
         self.ids.find(id)
     }
 
     /// Appends a point; returns its number. `vector` must have `dim` values.
-    pub fn push(&mut self, id: &str, vector: &[f32], metadata: Map<String, Value>) -> u32 {
+    pub fn push(
+        &mut self,
+        id: &str,
+        vector: &[f32],
+        metadata: Map<String, Value>,
+        document: Option<&str>,
+    ) -> u32 {
         debug_assert_eq!(vector.len(), self.dim);
+        self.documents.push(self.len(), document);
         self.vectors.extend_from_slice(vector);
         let metadata = (!metadata.is_empty()).then(|| Box::new(metadata));
         self.metadata_heap += metadata_cost(&metadata);
@@ -120,6 +141,7 @@ impl Points {
 
     /// Appends point `p` of `other` (same dim).
     pub fn push_from(&mut self, other: &Points, p: usize) -> u32 {
+        self.documents.push(self.len(), other.document(p));
         self.vectors.extend_from_slice(other.vector(p));
         let metadata = other.metadata[p].clone();
         self.metadata_heap += metadata_cost(&metadata);
@@ -132,14 +154,16 @@ impl Points {
         self.vectors.shrink_to_fit();
         self.metadata.shrink_to_fit();
         self.ids.shrink_to_fit();
+        self.documents.shrink_to_fit();
     }
 
-    /// Bytes held on the heap, by capacity (metadata maps estimated from their JSON size).
+    /// Bytes held on the heap, by capacity (metadata maps estimated).
     pub fn heap_bytes(&self) -> usize {
         self.vectors.capacity() * 4
             + self.ids.heap_bytes()
             + self.metadata.capacity() * std::mem::size_of::<Metadata>()
             + self.metadata_heap
+            + self.documents.heap_bytes()
     }
 
     pub fn metadata_slice(&self) -> &[Metadata] {

@@ -166,6 +166,7 @@ fn run<D: Fn(&[f32], &[f32]) -> f32>(
             distance: c.distance,
             metadata: views[c.view].points.metadata_owned(c.point as usize),
             vector: Vec::new(),
+            document: None,
         })
         .collect()
 }

@@ -62,16 +62,16 @@ impl Written {
                 id: format!("{prefix}{}", first + i),
                 vector,
                 metadata: serde_json::from_value(json!({"n": first + i})).unwrap(),
+                // every third item has a document, so that they go through saves too
+                document: (first + i)
+                    .is_multiple_of(3)
+                    .then(|| format!("text of {prefix}{}", first + i)),
             })
             .collect();
         let items = self.index.params().check_items(raw).unwrap();
         self.lsn += 1;
-        self.log.push_add(
-            self.lsn,
-            items
-                .iter()
-                .map(|i| (i.id.as_str(), i.vector.as_slice(), &i.metadata)),
-        );
+        self.log
+            .push_add(self.lsn, &crate::index::log_items(&items));
         self.index.add(items, self.lsn).unwrap();
         self.seq += 1;
     }

@@ -56,3 +56,19 @@ async def test_async_methods_are_native(server: str, index_name: str):
     assert await store.aget_by_ids(["d7", "d8"]) == [
         Document(page_content="doc 8", metadata={"n": 8}, id="d8")
     ]
+
+
+def test_texts_are_documents_not_metadata(server: str, index_name: str):
+    # A page of 200 KB: past vectord's metadata limit (64 KiB), well within its document
+    # limit (1 MiB); the metadata holds only what the caller gave.
+    page = "A long page.\n" + "words " * 33_000
+    store = VectordVectorStore(EMB, index_name, url=server, api_key=API_KEY)
+    [id_] = store.add_texts([page], metadatas=[{"source": "book"}])
+    item = store.client.get_item(index_name, id_)
+    assert item is not None and item.metadata == {"source": "book"}
+    assert item.document == page
+    assert store.get_by_ids([id_])[0].page_content == page
+    assert store.similarity_search(page, k=1)[0].page_content == page
+    assert store.similarity_search("x", k=1, filter={"source": "book"})[0].metadata == {
+        "source": "book"
+    }

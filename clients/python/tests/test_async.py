@@ -18,7 +18,11 @@ async def test_the_async_client_covers_the_same_calls(server: str, index_name: s
         ids = [f"i{j}" for j in range(50)]
         vectors = [[float(j), 1.0] for j in range(50)]
         metas = [{"n": j} for j in range(50)]
-        assert await client.add(index_name, ids, vectors, metas, batch_size=20) == 50
+        docs = [f"text {j}" if j % 2 else None for j in range(50)]
+        added = await client.add(index_name, ids, vectors, metas, documents=docs, batch_size=20)
+        assert added == 50
+        hits = await client.search(index_name, [3.0, 1.0], k=2, include_documents=True)
+        assert [(h.id, h.document) for h in hits] == [("i3", "text 3"), ("i2", None)]
         # concurrent searches share one connection pool
         results = await asyncio.gather(
             *(client.search(index_name, [float(j), 1.0], k=1) for j in range(10))

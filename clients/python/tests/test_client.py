@@ -69,6 +69,31 @@ def test_items_round_trip_and_search_with_filters(client: Client, index_name: st
     assert client.count(index_name) == 2
 
 
+def test_documents_are_stored_and_returned_on_request(client: Client, index_name: str):
+    client.create_index(index_name, 2, "l2")
+    text = "a chunk\nwith \"quotes\", é and " + "long " * 20_000  # ~100 KB: not metadata
+    ids = ["with", "without", "empty"]
+    client.add(index_name, ids, [[1, 0], [0, 1], [1, 1]], documents=[text, None, ""])
+    item = client.get_item(index_name, "with")
+    assert item is not None and item.document == text
+    assert client.get_item(index_name, "without").document is None  # type: ignore[union-attr]
+    page = client.get(index_name, ids, include_documents=True, include_metadata=False)
+    assert [i.document for i in page.items] == [text, None, ""]
+    assert client.get(index_name, ids).items[0].document is None  # not asked for
+    hits = client.search(index_name, [1, 0], k=1, include_documents=True)
+    assert hits[0].id == "with" and hits[0].document == text
+    assert client.search(index_name, [1, 0], k=1)[0].document is None
+    batch = client.search_batch(index_name, [[1, 1]], k=1, include_documents=True)
+    assert batch[0][0].document == ""
+    docs = {i.id: i.document for i in client.iter_items(index_name, include_documents=True)}
+    assert docs == {"with": text, "without": None, "empty": ""}
+    with pytest.raises(ValueError):
+        client.add(index_name, ["x"], [[1, 0]], documents=["a", "b"])
+    with pytest.raises(InvalidRequest) as e:
+        client.add(index_name, ["big"], [[1, 0]], documents=["x" * ((1 << 20) + 1)])
+    assert e.value.code == "document_too_large" and "items[0].document" in e.value.message
+
+
 def test_errors_carry_the_server_code_and_message(client: Client, index_name: str, server: str):
     client.create_index(index_name, 2)
     with pytest.raises(InvalidRequest) as e:

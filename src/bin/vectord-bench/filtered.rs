@@ -280,7 +280,14 @@ pub fn filtered(data: &Dataset, p: &IndexParams, ef: usize, k: usize) -> Result<
     // Items by ids and by filter.
     let ids: Vec<String> = (0..1000).map(|j| ((j * 7919) % n).to_string()).collect();
     let started = Instant::now();
-    let got = index.get_many(&ids, None, true);
+    let got = index.get_many(
+        &ids,
+        None,
+        vectord_actors::index::Extras {
+            vector: true,
+            document: false,
+        },
+    );
     let get_ms = started.elapsed().as_secs_f64() * 1000.0;
     let one_percent = &parsed[2].2;
     let started = Instant::now();

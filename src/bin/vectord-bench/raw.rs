@@ -98,6 +98,7 @@ pub fn build_index_with(
             .iter()
             .enumerate()
             .map(|(i, v)| NewItem {
+                document: None,
                 id: (b * batch + i).to_string(),
                 vector: v.clone(),
                 metadata: metadata(b * batch + i),
@@ -154,6 +155,7 @@ pub fn growing_scan_ms(data: &Dataset, p: &IndexParams) -> (usize, f64) {
         .iter()
         .enumerate()
         .map(|(i, v)| NewItem {
+            document: None,
             id: i.to_string(),
             vector: v.clone(),
             metadata: Map::new(),
@@ -201,7 +203,7 @@ pub fn merge_vs_rebuild(data: &Dataset, p: &IndexParams, efs: &[usize]) -> Resul
     let n = vectors.len();
     let mut all = Points::with_capacity(p.dim, n, n * 8);
     for (i, v) in vectors.iter().enumerate() {
-        all.push(&i.to_string(), v, Map::new());
+        all.push(&i.to_string(), v, Map::new(), None);
     }
     let mut quarter = Points::with_capacity(p.dim, n / 4, n * 2);
     for i in 0..n / 4 {

@@ -48,6 +48,7 @@ fn items_replayed_after_a_crash_do_not_make_add_busy() {
                     id: format!("r{}", b * 100 + i),
                     vector: v.clone(),
                     metadata: Map::new(),
+                    document: None,
                 })
                 .collect(),
         })

@@ -14,6 +14,7 @@ fn an_id_replaced_across_segments_is_returned_once_with_its_new_vector() {
     let far: Vec<NewItem> = (0..3000)
         .step_by(5)
         .map(|i| NewItem {
+            document: None,
             id: i.to_string(),
             vector: vec![100.0 + i as f32; 8],
             metadata: serde_json::from_value(json!({"v": 2})).unwrap(),

@@ -142,6 +142,7 @@ fn writes_while_a_job_builds_are_kept() {
     let fresh = random_vectors(22, 50, 8);
     index.add(items(&fresh, "new-", &p), 0).unwrap();
     let replacement = NewItem {
+        document: None,
         id: "999".into(),
         vector: vec![50.0; 8],
         metadata: serde_json::from_value(json!({"v": 2})).unwrap(),
@@ -194,6 +195,7 @@ fn writes_while_a_merge_links_points_are_kept() {
         assert!(index.delete(&i.to_string()));
     }
     let replacements = ["5", "1005"].map(|id| NewItem {
+        document: None,
         id: id.into(),
         vector: vec![50.0; 8],
         metadata: serde_json::from_value(json!({"v": 2})).unwrap(),
@@ -281,6 +283,7 @@ fn searches_and_writes_go_on_during_seals_and_merges() {
     let replacements: Vec<NewItem> = (1..6000)
         .step_by(6)
         .map(|i| NewItem {
+            document: None,
             id: i.to_string(),
             vector: vec![i as f32; 8],
             metadata: Map::new(),

@@ -44,6 +44,7 @@ fn items_from(first: usize, vectors: &[Vec<f32>], prefix: &str, p: &IndexParams)
         .enumerate()
         .map(|(i, v)| (first + i, v))
         .map(|(i, v)| NewItem {
+            document: None,
             id: format!("{prefix}{i}"),
             vector: v.clone(),
             metadata: serde_json::from_value(json!({"i": i, "parity": i % 2})).unwrap(),

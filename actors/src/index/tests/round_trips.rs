@@ -31,6 +31,7 @@ fn a_multi_segment_index_round_trips_exactly() {
         restored
             .add(
                 p.check_items(vec![NewItem {
+                    document: None,
                     id: "new".into(),
                     vector: vec![0.5; 12],
                     metadata: Map::new(),

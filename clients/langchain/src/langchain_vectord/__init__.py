@@ -1,5 +1,5 @@
 """LangChain integration of vectord: `VectordVectorStore`."""
 
-from .vectorstores import TEXT_KEY, VectordVectorStore
+from .vectorstores import VectordVectorStore
 
-__all__ = ["TEXT_KEY", "VectordVectorStore"]
+__all__ = ["VectordVectorStore"]

@@ -1,9 +1,9 @@
 """`VectordVectorStore`: a LangChain vector store over one vectord index.
 
-A document's text is stored in the item's metadata under `TEXT_KEY` (until vectord
-stores documents of its own) and taken out again when documents come back, so that
-filters and metadata see only the document's own metadata. The index is created at the
-first add, with the embedding's dimension, unless it exists.
+A document's text is stored as the item's document (vectord keeps it apart from metadata,
+up to `vectord.max_document_bytes`, 1 MiB by default), so filters and metadata see only
+the document's own metadata. The index is created at the first add, with the embedding's
+dimension, unless it exists.
 """
 
 from __future__ import annotations
@@ -19,10 +19,6 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from vectord import AsyncClient, Client, NotFound
 from vectord import SearchResult
-
-#: The metadata key that holds a document's text.
-TEXT_KEY = "_text"
-
 
 class VectordVectorStore(VectorStore):
     """LangChain's `VectorStore` over a vectord index.
@@ -76,12 +72,8 @@ class VectordVectorStore(VectorStore):
             (ids[i] if ids is not None and ids[i] else None) or str(uuid.uuid4())
             for i in range(len(texts))
         ]
-        metas = []
-        for i, text in enumerate(texts):
-            meta = dict(metadatas[i] or {}) if metadatas is not None else {}
-            meta[TEXT_KEY] = text
-            metas.append(meta)
-        return out_ids, metas
+        metas = [dict(m or {}) for m in metadatas] if metadatas is not None else []
+        return out_ids, metas or [{} for _ in texts]
 
     def _ensure_index(self, dim: int) -> None:
         if self._created:
@@ -118,7 +110,7 @@ class VectordVectorStore(VectorStore):
         item_ids, metas = self._items(texts, metadatas, ids)
         vectors = self.embeddings.embed_documents(texts)
         self._ensure_index(len(vectors[0]))
-        self.client.add(self.index_name, item_ids, vectors, metas, **kwargs)
+        self.client.add(self.index_name, item_ids, vectors, metas, documents=texts, **kwargs)
         return item_ids
 
     async def aadd_texts(
@@ -135,7 +127,9 @@ class VectordVectorStore(VectorStore):
         item_ids, metas = self._items(texts, metadatas, ids)
         vectors = await self.embeddings.aembed_documents(texts)
         await self._aensure_index(len(vectors[0]))
-        await self.async_client.add(self.index_name, item_ids, vectors, metas, **kwargs)
+        await self.async_client.add(
+            self.index_name, item_ids, vectors, metas, documents=texts, **kwargs
+        )
         return item_ids
 
     def add_documents(self, documents: List[Document], **kwargs: Any) -> List[str]:
@@ -156,25 +150,28 @@ class VectordVectorStore(VectorStore):
     # -- reading back ---------------------------------------------------------------------
 
     @staticmethod
-    def _document(id: str, metadata: Optional[Dict[str, Any]]) -> Document:
-        meta = dict(metadata or {})
-        text = meta.pop(TEXT_KEY, "")
-        return Document(id=id, page_content=str(text), metadata=meta)
+    def _document(found: Any) -> Document:
+        """A LangChain document from an item or a search result of vectord."""
+        return Document(
+            id=found.id, page_content=found.document or "", metadata=dict(found.metadata or {})
+        )
 
     def get_by_ids(self, ids: Sequence[str], /) -> List[Document]:
         """The documents of `ids` that exist, in the order of `ids`."""
         try:
-            page = self.client.get(self.index_name, list(ids))
+            page = self.client.get(self.index_name, list(ids), include_documents=True)
         except NotFound:
             return []
-        return [self._document(i.id, i.metadata) for i in page.items]
+        return [self._document(i) for i in page.items]
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> List[Document]:
         try:
-            page = await self.async_client.get(self.index_name, list(ids))
+            page = await self.async_client.get(
+                self.index_name, list(ids), include_documents=True
+            )
         except NotFound:
             return []
-        return [self._document(i.id, i.metadata) for i in page.items]
+        return [self._document(i) for i in page.items]
 
     def delete(self, ids: Optional[List[str]] = None, **kwargs: Any) -> Optional[bool]:
         """Deletes the documents of `ids` (absent ones are no error), or those passing
@@ -201,13 +198,15 @@ class VectordVectorStore(VectorStore):
     # -- search ---------------------------------------------------------------------------
 
     def _scored(self, results: List[SearchResult]) -> List[Tuple[Document, float]]:
-        return [(self._document(r.id, r.metadata), r.distance) for r in results]
+        return [(self._document(r), r.distance) for r in results]
 
     def similarity_search_by_vector_with_score(
         self, embedding: List[float], k: int = 4, filter: Optional[dict] = None, **kwargs: Any
     ) -> List[Tuple[Document, float]]:
         try:
-            results = self.client.search(self.index_name, embedding, k, filter=filter, **kwargs)
+            results = self.client.search(
+                self.index_name, embedding, k, filter=filter, include_documents=True, **kwargs
+            )
         except NotFound:
             return []
         return self._scored(results)
@@ -217,7 +216,7 @@ class VectordVectorStore(VectorStore):
     ) -> List[Tuple[Document, float]]:
         try:
             results = await self.async_client.search(
-                self.index_name, embedding, k, filter=filter, **kwargs
+                self.index_name, embedding, k, filter=filter, include_documents=True, **kwargs
             )
         except NotFound:
             return []
@@ -278,7 +277,7 @@ class VectordVectorStore(VectorStore):
         chosen = maximal_marginal_relevance(
             np.array(query, dtype=np.float32), vectors, k=k, lambda_mult=lambda_mult
         )
-        return [self._document(results[i].id, results[i].metadata) for i in chosen]
+        return [self._document(results[i]) for i in chosen]
 
     def max_marginal_relevance_search_by_vector(
         self,
@@ -293,7 +292,12 @@ class VectordVectorStore(VectorStore):
         both nearness and diversity."""
         try:
             results = self.client.search(
-                self.index_name, embedding, fetch_k, filter=filter, include_vectors=True
+                self.index_name,
+                embedding,
+                fetch_k,
+                filter=filter,
+                include_vectors=True,
+                include_documents=True,
             )
         except NotFound:
             return []
@@ -310,7 +314,12 @@ class VectordVectorStore(VectorStore):
     ) -> List[Document]:
         try:
             results = await self.async_client.search(
-                self.index_name, embedding, fetch_k, filter=filter, include_vectors=True
+                self.index_name,
+                embedding,
+                fetch_k,
+                filter=filter,
+                include_vectors=True,
+                include_documents=True,
             )
         except NotFound:
             return []

@@ -99,10 +99,11 @@ class _Api:
         cursor: Optional[str] = None,
         include_metadata: bool = True,
         include_vectors: bool = False,
+        include_documents: bool = False,
     ) -> Any:
         """Items by ids (in their order, absent ones left out) and/or filter, or a page of
         the whole index in id order after `cursor`: a `Page`."""
-        include = rq.include_list(include_metadata, include_vectors)
+        include = rq.include_list(include_metadata, include_vectors, include_documents)
         return self._run(rq.get(name, ids, filter, limit, cursor, include))
 
     def count(self, name: str, filter: Optional[Filter] = None) -> Any:
@@ -127,11 +128,21 @@ class _Api:
         ef: Optional[int] = None,
         filter: Optional[Filter] = None,
         include_vectors: bool = False,
+        include_documents: bool = False,
     ) -> Any:
         """The `k` nearest items passing `filter` (Chroma's `where` syntax), nearest first:
         a list of `SearchResult`."""
         return self._run(
-            rq.search(name, vector, k, ef, filter, include_vectors, self.base64_vectors)
+            rq.search(
+                name,
+                vector,
+                k,
+                ef,
+                filter,
+                include_vectors,
+                self.base64_vectors,
+                include_documents,
+            )
         )
 
     def search_batch(
@@ -143,11 +154,14 @@ class _Api:
         ef: Optional[int] = None,
         filter: Optional[Filter] = None,
         include_vectors: bool = False,
+        include_documents: bool = False,
     ) -> Any:
         """Several searches in one request, one per vector (same k, ef and filter): a list
         of result lists, in order."""
         searches = [
-            rq.search_body(v, k, ef, filter, include_vectors, self.base64_vectors)
+            rq.search_body(
+                v, k, ef, filter, include_vectors, self.base64_vectors, include_documents
+            )
             for v in _rows(vectors)
         ]
         return self._run(rq.search_batch(name, searches))
@@ -244,12 +258,15 @@ class Client(_Api):
         vectors: Any,
         metadatas: Optional[Sequence[Optional[Metadata]]] = None,
         *,
+        documents: Optional[Sequence[Optional[str]]] = None,
         batch_size: int = DEFAULT_BATCH,
     ) -> int:
-        """Adds or replaces items (`vectors`: lists or a numpy 2-d array), in batches of
-        `batch_size` (each batch all-or-nothing); returns the index's count after it."""
+        """Adds or replaces items (`vectors`: lists or a numpy 2-d array; `documents`: the
+        text each vector was made from, None for none), in batches of `batch_size` (each
+        batch all-or-nothing); returns the index's count after it."""
         count = 0
-        for call in rq.add_calls(name, ids, self._wire_vectors(vectors), metadatas, batch_size):
+        wired = self._wire_vectors(vectors)
+        for call in rq.add_calls(name, ids, wired, metadatas, batch_size, documents):
             count = self._run(call)["count"]
         return count
 
@@ -260,6 +277,7 @@ class Client(_Api):
         filter: Optional[Filter] = None,
         page_size: int = 1000,
         include_vectors: bool = False,
+        include_documents: bool = False,
     ) -> Iterator[Item]:
         """Every item passing `filter`, in id order, a page at a time."""
         cursor: Optional[str] = None
@@ -270,6 +288,7 @@ class Client(_Api):
                 limit=page_size,
                 cursor=cursor,
                 include_vectors=include_vectors,
+                include_documents=include_documents,
             )
             yield from page.items
             if page.next_cursor is None:
@@ -333,11 +352,13 @@ class AsyncClient(_Api):
         vectors: Any,
         metadatas: Optional[Sequence[Optional[Metadata]]] = None,
         *,
+        documents: Optional[Sequence[Optional[str]]] = None,
         batch_size: int = DEFAULT_BATCH,
     ) -> int:
         """See `Client.add`."""
         count = 0
-        for call in rq.add_calls(name, ids, self._wire_vectors(vectors), metadatas, batch_size):
+        wired = self._wire_vectors(vectors)
+        for call in rq.add_calls(name, ids, wired, metadatas, batch_size, documents):
             count = (await self._run(call))["count"]
         return count
 
@@ -348,6 +369,7 @@ class AsyncClient(_Api):
         filter: Optional[Filter] = None,
         page_size: int = 1000,
         include_vectors: bool = False,
+        include_documents: bool = False,
     ) -> AsyncIterator[Item]:
         """See `Client.iter_items`."""
         cursor: Optional[str] = None
@@ -358,6 +380,7 @@ class AsyncClient(_Api):
                 limit=page_size,
                 cursor=cursor,
                 include_vectors=include_vectors,
+                include_documents=include_documents,
             )
             for item in page.items:
                 yield item

@@ -18,21 +18,24 @@ Filter = Mapping[str, Any]
 @dataclass
 class SearchResult:
     """One search result: the item's id, its distance to the query (cosine: 1 - cos, l2:
-    Euclidean, ip: 1 - dot), its metadata, and its vector when asked for."""
+    Euclidean, ip: 1 - dot), its metadata, and its vector and document when asked for."""
 
     id: str
     distance: float
     metadata: Dict[str, Any] = field(default_factory=dict)
     vector: Optional[List[float]] = None
+    document: Optional[str] = None
 
 
 @dataclass
 class Item:
-    """A stored item: its vector as stored (unit length under cosine) and metadata."""
+    """A stored item: its vector as stored (unit length under cosine), metadata and
+    document (each when asked for; `document` None also when the item has none)."""
 
     id: str
     vector: Optional[List[float]] = None
     metadata: Optional[Dict[str, Any]] = None
+    document: Optional[str] = None
 
 
 @dataclass
@@ -112,13 +115,19 @@ def _results(rows: Iterable[Mapping[str, Any]]) -> List[SearchResult]:
             distance=r["distance"],
             metadata=r.get("metadata") or {},
             vector=vector_out(r.get("vector")),
+            document=r.get("document"),
         )
         for r in rows
     ]
 
 
 def _item(row: Mapping[str, Any]) -> Item:
-    return Item(id=row["id"], vector=vector_out(row.get("vector")), metadata=row.get("metadata"))
+    return Item(
+        id=row["id"],
+        vector=vector_out(row.get("vector")),
+        metadata=row.get("metadata"),
+        document=row.get("document"),
+    )
 
 
 def _without_none(**fields: Any) -> Dict[str, Any]:
@@ -173,12 +182,15 @@ def add_batch(
     ids: Sequence[str],
     vectors: Sequence[Any],
     metadatas: Optional[Sequence[Optional[Metadata]]],
+    documents: Optional[Sequence[Optional[str]]] = None,
 ) -> Call:
     items = []
     for i, (id_, vector) in enumerate(zip(ids, vectors)):
         item: Dict[str, Any] = {"id": id_, "vector": vector}
         if metadatas is not None and metadatas[i]:
             item["metadata"] = dict(metadatas[i])  # type: ignore[arg-type]
+        if documents is not None and documents[i] is not None:
+            item["document"] = documents[i]
         items.append(item)
     return Call("POST", index_path(name, "add"), {"items": items})
 
@@ -187,7 +199,12 @@ def get_item(name: str, id: str) -> Call:
     return Call(
         "GET",
         index_path(name, "items", escape(id)),
-        read=lambda a: Item(id=a["id"], vector=a["vector"], metadata=a.get("metadata") or {}),
+        read=lambda a: Item(
+            id=a["id"],
+            vector=a["vector"],
+            metadata=a.get("metadata") or {},
+            document=a.get("document"),
+        ),
         accept={404: None},
     )
 
@@ -201,8 +218,9 @@ def delete_item(name: str, id: str) -> Call:
     )
 
 
-def include_list(metadata: bool, vectors: bool) -> List[str]:
-    return [what for what, wanted in (("metadata", metadata), ("vector", vectors)) if wanted]
+def include_list(metadata: bool, vectors: bool, documents: bool = False) -> List[str]:
+    wanted = (("metadata", metadata), ("vector", vectors), ("document", documents))
+    return [what for what, want in wanted if want]
 
 
 def get(
@@ -247,13 +265,15 @@ def search_body(
     filter: Optional[Filter],
     vectors: bool,
     base64_vectors: bool = True,
+    documents: bool = False,
 ) -> Dict[str, Any]:
+    include = include_list(True, vectors, documents)
     return _without_none(
         vector=wire(vector, base64_vectors),
         k=k,
         ef=ef,
         filter=filter,
-        include=["metadata", "vector"] if vectors else None,
+        include=include if len(include) > 1 else None,
         vector_encoding="base64" if vectors and base64_vectors else None,
     )
 
@@ -266,8 +286,9 @@ def search(
     filter: Optional[Filter],
     vectors: bool,
     base64_vectors: bool = True,
+    documents: bool = False,
 ) -> Call:
-    body = search_body(vector, k, ef, filter, vectors, base64_vectors)
+    body = search_body(vector, k, ef, filter, vectors, base64_vectors, documents)
     return Call("POST", index_path(name, "search"), body, read=lambda a: _results(a["results"]))
 
 
@@ -291,18 +312,21 @@ def add_calls(
     vectors: List[Any],
     metadatas: Optional[Sequence[Optional[Metadata]]],
     batch_size: int,
+    documents: Optional[Sequence[Optional[str]]] = None,
 ) -> Iterable[Call]:
     """The `add` requests of a batch of items, `batch_size` items each (`vectors` as
     they go on the wire)."""
-    if len(ids) != len(vectors) or (metadatas is not None and len(metadatas) != len(ids)):
+    lengths = [("ids", len(ids)), ("vectors", len(vectors))]
+    lengths += [("metadatas", len(metadatas))] if metadatas is not None else []
+    lengths += [("documents", len(documents))] if documents is not None else []
+    if any(n != len(ids) for _, n in lengths):
         raise ValueError(
-            f"{len(ids)} ids, {len(vectors)} vectors"
-            + (f", {len(metadatas)} metadatas" if metadatas is not None else "")
-            + ": give one of each per item"
+            ", ".join(f"{n} {what}" for what, n in lengths) + ": give one of each per item"
         )
     for part in chunks(len(ids), batch_size):
         metas = [metadatas[i] for i in part] if metadatas is not None else None
-        yield add_batch(name, [ids[i] for i in part], [vectors[i] for i in part], metas)
+        docs = [documents[i] for i in part] if documents is not None else None
+        yield add_batch(name, [ids[i] for i in part], [vectors[i] for i in part], metas, docs)
 
 
 Vectors = Union[Sequence[Vector], Any]
