@@ -18,7 +18,7 @@ const chromiumBin = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const INDEX = 'docs';
 const TRICKY_ID = 'a/b <i>x</i> & "q"'; // a slash for the path encoding, markup for escaping
 const ITEMS = [
-  { id: 'alpha', vector: [1, 0, 0, 0], metadata: { lang: 'en', n: 1 } },
+  { id: 'alpha', vector: [1, 0, 0, 0], metadata: { lang: 'en', n: 1 }, document: '<b>alpha</b> text' },
   { id: 'beta', vector: [0, 1, 0, 0], metadata: { lang: 'fr' } },
   { id: 'gamma', vector: [0, 0, 1, 0], metadata: { lang: 'en' } },
   { id: 'delta', vector: [0.9, 0.1, 0, 0], metadata: { lang: 'de' } },
@@ -119,6 +119,7 @@ async function resultRows(page) {
     id: r.querySelector('[data-col="id"]').textContent,
     distance: r.querySelector('[data-col="distance"]').textContent,
     metadata: r.querySelector('[data-col="metadata"]').textContent,
+    document: r.querySelector('[data-col="document"]')?.textContent ?? null,
   })));
 }
 
@@ -269,6 +270,10 @@ async function main() {
     assert(Math.abs(parseFloat(rows[0].distance)) <= 1e-6, `first distance ~0, got ${rows[0].distance}`);
     assertEq(rows[1].id, 'delta', 'second result');
     assertEq(JSON.parse(rows[0].metadata).lang, 'en', 'metadata cell');
+    assertEq(rows[0].document, '<b>alpha</b> text', 'document cell, as text');
+    assertEq(rows[1].document, '', 'no document: an empty cell');
+    const bold = await page.$$eval('[data-testid="results-table"] b', (e) => e.length);
+    assertEq(bold, 0, 'no element made from a document');
     const ranks = await page.$$eval('[data-testid="result-row"] [data-col="rank"]', (c) => c.map((x) => x.textContent));
     assertEq(ranks.join(','), '1,2,3', 'ranks');
   });

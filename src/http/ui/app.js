@@ -500,7 +500,7 @@
       let body = `{"vector":${vectorText},"k":${k}`;
       if (ef !== undefined) body += `,"ef":${ef}`;
       if (filterText !== undefined) body += `,"filter":${filterText}`;
-      body += '}';
+      body += ',"include":["metadata","document"]}';
       state.status.textContent = 'Searching…';
       const started = performance.now();
       const answer = await api('POST', `${indexPath(state.name)}/search`, body);
@@ -519,10 +519,18 @@
     }
   }
 
+  // Characters of a document shown in a result row.
+  const DOCUMENT_CHARS = 160;
+
+  function cut(text, chars) {
+    return text.length > chars ? `${text.slice(0, chars)}…` : text;
+  }
+
   function resultsTable(state, results) {
     if (!results.length) {
       return h('p', { class: 'muted', testid: 'no-results' }, 'No results (nothing live matches).');
     }
+    const withDocuments = results.some((r) => typeof r.document === 'string');
     const tbody = h('tbody', {}, results.map((r, i) => h('tr', { testid: 'result-row' },
       h('td', { class: 'num', 'data-col': 'rank' }, i + 1),
       h('td', { 'data-col': 'id' },
@@ -534,10 +542,15 @@
           onclick: () => state.form.searchById(r.id),
         }, r.id)),
       h('td', { class: 'num', 'data-col': 'distance', title: String(r.distance) }, formatDistance(r.distance)),
-      h('td', { class: 'meta', 'data-col': 'metadata' }, compactJson(r.metadata ?? {})))));
+      h('td', { class: 'meta', 'data-col': 'metadata' }, compactJson(r.metadata ?? {})),
+      // The document column only when some result has a document; long ones are cut (the
+      // whole text is the cell's tooltip).
+      withDocuments ? h('td', { class: 'doc', 'data-col': 'document', title: r.document ?? '' },
+        cut(r.document ?? '', DOCUMENT_CHARS)) : null)));
     return tableWrap(h('table', { testid: 'results-table' },
       h('thead', {}, h('tr', {},
-        h('th', { class: 'num' }, 'Rank'), h('th', {}, 'Id'), h('th', { class: 'num' }, 'Distance'), h('th', {}, 'Metadata'))),
+        h('th', { class: 'num' }, 'Rank'), h('th', {}, 'Id'), h('th', { class: 'num' }, 'Distance'), h('th', {}, 'Metadata'),
+        withDocuments ? h('th', {}, 'Document') : null)),
       tbody));
   }
 
