@@ -1,4 +1,5 @@
 """`Client` and `AsyncClient`: every endpoint of vectord (docs/API.md and its extensions),
+`Client` over the standard library's keep-alive HTTP (`_transport` says why), `AsyncClient`
 over httpx. Both build their requests with `_requests`; the methods that are one request
 are written once (`_Api`), and return a value from `Client` and an awaitable from
 `AsyncClient`. Vectors go out as base64 of little-endian f32 values (`base64_vectors`,
@@ -14,6 +15,7 @@ from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional, 
 import httpx
 
 from . import _requests as rq
+from . import _transport
 from ._errors import Busy, Unavailable, VectordError, error_from
 from ._requests import Call, Filter, Item, Metadata, Page, SearchResult
 
@@ -176,7 +178,7 @@ def _headers(api_key: Optional[str]) -> Dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
-def _answer(call: Call, response: httpx.Response) -> Any:
+def _answer(call: Call, response: Any) -> Any:
     """The value of an answer, or the exception of an error answer."""
     if response.status_code in call.accept:
         return call.accept[response.status_code]
@@ -185,7 +187,7 @@ def _answer(call: Call, response: httpx.Response) -> Any:
             body: Any = response.json()
         except ValueError:
             body = response.text
-        raise error_from(response.status_code, body, response.headers.get("Retry-After"))
+        raise error_from(response.status_code, body, response.headers.get("retry-after"))
     if response.status_code == 204 or not response.content:
         return call.read(None)
     return call.read(response.json())
@@ -212,14 +214,11 @@ class Client(_Api):
         timeout: float = 60.0,
         max_busy_wait: float = 60.0,
         base64_vectors: bool = True,
-        http: Optional[httpx.Client] = None,
     ):
         self.url = url.rstrip("/")
         self.max_busy_wait = max_busy_wait
         self.base64_vectors = base64_vectors
-        self._http = http or httpx.Client(
-            base_url=self.url, headers=_headers(api_key), timeout=timeout
-        )
+        self._http = _transport.Transport(self.url, _headers(api_key), timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -234,9 +233,9 @@ class Client(_Api):
         deadline = time.monotonic() + self.max_busy_wait
         while True:
             try:
-                response = self._http.request(call.method, call.path, json=call.body)
+                response = self._http.request(call.method, call.path, call.body)
                 return _answer(call, response)
-            except httpx.TransportError as e:
+            except _transport.TransportError as e:
                 raise _unreachable(self.url, e) from e
             except Busy as busy:
                 wait = busy.retry_after or 1.0
@@ -247,8 +246,8 @@ class Client(_Api):
     def ready(self) -> bool:
         """Whether vectord has loaded its stored indexes (`GET /ready`)."""
         try:
-            return self._http.get("/ready").status_code == 200
-        except httpx.TransportError:
+            return self._http.request("GET", "/ready").status_code == 200
+        except _transport.TransportError:
             return False
 
     def add(

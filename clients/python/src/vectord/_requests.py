@@ -109,13 +109,14 @@ def as_vectors(vectors: Any) -> List[List[float]]:
 
 
 def _results(rows: Iterable[Mapping[str, Any]]) -> List[SearchResult]:
+    # Positional: this runs for every result of every search.
     return [
         SearchResult(
-            id=r["id"],
-            distance=r["distance"],
-            metadata=r.get("metadata") or {},
-            vector=vector_out(r.get("vector")),
-            document=r.get("document"),
+            r["id"],
+            r["distance"],
+            r.get("metadata") or {},
+            vector_out(r["vector"]) if "vector" in r else None,
+            r.get("document"),
         )
         for r in rows
     ]
