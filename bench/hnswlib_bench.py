@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--ef", default="16,24,32,48,64,96,128,256")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--space", default="cosine", choices=["cosine", "l2", "ip"])
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -53,11 +54,12 @@ def main():
     queries = np.ascontiguousarray(
         read_vecs(os.path.join(args.data, "query.fvecs"), np.float32)[: args.queries]
     )
-    truth = read_vecs(os.path.join(args.data, "groundtruth.cosine.ivecs"), np.int32)[
+    truth_file = "groundtruth.cosine.ivecs" if args.space == "cosine" else "groundtruth.ivecs"
+    truth = read_vecs(os.path.join(args.data, truth_file), np.int32)[
         : len(queries), : args.k
     ]
     n, dim = base.shape
-    index = hnswlib.Index(space="cosine", dim=dim)
+    index = hnswlib.Index(space=args.space, dim=dim)
     index.init_index(max_elements=n, M=16, ef_construction=200, random_seed=100)
     started = time.perf_counter()
     index.add_items(base, np.arange(n), num_threads=os.cpu_count())

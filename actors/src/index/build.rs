@@ -1,37 +1,26 @@
-//! Building the graph of a sealed segment: `hnsw_rs` links every point (on all cores, with
-//! `parallel_insert`), then the graph is copied out into the flat layout and the `hnsw_rs`
-//! structure dropped. The copy costs about 37 ms per 10k points, and the flat search runs
-//! at 3× `hnsw_rs`' own speed at identical recall (measured when the flat layout came in;
-//! `vectord-bench` compares them again: `docs/benchmarks.md`).
+//! Building the graph of a sealed segment: our own parallel HNSW insert (`insert`) links
+//! every point on all cores, straight into the flat layout that searches read. It replaced
+//! `hnsw_rs`' `parallel_insert` on the write path, which built the same graphs several times
+//! slower and then had to be copied out (`docs/benchmarks.md`, "Seals by our own insert");
+//! `hnsw_rs` stays for reading 0.1.0 files and as a reference in the recall tests.
 
-use super::hnsw::Graph;
-use super::job_threads::job_threads;
+use super::insert::new_graph;
 use super::points::Points;
 use super::sealed::FlatGraph;
 use crate::distance::Metric;
 
 /// Builds the graph of every point of `points` (tombstoned ones too: the numbering stays
 /// the segment's, so its tombstones keep meaning the same points). None for no points.
+/// `seed` draws the points' layers.
 pub fn build_graph(
     points: &Points,
     metric: Metric,
     m: usize,
     ef_construction: usize,
+    seed: u64,
 ) -> Result<Option<FlatGraph>, String> {
-    let n = points.len();
-    if n == 0 {
+    if points.is_empty() {
         return Ok(None);
     }
-    let pool = job_threads("build")?;
-    let flat = pool.install(|| -> Result<FlatGraph, String> {
-        let graph = Graph::new(metric, m, ef_construction, n);
-        let batch: Vec<(&[f32], usize)> = (0..n).map(|p| (points.vector(p), p)).collect();
-        // hnsw_rs asserts on its invariants; a panic must cost this build only.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| graph.insert(&batch)))
-            .map_err(|_| "hnsw_rs panicked while building a graph".to_string())?;
-        drop(batch);
-        graph.export(n, m)
-    })?;
-    drop(pool);
-    Ok(Some(flat))
+    new_graph(points, metric, m, ef_construction, seed).map(Some)
 }

@@ -1,8 +1,9 @@
-//! Growing a sealed segment's graph by inserting points into it, so that a merge does not
-//! rebuild from nothing the graph it already has: the merged segment takes the largest
-//! source's points and graph as they are, and only the other sources' points are linked
-//! in (HNSW insertion as in hnswlib: greedy descent, a beam of `ef_construction` per
-//! layer, the neighbour-selection heuristic, back links pruned by the same heuristic).
+//! Building a sealed segment's graph by inserting its points (HNSW insertion as in hnswlib:
+//! greedy descent, a beam of `ef_construction` per layer, the neighbour-selection
+//! heuristic, back links pruned by the same heuristic). A seal inserts every point into a
+//! graph of one (`new_graph`); a merge does not rebuild from nothing the graph it already
+//! has: the merged segment takes the largest source's points and graph as they are, and
+//! only the other sources' points are linked in (`extend_graph`).
 //!
 //! Inserts run on all cores. Every point's vector and layer are known before the first
 //! insert, so the rows of all points are laid out up front and never move: a row is
@@ -19,7 +20,7 @@ use rayon::prelude::*;
 use super::job_threads::job_threads;
 use super::points::Points;
 use super::scratch::{with_scratch, Scored, Scratch};
-use super::sealed::FlatGraph;
+use super::sealed::{prefetch, FlatGraph};
 use crate::distance::{kernels, Metric};
 
 /// Layers a point may have above layer 0 (as `hnsw_rs` builds: 16 layers in all).
@@ -36,24 +37,61 @@ pub fn extend_graph(
     ef_construction: usize,
     seed: u64,
 ) -> Result<FlatGraph, String> {
+    insert_all(base, points, metric, ef_construction, seed, "merge")
+}
+
+/// The graph of every point of `points`, built from nothing by the same parallel insert:
+/// point 0 alone first, then every other point inserted into it. What a seal builds.
+pub fn new_graph(
+    points: &Points,
+    metric: Metric,
+    m: usize,
+    ef_construction: usize,
+    seed: u64,
+) -> Result<FlatGraph, String> {
+    let first = FlatGraph::from_parts(
+        1,
+        m,
+        vec![0; 1 + 2 * m],
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        0,
+    )?;
+    insert_all(&first, points, metric, ef_construction, seed, "build")
+}
+
+/// Inserts `points` from `base.points()` on into `base`, on the job threads of `job`.
+fn insert_all(
+    base: &FlatGraph,
+    points: &Points,
+    metric: Metric,
+    ef_construction: usize,
+    seed: u64,
+    job: &'static str,
+) -> Result<FlatGraph, String> {
     let kern = kernels();
     match metric {
         Metric::Cosine | Metric::Ip => {
             let dot = kern.dot;
-            extend_with(base, points, ef_construction, seed, &|a, b| 1.0 - dot(a, b))
+            insert_with(base, points, ef_construction, seed, job, &|a, b| {
+                1.0 - dot(a, b)
+            })
         }
         Metric::L2 => {
             let l2 = kern.l2_squared;
-            extend_with(base, points, ef_construction, seed, &|a, b| l2(a, b))
+            insert_with(base, points, ef_construction, seed, job, &|a, b| l2(a, b))
         }
     }
 }
 
-fn extend_with<D: Fn(&[f32], &[f32]) -> f32 + Sync>(
+fn insert_with<D: Fn(&[f32], &[f32]) -> f32 + Sync>(
     base: &FlatGraph,
     points: &Points,
     ef_construction: usize,
     seed: u64,
+    job: &'static str,
     distance: &D,
 ) -> Result<FlatGraph, String> {
     let from = base.points();
@@ -64,7 +102,7 @@ fn extend_with<D: Fn(&[f32], &[f32]) -> f32 + Sync>(
         ));
     }
     let graph = Growing::new(base, total, seed);
-    let pool = job_threads("merge")?;
+    let pool = job_threads(job)?;
     pool.install(|| {
         (from as u32..total as u32)
             .into_par_iter()
@@ -332,7 +370,16 @@ impl Growing {
         let mut row = Vec::with_capacity(self.width0);
         while let Some(current) = scratch.next_candidate(ef) {
             self.read(current.point, level, &mut row);
-            for &q in &row {
+            // As the search does: load the next neighbour's vector and visited mark while
+            // this one's distance is computed.
+            if let Some(&q) = row.first() {
+                prefetch(points.vector(q as usize).as_ptr());
+            }
+            for (j, &q) in row.iter().enumerate() {
+                if let Some(&next) = row.get(j + 1) {
+                    prefetch(points.vector(next as usize).as_ptr());
+                    prefetch(scratch.mark_address(next));
+                }
                 if !scratch.visit(q) {
                     continue;
                 }

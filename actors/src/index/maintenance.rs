@@ -268,7 +268,7 @@ impl Index {
         let work = match job.work {
             Work::Seal { segment, points } => BuiltWork::Sealed {
                 segment,
-                graph: build_graph(&points, p.distance, p.m, p.ef_construction)?,
+                graph: build_graph(&points, p.distance, p.m, p.ef_construction, seed(segment))?,
                 fields: FieldIndexes::build(&points, &job.fields),
             },
             Work::IndexFields { segment, points } => BuiltWork::Indexed {
@@ -277,7 +277,8 @@ impl Index {
             },
             Work::Rebuild { sources, why } => {
                 let (points, origins) = gather(&sources, false, p.dim);
-                let graph = build_graph(&points, p.distance, p.m, p.ef_construction)?;
+                let first = sources.first().map_or(0, |s| s.id);
+                let graph = build_graph(&points, p.distance, p.m, p.ef_construction, seed(first))?;
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
                     fields: FieldIndexes::build(&points, &job.fields),
@@ -291,8 +292,8 @@ impl Index {
                 let base = sources.first().ok_or("a merge without segments")?;
                 // The base keeps its numbering (its graph refers to it), tombstones and all.
                 let (points, origins) = gather(&sources, true, p.dim);
-                let seed = base.id.wrapping_mul(0x9e37_79b9) ^ points.len() as u64;
-                let graph = extend_graph(&graph, &points, p.distance, p.ef_construction, seed)?;
+                let layers = seed(base.id) ^ points.len() as u64;
+                let graph = extend_graph(&graph, &points, p.distance, p.ef_construction, layers)?;
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
                     fields: FieldIndexes::build(&points, &job.fields),
@@ -472,4 +473,10 @@ impl Segment {
     pub(super) fn live(&self) -> usize {
         self.points.len() - self.deleted_count
     }
+}
+
+/// The seed that draws the layers of a graph built for segment `id`: fixed per segment, so
+/// that a segment built again draws the same layers.
+fn seed(id: u64) -> u64 {
+    id.wrapping_mul(0x9e37_79b9)
 }

@@ -189,3 +189,44 @@ pub fn recall(found: &[usize], truth: &[usize], k: usize) -> f64 {
     let hits = found.iter().take(k).filter(|id| want.contains(id)).count();
     hits as f64 / want.len().max(1) as f64
 }
+
+/// Writes `set` as a data set directory (`base.fvecs`, `query.fvecs`, and its ground truth
+/// as `groundtruth.cosine.ivecs` under cosine, else `groundtruth.ivecs`) under `dir`, for
+/// tools that read files (hnswlib's bench); returns `dir`.
+pub fn write_dir(set: &Dataset, dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let rows = |rows: &mut dyn Iterator<Item = Vec<[u8; 4]>>| -> Vec<u8> {
+        let mut out = Vec::new();
+        for row in rows {
+            out.extend_from_slice(&(row.len() as i32).to_le_bytes());
+            row.iter().for_each(|v| out.extend_from_slice(v));
+        }
+        out
+    };
+    let floats = |vs: &[Vec<f32>]| {
+        rows(
+            &mut vs
+                .iter()
+                .map(|v| v.iter().map(|x| x.to_le_bytes()).collect()),
+        )
+    };
+    let truth = rows(
+        &mut set
+            .truth
+            .iter()
+            .map(|t| t.iter().map(|&i| (i as i32).to_le_bytes()).collect()),
+    );
+    let truth_name = match set.metric {
+        Metric::Cosine => "groundtruth.cosine.ivecs",
+        _ => "groundtruth.ivecs",
+    };
+    for (name, bytes) in [
+        ("base.fvecs", floats(&set.base)),
+        ("query.fvecs", floats(&set.queries)),
+        (truth_name, truth),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(dir.to_path_buf())
+}

@@ -39,8 +39,9 @@ struct Args {
     /// Dimension of the synthetic vectors.
     #[arg(long, default_value_t = 128)]
     dim: usize,
-    /// Also run hnswlib (bench/hnswlib_bench.py, `pip install hnswlib numpy`) on --data and
-    /// compare search throughput at equal recall.
+    /// Also run hnswlib (bench/hnswlib_bench.py, `pip install hnswlib numpy`) on the same
+    /// data (a synthetic set is written out for it) and compare build speed and search
+    /// throughput at equal recall.
     #[arg(long)]
     hnswlib: bool,
     /// Vectors ingested into a second index while the first is searched (0 = skip).
@@ -72,7 +73,7 @@ struct Args {
     #[arg(long)]
     no_raw_build: bool,
     /// Instead of the rest: compare a merge by insertion with a rebuild on each data set
-    /// (hnsw_rs builds a quarter, our insert links in the rest, hnsw_rs builds the whole).
+    /// (a quarter built, our insert links in the rest, the whole built again).
     #[arg(long)]
     merge: bool,
     /// Instead of the rest: filtered search in-process on each data set at ef 64, without
@@ -295,6 +296,10 @@ struct DatasetReport {
     queries: usize,
     /// A bare `hnsw_rs` graph of every vector, `parallel_insert` on all cores.
     raw_build_vectors_per_s: f64,
+    /// One graph of every vector by our parallel insert, as a seal builds it, and its
+    /// recall@10 at ef 64.
+    graph_build_vectors_per_s: f64,
+    graph_recall_at_64: f64,
     /// Our index in-process: batches added, segments sealed and merged as they fill.
     index_build_vectors_per_s: f64,
     sealed_segments: usize,
@@ -379,6 +384,8 @@ struct Ratios {
     http_batch_over_inprocess_2_clients: Option<f64>,
     /// Indexed HTTP ingest / raw parallel_insert build (the pipeline should cost nothing).
     indexed_ingest_over_raw_build: Option<f64>,
+    /// One graph of every vector, our build / hnswlib's (target >= 1.0).
+    graph_build_over_hnswlib: Option<f64>,
     /// rebuild time / reload time.
     reload_speedup: f64,
     /// resident bytes per vector / floor (target <= 1.3).
@@ -563,6 +570,7 @@ fn best_qps_at(rows: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
 /// Runs bench/hnswlib_bench.py on the same data set directory.
 fn run_hnswlib(
     dir: &std::path::Path,
+    space: &str,
     queries: usize,
     efs: &[usize],
     scratch: &std::path::Path,
@@ -574,6 +582,7 @@ fn run_hnswlib(
     let status = std::process::Command::new("python3")
         .arg(&script)
         .args(["--data", &dir.display().to_string()])
+        .args(["--space", space])
         .args(["--queries", &queries.to_string()])
         .args(["--ef", &ef_list.join(",")])
         .args(["--json", &out.display().to_string()])
@@ -619,8 +628,15 @@ fn bench_one(
         bench_http_searches(server, set, args, figures)?;
     }
     drop(server);
-    if let (true, Some(dir)) = (args.hnswlib, dir) {
-        bench_hnswlib(&index, set, dir, efs, args, scratch, &mut r);
+    if args.hnswlib {
+        // A synthetic set goes to hnswlib as files, as a data set directory would.
+        let written = match dir {
+            Some(_) => None,
+            None => Some(data::write_dir(set, &scratch.join(&set.name))?),
+        };
+        if let Some(dir) = dir.or(written.as_deref()) {
+            bench_hnswlib(&index, set, dir, efs, args, scratch, &mut r);
+        }
     }
     drop(index);
     fill_ratios(&mut r);
@@ -644,6 +660,8 @@ fn bench_in_process_build(
     r.index_build_vectors_per_s = n as f64 / build;
     r.rebuild_s = build;
     r.sealed_segments = index.stats().sealed_segments;
+    eprintln!("one graph of every vector, as a seal builds it...");
+    (r.graph_build_vectors_per_s, r.graph_recall_at_64) = raw::own_graph_build(set, p)?;
     if !args.no_raw_build {
         eprintln!("raw hnsw_rs parallel_insert build...");
         let raw_build = raw::raw_graph_build(set, p);
@@ -732,8 +750,17 @@ fn bench_hnswlib(
     scratch: &std::path::Path,
     r: &mut DatasetReport,
 ) {
-    match run_hnswlib(dir, args.queries, efs, scratch) {
-        Ok(h) => r.hnswlib = Some(h),
+    let space = match set.metric {
+        vectord_actors::distance::Metric::L2 => "l2",
+        vectord_actors::distance::Metric::Cosine => "cosine",
+        vectord_actors::distance::Metric::Ip => "ip",
+    };
+    match run_hnswlib(dir, space, args.queries, efs, scratch) {
+        Ok(h) => {
+            r.ratios.graph_build_over_hnswlib =
+                Some(r.graph_build_vectors_per_s / h.build_vectors_per_s);
+            r.hnswlib = Some(h);
+        }
         Err(e) => eprintln!("vectord-bench: hnswlib not measured: {e}"),
     }
     for row in &mut r.raw_search {
@@ -951,10 +978,23 @@ fn print_build_rows(d: &DatasetReport) {
         "| index build in-process (sealed as segments fill; {} sealed segments) | {:.0} vectors/s |",
         d.sealed_segments, d.index_build_vectors_per_s
     );
+    println!(
+        "| one graph of every vector, our parallel insert (as a seal builds; all cores) | {:.0} vectors/s, recall@10 at ef 64 {:.3} |",
+        d.graph_build_vectors_per_s, d.graph_recall_at_64
+    );
     if let Some(h) = &d.hnswlib {
+        let at_64 = h
+            .search
+            .iter()
+            .find(|s| s.ef == 64)
+            .map_or(f64::NAN, |s| s.recall_at_10);
         println!(
-            "| {} build (all cores) | {:.0} vectors/s |",
+            "| {} build (all cores) | {:.0} vectors/s, recall@10 at ef 64 {at_64:.3} |",
             h.library, h.build_vectors_per_s
+        );
+        println!(
+            "| one graph: our build / hnswlib's (target >= 1.0) | {} |",
+            opt(d.ratios.graph_build_over_hnswlib, 2)
         );
     }
     if let Some(h) = &d.http {

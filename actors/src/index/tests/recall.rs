@@ -64,3 +64,71 @@ fn an_added_vector_is_found_first_at_distance_zero_in_every_kind_of_segment() {
         }
     }
 }
+
+/// Recall@10 of `graph` over `points` at `ef`, against brute force.
+fn graph_recall(
+    graph: &FlatGraph,
+    points: &points::Points,
+    p: &IndexParams,
+    data: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    ef: usize,
+) -> f64 {
+    let kern = crate::distance::kernels();
+    let (dot, l2) = (kern.dot, kern.l2_squared);
+    let distance = |a: &[f32], b: &[f32]| match p.distance {
+        Metric::L2 => l2(a, b),
+        Metric::Cosine | Metric::Ip => 1.0 - dot(a, b),
+    };
+    let mut hits = 0;
+    for q in queries {
+        let qv = query(p, q);
+        let truth = brute_force(p, data, &qv, 10);
+        let found =
+            scratch::with_scratch(|s| graph.search(points, &qv, ef, &distance, &|_| true, s));
+        hits += found
+            .iter()
+            .take(10)
+            .filter(|c| truth.contains(&(c.point as usize)))
+            .count();
+    }
+    hits as f64 / (queries.len() * 10) as f64
+}
+
+#[test]
+fn our_seal_build_finds_what_hnsw_rs_builds_find() {
+    // hnsw_rs left the write path for our own insert; it stays the reference here.
+    let (n, dim) = (4000, 48);
+    let data = random_vectors(7, n, dim);
+    let queries = random_vectors(8, 100, dim);
+    for distance in [Metric::Cosine, Metric::L2] {
+        let p = params(distance, dim);
+        let mut points = points::Points::new(dim);
+        for (i, v) in data.iter().enumerate() {
+            let v = p.check_vector(v.clone(), "v").unwrap();
+            points.push(&i.to_string(), &v, serde_json::Map::new(), None);
+        }
+        let ours = build::build_graph(&points, distance, p.m, p.ef_construction, 3)
+            .unwrap()
+            .unwrap();
+        let reference = hnsw::Graph::new(distance, p.m, p.ef_construction, n);
+        let batch: Vec<(&[f32], usize)> = (0..n).map(|i| (points.vector(i), i)).collect();
+        reference.insert(&batch);
+        let reference = reference.export(n, p.m).unwrap();
+        for ef in [16, 64] {
+            let (a, b) = (
+                graph_recall(&ours, &points, &p, &data, &queries, ef),
+                graph_recall(&reference, &points, &p, &data, &queries, ef),
+            );
+            // hnsw_rs keeps the nearest back links where ours (as hnswlib) prunes them by the
+            // selection heuristic: on uniform random vectors, hard at an ef as low as k,
+            // that costs ours 0.03-0.05 at ef 16 (seeds 3 and 5); none at ef 64, nor on
+            // real embeddings (docs/benchmarks.md).
+            let slack = if ef < 32 { 0.07 } else { 0.01 };
+            assert!(
+                a >= b - slack,
+                "{distance:?} ef {ef}: ours {a}, hnsw_rs {b}"
+            );
+        }
+    }
+}
