@@ -134,7 +134,7 @@ impl Default for Config {
                 storage_timeout_s: 30,
                 compact_ratio: 0.25,
                 seal_points: 20_000,
-                seal_idle_ms: 5_000,
+                seal_idle_ms: 1_000,
                 max_unsealed_points: 200_000,
                 merge_factor: 4,
                 max_segment_points: 2_000_000,

@@ -90,7 +90,7 @@ pub struct IdleSeal {
 impl Default for IdleSeal {
     fn default() -> Self {
         IdleSeal {
-            after: Duration::from_secs(5),
+            after: Duration::from_secs(1),
             min_points: 1024,
         }
     }

@@ -210,6 +210,32 @@ pub struct IndexParams {
     pub m: usize,
     pub ef_construction: usize,
     pub ef_search: usize,
+    /// Compressed copies of sealed segments' vectors that searches walk the graph on
+    /// (none: every index before it, and the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
+}
+
+/// How an index compresses its vectors for searches (`"quantization"` at creation).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quantization {
+    /// `int8`: one byte per value (`index::codes`).
+    #[serde(rename = "type")]
+    pub kind: QuantizationKind,
+    /// Share of the values the byte range covers; the rest are clamped (0.5-1).
+    #[serde(default = "default_quantile")]
+    pub quantile: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuantizationKind {
+    Int8,
+}
+
+fn default_quantile() -> f64 {
+    0.99
 }
 
 /// One item of an `add` batch, as the client sent it.
@@ -283,6 +309,14 @@ impl IndexParams {
                 "invalid_ef_search",
                 format!("ef_search {} is out of range 1-{MAX_EF}", self.ef_search),
             ));
+        }
+        if let Some(q) = self.quantization {
+            if !(0.5..=1.0).contains(&q.quantile) {
+                return Err(IndexError::invalid(
+                    "invalid_quantization",
+                    format!("quantization.quantile {} is out of range 0.5-1", q.quantile),
+                ));
+            }
         }
         Ok(())
     }
@@ -467,6 +501,7 @@ mod tests {
             m: 16,
             ef_construction: 200,
             ef_search: 64,
+            quantization: None,
         }
     }
 

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use vectord_actors::distance::Metric;
 use vectord_actors::index::{Fields, IndexParams};
 use vectord_actors::index_actor::DeclareFields;
-use vectord_actors::params::parse_fields;
+use vectord_actors::params::{parse_fields, Quantization};
 use vectord_actors::persist::persister::Flush;
 use vectord_actors::registry::IndexHandle;
 
@@ -52,6 +52,11 @@ pub struct CreateIndex {
     /// on them are answered from the indexes.
     #[schema(value_type = Option<BTreeMap<String, FieldKindName>>)]
     pub fields: Option<serde_json::Value>,
+    /// `{"type": "int8", "quantile": 0.99}`: sealed segments keep one byte per value, walk
+    /// their graphs on those and rescore the best candidates with the f32 vectors (default:
+    /// none). `quantile` (0.5-1, default 0.99) is the share of values the byte range covers.
+    #[schema(value_type = Option<Object>)]
+    pub quantization: Option<serde_json::Value>,
 }
 
 /// What a field index holds: `keyword` (strings, and the strings of arrays), `integer`
@@ -115,6 +120,20 @@ pub async fn create(
         m: create.m.unwrap_or(d.m),
         ef_construction: create.ef_construction.unwrap_or(d.ef_construction),
         ef_search: create.ef_search.unwrap_or(d.ef_search),
+        quantization: create
+            .quantization
+            .filter(|q| !q.is_null())
+            .map(|q| {
+                serde_json::from_value::<Quantization>(q).map_err(|e| {
+                    ApiError::bad_request(
+                        "invalid_quantization",
+                        format!(
+                            "quantization: {e} (expected {{\"type\": \"int8\", \"quantile\": 0.5-1}})"
+                        ),
+                    )
+                })
+            })
+            .transpose()?,
     };
     let handle = state.registry.create(params, fields)?;
     Ok(HttpResponse::Created().json(info(&state, &handle)))
@@ -255,6 +274,9 @@ fn info(state: &AppState, handle: &IndexHandle) -> IndexInfo {
         m: p.m,
         ef_construction: p.ef_construction,
         ef_search: p.ef_search,
+        quantization: p
+            .quantization
+            .map(|q| serde_json::json!({"type": "int8", "quantile": q.quantile})),
         fields: field_kinds(&handle.index.fields()),
         count: stats.count,
         tombstones: stats.tombstones,

@@ -35,6 +35,10 @@ pub struct IndexInfo {
     pub m: usize,
     pub ef_construction: usize,
     pub ef_search: usize,
+    /// `{"type": "int8", "quantile": q}` for a quantized index (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub quantization: Option<serde_json::Value>,
     /// Metadata fields with a field index, by name: `keyword`, `integer`, `float`, `bool`.
     pub fields: std::collections::BTreeMap<String, String>,
     /// Live items.

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use vectord_actors::filter::Filter;
-use vectord_actors::index::{Extras, Hit};
+use vectord_actors::index::{Extras, Hit, Rescore, DEFAULT_OVERSAMPLING};
 use vectord_actors::params::IndexParams;
 use vectord_actors::registry::IndexHandle;
 
@@ -77,6 +77,13 @@ pub struct SearchRequest {
     /// (of the little-endian f32 values).
     #[serde(default)]
     pub vector_encoding: VectorEncoding,
+    /// Quantized indexes: score the best candidates again with the f32 vectors (default
+    /// true); without, results are ordered by and report the int8 distances.
+    pub rescore: Option<bool>,
+    /// Quantized indexes: candidates rescored per result asked for, per segment, 1-100
+    /// (default 4).
+    #[schema(minimum = 1, maximum = 100)]
+    pub oversampling: Option<f32>,
 }
 
 /// Several searches of one index in one request. Unknown fields are refused.
@@ -101,6 +108,7 @@ struct Checked {
     vectors: Option<VectorEncoding>,
     /// Return each result's document.
     documents: bool,
+    rescore: Rescore,
 }
 
 impl Checked {
@@ -255,6 +263,7 @@ where
     let s: &Checked = search.borrow();
     let cheap = s.filter.is_none()
         && s.extras() == Extras::default()
+        && s.rescore == Rescore::default()
         && s.ef <= INLINE_MAX_EF
         && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
     if cheap {
@@ -428,6 +437,13 @@ fn check(
         Some(i) => params.check_vector(request.vector, &format!("searches[{i}].vector")),
     }?;
     let include = request.include.unwrap_or_default();
+    let oversampling = request.oversampling.unwrap_or(DEFAULT_OVERSAMPLING);
+    if !(1.0..=100.0).contains(&oversampling) {
+        return Err(at(ApiError::bad_request(
+            "invalid_oversampling",
+            format!("oversampling {oversampling} is out of range 1-100"),
+        )));
+    }
     Ok(Checked {
         query,
         k: request.k,
@@ -437,15 +453,19 @@ fn check(
             .contains(&Include::Vector)
             .then_some(request.vector_encoding),
         documents: include.contains(&Include::Document),
+        rescore: Rescore {
+            rescore: request.rescore.unwrap_or(true),
+            oversampling,
+        },
     })
 }
 
 fn run(index: &vectord_actors::index::Index, s: &Checked) -> Vec<Hit> {
     let extras = s.extras();
-    if extras == Extras::default() {
+    if extras == Extras::default() && s.rescore == Rescore::default() {
         index.search(&s.query, s.k, s.ef, s.filter.as_ref())
     } else {
-        index.search_with(&s.query, s.k, s.ef, s.filter.as_ref(), extras)
+        index.search_with(&s.query, s.k, s.ef, s.filter.as_ref(), extras, s.rescore)
     }
 }
 
@@ -522,6 +542,8 @@ fn plain_request(fields: Vec<(&str, Plain)>) -> Option<SearchRequest> {
         filter: None,
         include: None,
         vector_encoding: VectorEncoding::Float,
+        rescore: None,
+        oversampling: None,
     })
 }
 

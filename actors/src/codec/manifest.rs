@@ -161,6 +161,7 @@ mod tests {
             m: 16,
             ef_construction: 200,
             ef_search: 64,
+            quantization: None,
         }
     }
 

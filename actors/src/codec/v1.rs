@@ -150,6 +150,7 @@ mod tests {
                 m: 16,
                 ef_construction: 200,
                 ef_search: 64,
+                quantization: None,
             },
             points: 0,
             items: vec![],

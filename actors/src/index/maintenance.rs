@@ -28,11 +28,12 @@ use std::time::{Duration, Instant};
 
 use super::bitset::BitSet;
 use super::build::build_graph;
+use super::codes::Codes;
 use super::field_index::FieldIndexes;
 use super::insert::extend_graph;
 use super::points::Points;
 use super::sealed::FlatGraph;
-use super::{Fields, Index, Segment, State};
+use super::{Fields, Index, IndexParams, Segment, State};
 
 /// What kind of job (the actor runs one of each at a time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +90,7 @@ enum BuiltWork {
         segment: u64,
         graph: Option<FlatGraph>,
         fields: FieldIndexes,
+        codes: Option<Codes>,
     },
     Indexed {
         segment: u64,
@@ -102,6 +104,7 @@ enum BuiltWork {
         origins: Vec<(u32, u32)>,
         why: &'static str,
         fields: FieldIndexes,
+        codes: Option<Codes>,
     },
 }
 
@@ -270,6 +273,7 @@ impl Index {
                 segment,
                 graph: build_graph(&points, p.distance, p.m, p.ef_construction, seed(segment))?,
                 fields: FieldIndexes::build(&points, &job.fields),
+                codes: codes_of(&points, p),
             },
             Work::IndexFields { segment, points } => BuiltWork::Indexed {
                 segment,
@@ -282,6 +286,7 @@ impl Index {
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
                     fields: FieldIndexes::build(&points, &job.fields),
+                    codes: codes_of(&points, p),
                     points: Box::new(points),
                     graph,
                     origins,
@@ -297,6 +302,7 @@ impl Index {
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
                     fields: FieldIndexes::build(&points, &job.fields),
+                    codes: codes_of(&points, p),
                     points: Box::new(points),
                     graph: Some(graph),
                     origins,
@@ -333,25 +339,8 @@ impl Index {
                 segment,
                 graph,
                 fields,
-            } => {
-                let Some(pos) = s.position(segment) else {
-                    return JobReport {
-                        summary: format!("segment {segment} vanished before its seal"),
-                    };
-                };
-                let declared = s.fields.clone();
-                let seg = &mut s.segments[pos];
-                seg.graph = graph.map(Arc::new);
-                seg.fields = Arc::new(seg.fields.with(fields, &declared));
-                seg.first_lsn = None;
-                seg.busy.store(false, Relaxed);
-                JobReport {
-                    summary: format!(
-                        "sealed segment {segment} ({} points) in {took} ms",
-                        seg.points.len()
-                    ),
-                }
-            }
+                codes,
+            } => install_sealed(s, segment, (graph, fields, codes), took),
             BuiltWork::Indexed { segment, fields } => install_indexed(s, segment, fields, took),
             BuiltWork::Rebuilt {
                 sources,
@@ -360,6 +349,7 @@ impl Index {
                 origins,
                 why,
                 fields,
+                codes,
             } => {
                 let positions: Vec<Option<usize>> =
                     sources.iter().map(|&id| s.position(id)).collect();
@@ -377,6 +367,7 @@ impl Index {
                 let insert_at = positions.iter().flatten().copied().min().unwrap_or(0);
                 s.segments.retain(|seg| !sources.contains(&seg.id));
                 let n = points.len();
+                let graph_codes = codes.filter(|_| graph.is_some()).map(Arc::new);
                 let summary = if n > deleted_count {
                     let id = s.next_id;
                     s.next_id += 1;
@@ -393,6 +384,7 @@ impl Index {
                             first_lsn: None,
                             filters: Default::default(),
                             fields: Arc::new(fields),
+                            codes: graph_codes,
                         },
                     );
                     format!(
@@ -419,6 +411,31 @@ impl Index {
 }
 
 /// Gives a sealed segment the field indexes a job built for it.
+/// A seal's graph, field indexes and codes.
+type SealParts = (Option<FlatGraph>, FieldIndexes, Option<Codes>);
+
+fn install_sealed(s: &mut State, segment: u64, parts: SealParts, took: u128) -> JobReport {
+    let (graph, fields, codes) = parts;
+    let Some(pos) = s.position(segment) else {
+        return JobReport {
+            summary: format!("segment {segment} vanished before its seal"),
+        };
+    };
+    let declared = s.fields.clone();
+    let seg = &mut s.segments[pos];
+    seg.codes = graph.is_some().then_some(codes).flatten().map(Arc::new);
+    seg.graph = graph.map(Arc::new);
+    seg.fields = Arc::new(seg.fields.with(fields, &declared));
+    seg.first_lsn = None;
+    seg.busy.store(false, Relaxed);
+    JobReport {
+        summary: format!(
+            "sealed segment {segment} ({} points) in {took} ms",
+            seg.points.len()
+        ),
+    }
+}
+
 fn install_indexed(s: &mut State, segment: u64, fields: FieldIndexes, took: u128) -> JobReport {
     let Some(pos) = s.position(segment) else {
         return JobReport {
@@ -479,4 +496,10 @@ impl Segment {
 /// that a segment built again draws the same layers.
 fn seed(id: u64) -> u64 {
     id.wrapping_mul(0x9e37_79b9)
+}
+
+/// The int8 codes of a segment's points, when the index is quantized.
+fn codes_of(points: &Points, p: &IndexParams) -> Option<Codes> {
+    p.quantization
+        .map(|q| Codes::build(points, p.distance, q.quantile as f32))
 }

@@ -237,6 +237,7 @@ fn from_v2(envelope: IndexEnvelope, payload: &[u8], config: EngineConfig) -> Res
                 first_lsn: None,
                 filters: Default::default(),
                 fields: Default::default(),
+                codes: None,
             });
         }
     }
@@ -378,6 +379,7 @@ fn from_v1(
             first_lsn: None,
             filters: Default::default(),
             fields: Default::default(),
+            codes: None,
         }],
         next_id: 3,
         fields: Default::default(),

@@ -204,6 +204,7 @@ impl Index {
                 first_lsn: None,
                 filters: Default::default(),
                 fields: Arc::new(field_indexes),
+                codes: None,
             });
         }
         let state = State {

@@ -7,12 +7,13 @@
 //! A search allocates nothing per candidate: its visited marks and heaps are per-thread
 //! scratch space (`scratch`), and it takes no lock.
 //!
-//! A seal's graph is built by `hnsw_rs` and copied out through its public iterators
-//! (`build`), so it holds exactly `hnsw_rs`' neighbour lists; a merge grows the largest
-//! source's graph by inserting the other points (`insert`); the search is ours.
+//! A seal builds its graph by our own parallel insert (`build`, `insert`); a merge grows the
+//! largest source's graph by inserting the other points. A walk scores points through a
+//! `Scorer`: by their f32 vectors, or by their int8 codes (`codes`).
 
 use std::cmp::Reverse;
 
+use super::codes::{Codes, QueryCodes};
 use super::points::Points;
 use super::scratch::{Nearest, Scored, Scratch};
 use crate::codec::segment::GraphView;
@@ -264,21 +265,16 @@ impl FlatGraph {
     }
 
     /// Greedy descent through the upper layers: the point of layer 1 where the beam
-    /// search on layer 0 starts, and its distance to `query`.
+    /// search on layer 0 starts, and its distance to the query.
     #[inline]
-    fn descend(
-        &self,
-        points: &Points,
-        query: &[f32],
-        distance: &impl Fn(&[f32], &[f32]) -> f32,
-    ) -> (u32, f32) {
+    fn descend(&self, scorer: &impl Scorer) -> (u32, f32) {
         let mut ep = self.entry;
-        let mut d_ep = distance(query, points.vector(ep as usize));
+        let mut d_ep = scorer.distance(ep);
         for level in (1..=self.max_level).rev() {
             loop {
                 let mut moved = false;
                 for &q in self.upper_row(ep, level) {
-                    let d = distance(query, points.vector(q as usize));
+                    let d = scorer.distance(q);
                     if d < d_ep {
                         (ep, d_ep) = (q, d);
                         moved = true;
@@ -305,12 +301,28 @@ impl FlatGraph {
         accept: &impl Fn(u32) -> bool,
         scratch: &mut Scratch,
     ) -> Vec<Scored> {
+        let scorer = VectorScorer {
+            points,
+            query,
+            distance,
+        };
+        self.search_by(&scorer, ef, accept, scratch)
+    }
+
+    /// `search`, with distances from `scorer` (the vectors, or their int8 codes).
+    pub fn search_by(
+        &self,
+        scorer: &impl Scorer,
+        ef: usize,
+        accept: &impl Fn(u32) -> bool,
+        scratch: &mut Scratch,
+    ) -> Vec<Scored> {
         let n = self.points();
         if n == 0 || ef == 0 {
             return Vec::new();
         }
         scratch.start(n);
-        let (ep, d_ep) = self.descend(points, query, distance);
+        let (ep, d_ep) = self.descend(scorer);
         // Beam search on layer 0.
         let first = Scored {
             distance: d_ep,
@@ -328,17 +340,17 @@ impl FlatGraph {
             }
             let row = self.row0(current.point);
             if let Some(&q) = row.first() {
-                prefetch(points.vector(q as usize).as_ptr());
+                scorer.prefetch(q);
             }
             for (j, &q) in row.iter().enumerate() {
                 if let Some(&next) = row.get(j + 1) {
-                    prefetch(points.vector(next as usize).as_ptr());
+                    scorer.prefetch(next);
                     prefetch(scratch.mark_address(next));
                 }
                 if !scratch.visit(q) {
                     continue;
                 }
-                let d = distance(query, points.vector(q as usize));
+                let d = scorer.distance(q);
                 scratch.offer(q, d, ef, || accept(q));
             }
         }
@@ -354,10 +366,8 @@ impl FlatGraph {
     /// connected through the points between them, and spends no distance on the others.
     pub fn search_two_hop(
         &self,
-        points: &Points,
-        query: &[f32],
+        scorer: &impl Scorer,
         ef: usize,
-        distance: &impl Fn(&[f32], &[f32]) -> f32,
         accept: &impl Fn(u32) -> bool,
         scratch: &mut Scratch,
     ) -> Vec<Scored> {
@@ -366,7 +376,7 @@ impl FlatGraph {
             return Vec::new();
         }
         scratch.start(n);
-        let (ep, d_ep) = self.descend(points, query, distance);
+        let (ep, d_ep) = self.descend(scorer);
         let first = Scored {
             distance: d_ep,
             point: ep,
@@ -396,11 +406,55 @@ impl FlatGraph {
                 }
             }
             for &q in &next {
-                let d = distance(query, points.vector(q as usize));
+                let d = scorer.distance(q);
                 scratch.offer(q, d, ef, || true);
             }
         }
         scratch.results()
+    }
+}
+
+/// What a graph walk asks of the points it meets: the distance of point `p` to the query
+/// (the search distance: squared under L2), and a hint that `p` will be scored soon.
+pub trait Scorer {
+    fn distance(&self, p: u32) -> f32;
+    fn prefetch(&self, p: u32);
+}
+
+/// Scores points by their vectors as stored.
+pub struct VectorScorer<'a, D> {
+    pub points: &'a Points,
+    pub query: &'a [f32],
+    pub distance: &'a D,
+}
+
+impl<D: Fn(&[f32], &[f32]) -> f32> Scorer for VectorScorer<'_, D> {
+    #[inline]
+    fn distance(&self, p: u32) -> f32 {
+        (self.distance)(self.query, self.points.vector(p as usize))
+    }
+
+    #[inline]
+    fn prefetch(&self, p: u32) {
+        prefetch(self.points.vector(p as usize).as_ptr());
+    }
+}
+
+/// Scores points by their int8 codes (`codes`).
+pub struct CodeScorer<'a> {
+    pub codes: &'a Codes,
+    pub query: &'a QueryCodes,
+}
+
+impl Scorer for CodeScorer<'_> {
+    #[inline]
+    fn distance(&self, p: u32) -> f32 {
+        self.codes.distance(self.query, p)
+    }
+
+    #[inline]
+    fn prefetch(&self, p: u32) {
+        prefetch(self.codes.address(p));
     }
 }
 

@@ -26,11 +26,12 @@
 use std::collections::BinaryHeap;
 
 use super::bitset::BitSet;
+use super::codes::Codes;
 use super::field_index::{FieldIndexes, Found};
 use super::filter_cache::{FilterCache, Matches};
 use super::points::Points;
-use super::scratch::{with_scratch, Scratch};
-use super::sealed::FlatGraph;
+use super::scratch::{with_scratch, Scored, Scratch};
+use super::sealed::{CodeScorer, FlatGraph, Scorer, VectorScorer};
 use super::{Hit, State};
 use crate::distance::{kernels, Metric};
 use crate::filter::{Filter, Lookup};
@@ -48,7 +49,30 @@ struct View<'a> {
     filters: Option<&'a FilterCache>,
     /// A sealed segment's field indexes.
     fields: Option<&'a FieldIndexes>,
+    /// A sealed segment's int8 codes (quantized indexes).
+    codes: Option<&'a Codes>,
 }
+
+/// How a search of a quantized index uses the codes: its graph walks are scored on them,
+/// then (with `rescore`) the best `k × oversampling` found in each segment are scored
+/// again on the f32 vectors, which decide the order and the distances returned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rescore {
+    pub rescore: bool,
+    pub oversampling: f32,
+}
+
+impl Default for Rescore {
+    fn default() -> Self {
+        Rescore {
+            rescore: true,
+            oversampling: DEFAULT_OVERSAMPLING,
+        }
+    }
+}
+
+/// Candidates rescored per result asked for, unless the search says otherwise.
+pub const DEFAULT_OVERSAMPLING: f32 = 4.0;
 
 /// A result candidate: ordered by the distance the client sees, then id (API.md: ties by
 /// id). Comparing reported distances (not search distances) matters where two search
@@ -87,6 +111,7 @@ pub(super) fn search(
     k: usize,
     ef: usize,
     filter: Option<&Filter>,
+    rescore: Rescore,
 ) -> Vec<Hit> {
     let mut views: Vec<View> = state
         .segments
@@ -98,6 +123,7 @@ pub(super) fn search(
             deleted_count: s.deleted_count,
             filters: s.graph.is_some().then_some(&s.filters),
             fields: s.graph.is_some().then_some(&*s.fields),
+            codes: s.codes.as_deref(),
         })
         .collect();
     views.push(View {
@@ -107,19 +133,22 @@ pub(super) fn search(
         deleted_count: state.growing.deleted_count,
         filters: None,
         fields: None,
+        codes: None,
     });
     let filter = filter.filter(|f| !f.is_empty());
     let kern = kernels();
     match metric {
         Metric::Cosine | Metric::Ip => {
             let dot = kern.dot;
-            run(&views, metric, query, k, ef, filter, &|a, b| {
+            run(&views, metric, query, k, ef, filter, rescore, &|a, b| {
                 1.0 - dot(a, b)
             })
         }
         Metric::L2 => {
             let l2 = kern.l2_squared;
-            run(&views, metric, query, k, ef, filter, &|a, b| l2(a, b))
+            run(&views, metric, query, k, ef, filter, rescore, &|a, b| {
+                l2(a, b)
+            })
         }
     }
 }
@@ -133,6 +162,7 @@ fn reported(metric: Metric, d: f32) -> f32 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run<D: Fn(&[f32], &[f32]) -> f32>(
     views: &[View],
     metric: Metric,
@@ -140,6 +170,7 @@ fn run<D: Fn(&[f32], &[f32]) -> f32>(
     k: usize,
     ef: usize,
     filter: Option<&Filter>,
+    rescore: Rescore,
     distance: &D,
 ) -> Vec<Hit> {
     let search = Search {
@@ -147,6 +178,7 @@ fn run<D: Fn(&[f32], &[f32]) -> f32>(
         query,
         k,
         ef,
+        rescore,
         filter,
         lookup: filter.and_then(Filter::lookup),
         distance,
@@ -177,6 +209,8 @@ struct Search<'q, D> {
     query: &'q [f32],
     k: usize,
     ef: usize,
+    /// How a quantized segment's codes are used.
+    rescore: Rescore,
     /// Its key (equal filters have equal keys) names it in the segments' filter caches.
     filter: Option<&'q Filter>,
     /// What field indexes can answer of the filter, and whether that is all of it.
@@ -186,6 +220,48 @@ struct Search<'q, D> {
 }
 
 impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
+    /// One graph walk of segment `v` at `ef`, nearest first: scored on the f32 vectors,
+    /// or, for a segment with codes, on the codes and then rescored (see `Rescore`).
+    fn graph_search(
+        &self,
+        v: &View,
+        graph: &FlatGraph,
+        ef: usize,
+        two_hop: bool,
+        accept: &impl Fn(u32) -> bool,
+        scratch: &mut Scratch,
+    ) -> Vec<Scored> {
+        let exact = VectorScorer {
+            points: v.points,
+            query: self.query,
+            distance: self.distance,
+        };
+        let Some(codes) = v.codes else {
+            return match two_hop {
+                true => graph.search_two_hop(&exact, ef, accept, scratch),
+                false => graph.search_by(&exact, ef, accept, scratch),
+            };
+        };
+        let query = codes.quantize(self.query);
+        let coded = CodeScorer {
+            codes,
+            query: &query,
+        };
+        let mut found = match two_hop {
+            true => graph.search_two_hop(&coded, ef, accept, scratch),
+            false => graph.search_by(&coded, ef, accept, scratch),
+        };
+        if self.rescore.rescore {
+            let keep = (self.k as f32 * self.rescore.oversampling).ceil() as usize;
+            found.truncate(keep.max(self.k));
+            for f in &mut found {
+                f.distance = exact.distance(f.point);
+            }
+            found.sort_unstable();
+        }
+        found
+    }
+
     /// The best `k` matches of one segment.
     fn segment_top<'a>(
         &self,
@@ -367,12 +443,7 @@ impl<D: Fn(&[f32], &[f32]) -> f32> Search<'_, D> {
         let total = v.points.len();
         let mut ef = self.ef.max(k);
         loop {
-            let (points, query, distance) = (v.points, self.query, self.distance);
-            let found = if how.two_hop {
-                graph.search_two_hop(points, query, ef, distance, accept, scratch)
-            } else {
-                graph.search(points, query, ef, distance, accept, scratch)
-            };
+            let found = self.graph_search(v, graph, ef, how.two_hop, accept, scratch);
             if found.len() >= want {
                 // Sorted by distance: only the first k (and any reporting the same
                 // distance as the k-th, which their ids will order) can be results.

@@ -38,6 +38,7 @@ impl Written {
             m: 8,
             ef_construction: 64,
             ef_search: 32,
+            quantization: None,
         };
         let engine = EngineConfig {
             seal_points: 50,

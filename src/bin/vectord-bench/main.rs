@@ -11,6 +11,7 @@
 mod data;
 mod filtered;
 mod http;
+mod int8;
 mod persist;
 mod raw;
 mod wire;
@@ -81,6 +82,10 @@ struct Args {
     /// `$and`), recall against an exact scan of the matching items (docs/benchmarks.md).
     #[arg(long)]
     filtered: bool,
+    /// Instead of the rest: int8 quantization against f32 in-process on each data set
+    /// (recall and 1-thread queries/s at each ef, with and without rescoring).
+    #[arg(long)]
+    int8: bool,
     /// Run the persistence benchmark: a trickle into a loaded index, a bulk ingest, a
     /// reload with a log tail (vectord saving to a separate storaged).
     #[arg(long)]
@@ -141,7 +146,7 @@ pub fn live_heap_bytes() -> usize {
 }
 
 const K: usize = 10;
-const BATCH: usize = 1000;
+pub const BATCH: usize = 1000;
 /// The ef of `--filtered` (the figures are at ef 64).
 const FILTERED_EF: usize = 64;
 /// Queries per request in the batch-search figures.
@@ -428,6 +433,12 @@ fn run(args: &Args) -> Result<(), String> {
     if args.merge {
         for (set, _) in &sets {
             raw::merge_vs_rebuild(set, &raw::params(set, "merge"), &efs)?;
+        }
+        return Ok(());
+    }
+    if args.int8 {
+        for (set, _) in &sets {
+            int8::int8(set, &raw::params(set, "int8"), &efs, K)?;
         }
         return Ok(());
     }

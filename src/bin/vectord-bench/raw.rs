@@ -24,6 +24,7 @@ pub fn params(data: &Dataset, name: &str) -> IndexParams {
         m: 16,
         ef_construction: 200,
         ef_search: 64,
+        quantization: None,
     }
 }
 

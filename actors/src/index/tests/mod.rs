@@ -21,6 +21,7 @@ fn params(distance: Metric, dim: usize) -> IndexParams {
         m: 16,
         ef_construction: 200,
         ef_search: 64,
+        quantization: None,
     }
 }
 

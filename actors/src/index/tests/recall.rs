@@ -132,3 +132,74 @@ fn our_seal_build_finds_what_hnsw_rs_builds_find() {
         }
     }
 }
+
+#[test]
+fn int8_codes_with_rescoring_keep_recall_and_survive_a_reload() {
+    let (n, dim, k) = (6000, 64, 10);
+    let data = random_vectors(11, n, dim);
+    let queries = random_vectors(12, 100, dim);
+    for distance in [Metric::Cosine, Metric::L2] {
+        let p = IndexParams {
+            quantization: Some(crate::params::Quantization {
+                kind: crate::params::QuantizationKind::Int8,
+                quantile: 0.99,
+            }),
+            ..params(distance, dim)
+        };
+        let index = Index::new(p.clone(), small(2000));
+        add_all(&index, &data, "", 1000);
+        index.freeze_if_at_least(1);
+        settle(&index);
+        let recall = |index: &Index, rescore: Rescore, ef: usize| {
+            let mut hits = 0;
+            for q in &queries {
+                let qv = query(&p, q);
+                let truth = brute_force(&p, &data, &qv, k);
+                let found = index.search_with(&qv, k, ef, None, Extras::default(), rescore);
+                hits += found
+                    .iter()
+                    .filter(|h| truth.contains(&h.id.parse().unwrap()))
+                    .count();
+            }
+            hits as f64 / (queries.len() * k) as f64
+        };
+        let rescored = recall(&index, Rescore::default(), 128);
+        let alone = recall(
+            &index,
+            Rescore {
+                rescore: false,
+                ..Rescore::default()
+            },
+            128,
+        );
+        assert!(
+            rescored >= 0.95,
+            "{distance:?}: int8 + rescore recall {rescored}"
+        );
+        assert!(alone >= 0.8, "{distance:?}: int8 alone recall {alone}");
+        assert!(index.stats().memory_bytes > 0);
+        // rescored results report the exact distance of the stored vectors
+        let qv = query(&p, &queries[0]);
+        let hit = &index.search(&qv, 1, 128, None)[0];
+        let stored = index.get(&hit.id).unwrap().vector;
+        let exact = match distance {
+            Metric::L2 => stored
+                .iter()
+                .zip(&qv)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>()
+                .sqrt(),
+            _ => 1.0 - stored.iter().zip(&qv).map(|(a, b)| a * b).sum::<f32>(),
+        };
+        assert!(
+            (hit.distance - exact).abs() < 1e-4,
+            "{} vs {exact}",
+            hit.distance
+        );
+        // a reload computes the codes again: the same answers
+        let bytes = index.to_one_object().unwrap();
+        let back = Index::from_one_object(&bytes, small(2000)).unwrap();
+        assert_eq!(back.params().quantization, p.quantization);
+        assert_eq!(recall(&back, Rescore::default(), 128), rescored);
+    }
+}
