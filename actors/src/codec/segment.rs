@@ -7,8 +7,9 @@
 //! a JSON object, empty for `{}`), `metadata_ends` (u64), when any point has a document
 //! `document_bytes` and `document_ends` (u64; `index::documents` says how), and for a
 //! sealed segment the flat graph: `links0`, `upper_points`, `upper_start`, `upper` (u32)
-//! and `upper_levels` (u8), then one section `field:<name>` (bytes) per field index
-//! (`index::field_index` encodes them). A segment without documents is written exactly
+//! and `upper_levels` (u8), for a quantized index `code_range` (f32: low end, step) and
+//! `codes` (u8, points × dim; `index::codes`), then one section `field:<name>` (bytes) per
+//! field index (`index::field_index` encodes them). A segment without documents is written exactly
 //! as before documents existed.
 
 use std::borrow::Cow;
@@ -78,6 +79,8 @@ pub struct SegmentView<'a> {
     /// Each point's document: bytes and end offsets; none when no point has one.
     pub documents: Option<(&'a [u8], &'a [u64])>,
     pub graph: Option<GraphView<'a>>,
+    /// int8 codes: their range (low end, step) and bytes (sealed segments only).
+    pub codes: Option<(&'a [f32], &'a [u8])>,
     /// Field indexes, encoded, by field name (sealed segments only).
     pub fields: Vec<(&'a str, &'a [u8])>,
 }
@@ -101,6 +104,7 @@ pub struct SegmentArrays {
     pub metadata_ends: Vec<u64>,
     pub documents: Option<(Vec<u8>, Vec<u64>)>,
     pub graph: Option<GraphArrays>,
+    pub codes: Option<(Vec<f32>, Vec<u8>)>,
     /// Field indexes, encoded, by field name.
     pub fields: Vec<(String, Vec<u8>)>,
 }
@@ -123,6 +127,7 @@ const PLAIN: [&str; 5] = [
     "metadata_ends",
 ];
 const DOCUMENTS: [&str; 2] = ["document_bytes", "document_ends"];
+const CODES: [&str; 2] = ["code_range", "codes"];
 /// Prefix of a field index's section name.
 const FIELD: &str = "field:";
 const GRAPH: [&str; 5] = [
@@ -252,13 +257,16 @@ const MAX_RESERVE: u64 = 64 << 20;
 /// points, dim and graph width.
 fn check_layout(header: &SegmentHeader) -> Result<(), DecodeError> {
     let names: Vec<&str> = header.sections.iter().map(|s| s.name.as_str()).collect();
-    let documents = names.get(PLAIN.len()) == Some(&DOCUMENTS[0]);
+    let (documents, codes, _) = optional_sections(header);
     let mut expected: Vec<&str> = PLAIN.to_vec();
     if documents {
         expected.extend(DOCUMENTS);
     }
     if header.graph.is_some() {
         expected.extend(GRAPH);
+    }
+    if codes {
+        expected.extend(CODES);
     }
     // Field indexes follow a graph's sections, each once.
     let fields = names.get(expected.len()..).unwrap_or_default();
@@ -313,7 +321,30 @@ fn check_layout(header: &SegmentHeader) -> Result<(), DecodeError> {
             return Err(invalid("upper layers"));
         }
     }
+    if codes {
+        let at = g0 + GRAPH.len();
+        let values = n.checked_mul(header.dim as u64);
+        if len(at) != 8 || values != Some(len(at + 1)) {
+            return Err(invalid("codes"));
+        }
+    }
     Ok(())
+}
+
+/// Whether a segment has documents' and codes' sections, and how many sections come
+/// before its field indexes.
+fn optional_sections(header: &SegmentHeader) -> (bool, bool, usize) {
+    let named = |at: usize, name: &str| header.sections.get(at).is_some_and(|s| s.name == name);
+    let documents = named(PLAIN.len(), DOCUMENTS[0]);
+    let graph_end = PLAIN.len()
+        + if documents { DOCUMENTS.len() } else { 0 }
+        + header.graph.map_or(0, |_| GRAPH.len());
+    let codes = header.graph.is_some() && named(graph_end, CODES[0]);
+    (
+        documents,
+        codes,
+        graph_end + if codes { CODES.len() } else { 0 },
+    )
 }
 
 impl SectionsReader {
@@ -327,7 +358,7 @@ impl SectionsReader {
             .map(|s| {
                 let cap = s.len.min(MAX_RESERVE) as usize;
                 match s.name.as_str() {
-                    "vectors" => Target::F32(Vec::with_capacity(cap / 4)),
+                    "vectors" | "code_range" => Target::F32(Vec::with_capacity(cap / 4)),
                     "id_ends" | "metadata_ends" | "document_ends" => {
                         Target::U64(Vec::with_capacity(cap / 8))
                     }
@@ -424,15 +455,7 @@ impl SectionsReader {
                 actual: got,
             });
         }
-        let documents = self
-            .header
-            .sections
-            .get(PLAIN.len())
-            .map(|s| s.name.as_str())
-            == Some(DOCUMENTS[0]);
-        let fixed = PLAIN.len()
-            + if documents { DOCUMENTS.len() } else { 0 }
-            + self.header.graph.map_or(0, |_| GRAPH.len());
+        let (documents, codes, fixed) = optional_sections(&self.header);
         let field_names: Vec<String> = self.header.sections
             [fixed.min(self.header.sections.len())..]
             .iter()
@@ -471,6 +494,7 @@ impl SectionsReader {
             upper: u32s(next()),
             upper_levels: bytes(next()),
         });
+        let codes = codes.then(|| (f32s(next()), bytes(next())));
         let fields = field_names
             .into_iter()
             .map(|name| (name, bytes(next())))
@@ -483,6 +507,7 @@ impl SectionsReader {
             metadata_ends,
             documents,
             graph,
+            codes,
             fields,
         })
     }
@@ -555,6 +580,10 @@ fn sections_of<'a>(view: &SegmentView<'a>) -> Vec<(Cow<'static, str>, Values<'a>
         out.push(("upper_start".into(), Values::U32(g.upper_start)));
         out.push(("upper".into(), Values::U32(g.upper)));
         out.push(("upper_levels".into(), Values::Bytes(g.upper_levels)));
+        if let Some((range, codes)) = view.codes {
+            out.push((CODES[0].into(), Values::F32(range)));
+            out.push((CODES[1].into(), Values::Bytes(codes)));
+        }
         for (name, bytes) in &view.fields {
             out.push((format!("{FIELD}{name}").into(), Values::Bytes(bytes)));
         }
@@ -757,6 +786,7 @@ mod tests {
                 upper_start: &[],
                 upper: &[],
             }),
+            codes: graph.then_some((&[0.5f32, 0.01][..], &[1u8, 2, 3, 4][..])),
             fields: Vec::new(),
         };
         let (header, parts) = encode(&view);
@@ -776,6 +806,8 @@ mod tests {
             assert_eq!(arrays.graph.is_some(), graph);
             let want = documents.then(|| (b"\x01doc".to_vec(), vec![0u64, 4]));
             assert_eq!(arrays.documents, want);
+            let codes = graph.then(|| (vec![0.5f32, 0.01], vec![1u8, 2, 3, 4]));
+            assert_eq!(arrays.codes, codes);
         }
     }
 
@@ -803,6 +835,7 @@ mod tests {
                     upper_start: &[],
                     upper: &[],
                 }),
+                codes: None,
                 fields: vec![("lang", b"xyz")],
             }
         }

@@ -27,8 +27,8 @@ const SAMPLE: usize = 1 << 20;
 pub struct Codes {
     dim: usize,
     metric: Metric,
-    lo: f32,
-    scale: f32,
+    /// The low end of the range and the step between codes.
+    range: [f32; 2],
     /// Point p's codes are `codes[p * dim..(p + 1) * dim]`.
     codes: Vec<u8>,
     /// Σ of each point's codes (for dot products).
@@ -59,17 +59,56 @@ impl Codes {
         Codes {
             dim,
             metric,
-            lo,
-            scale,
+            range: [lo, scale],
             codes: bytes,
             sums,
         }
     }
 
+    /// Codes as stored (`parts`) for `points`, checked: a range of two finite numbers with
+    /// a positive step, one code per value.
+    pub fn from_parts(
+        range: &[f32],
+        codes: Vec<u8>,
+        points: &Points,
+        metric: Metric,
+    ) -> Result<Codes, String> {
+        let &[lo, scale] = range else {
+            return Err(format!("a code range of {} values", range.len()));
+        };
+        if !lo.is_finite() || !scale.is_finite() || scale <= 0.0 {
+            return Err(format!("a code range from {lo} by {scale}"));
+        }
+        let dim = points.dim();
+        if codes.len() != points.len() * dim {
+            return Err(format!(
+                "{} codes for {} points of dim {dim}",
+                codes.len(),
+                points.len()
+            ));
+        }
+        let sums = codes
+            .chunks(dim)
+            .map(|c| c.iter().map(|&x| x as u32).sum())
+            .collect();
+        Ok(Codes {
+            dim,
+            metric,
+            range: [lo, scale],
+            codes,
+            sums,
+        })
+    }
+
+    /// The stored form: the range (low end, step) and every point's codes.
+    pub fn parts(&self) -> (&[f32], &[u8]) {
+        (&self.range, &self.codes)
+    }
+
     pub fn quantize(&self, query: &[f32]) -> QueryCodes {
         let codes: Vec<u8> = query
             .iter()
-            .map(|&x| code(x, self.lo, self.scale))
+            .map(|&x| code(x, self.range[0], self.range[1]))
             .collect();
         let sum = codes.iter().map(|&c| c as u32).sum();
         QueryCodes { codes, sum }
@@ -85,13 +124,12 @@ impl Codes {
     #[inline]
     pub fn distance(&self, query: &QueryCodes, p: u32) -> f32 {
         let kernels = kernels();
-        let s = self.scale;
+        let [lo, s] = self.range;
         match self.metric {
             Metric::L2 => s * s * (kernels.l2)(&query.codes, self.point(p)) as f32,
             Metric::Cosine | Metric::Ip => {
                 let dot = (kernels.dot)(&query.codes, self.point(p)) as f32;
                 let sums = (query.sum + self.sums[p as usize]) as f32;
-                let lo = self.lo;
                 1.0 - (self.dim as f32 * lo * lo + lo * s * sums + s * s * dot)
             }
         }
@@ -272,10 +310,8 @@ mod tests {
             row[0] = i as f32 / 100.0;
         }
         let codes = Codes::build(&points(&v), Metric::L2, 0.99);
-        assert!(
-            codes.lo + 255.0 * codes.scale < 1000.0,
-            "the outlier sets no range"
-        );
+        let [lo, scale] = codes.range;
+        assert!(lo + 255.0 * scale < 1000.0, "the outlier sets no range");
         assert_eq!(codes.point(7)[2], 255);
     }
 }

@@ -256,10 +256,12 @@ impl Index {
     }
 
     fn from_state(params: IndexParams, config: EngineConfig, mut state: State) -> Index {
-        // Codes are not stored yet: a loaded quantized index computes them again (about a
-        // tenth of a second per million 128-d vectors).
+        // Codes a loaded segment did not store (written before its index was quantized, or
+        // by a layout without them) are computed from its vectors: about a tenth of a
+        // second per million 128-d vectors.
         if let Some(q) = params.quantization {
-            for seg in state.segments.iter_mut().filter(|s| s.graph.is_some()) {
+            let missing = |s: &&mut Segment| s.graph.is_some() && s.codes.is_none();
+            for seg in state.segments.iter_mut().filter(missing) {
                 let codes = codes::Codes::build(&seg.points, params.distance, q.quantile as f32);
                 seg.codes = Some(Arc::new(codes));
             }

@@ -83,7 +83,8 @@ fn encode_segment(
         metadata_ends: &metadata_ends,
         documents: points.documents().parts(),
         graph,
-        // This layout keeps no field indexes: a loaded index builds them again.
+        // This layout keeps no field indexes nor codes: a loaded index builds them again.
+        codes: None,
         fields: Vec::new(),
     };
     let (mut header, parts) = seg::encode(&view);

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::bitset::BitSet;
+use super::codes::Codes;
 use super::documents::Documents;
 use super::field_index::FieldIndexes;
 use super::ids::IdTable;
@@ -30,6 +31,7 @@ pub struct SealedSegment {
     data: Arc<Points>,
     graph: Arc<FlatGraph>,
     fields: Arc<FieldIndexes>,
+    codes: Option<Arc<Codes>>,
 }
 
 impl SealedSegment {
@@ -43,6 +45,7 @@ impl SealedSegment {
             metadata_bytes,
             metadata_ends,
             fields: self.fields.encode(),
+            codes: self.codes.clone(),
         })
     }
 }
@@ -53,6 +56,7 @@ struct StoredArrays {
     metadata_bytes: Vec<u8>,
     metadata_ends: Vec<u64>,
     fields: Vec<(String, Vec<u8>)>,
+    codes: Option<Arc<Codes>>,
 }
 
 impl SegmentSource for StoredArrays {
@@ -67,6 +71,7 @@ impl SegmentSource for StoredArrays {
             metadata_ends: &self.metadata_ends,
             documents: self.points.documents().parts(),
             graph: Some(self.graph.view()),
+            codes: self.codes.as_deref().map(Codes::parts),
             fields: self
                 .fields
                 .iter()
@@ -106,6 +111,7 @@ impl Index {
                     data: seg.points.clone(),
                     graph: seg.graph.clone()?,
                     fields: seg.fields.clone(),
+                    codes: seg.codes.clone(),
                 })
             })
             .collect()
@@ -175,9 +181,8 @@ impl Index {
         let mut next_id = 1;
         for seg in segments {
             let id = seg.id;
-            let (points, graph, field_indexes) =
-                arrays_to_segment(seg.arrays, params.dim, params.m)
-                    .map_err(|e| format!("segment {id}: {e}"))?;
+            let (points, graph, field_indexes, codes) =
+                arrays_to_segment(seg.arrays, &params).map_err(|e| format!("segment {id}: {e}"))?;
             let n = points.len();
             if seg.tombstone_bits.len() != n.div_ceil(8) {
                 return Err(format!("segment {id}: tombstones do not fit {n} points"));
@@ -204,7 +209,7 @@ impl Index {
                 first_lsn: None,
                 filters: Default::default(),
                 fields: Arc::new(field_indexes),
-                codes: None,
+                codes: codes.map(Arc::new),
             });
         }
         let state = State {
@@ -256,12 +261,12 @@ impl Index {
     }
 }
 
-/// Points, graph and field indexes of a stored sealed segment.
+/// Points, graph, field indexes and int8 codes (when stored) of a stored sealed segment.
 pub(super) fn arrays_to_segment(
     arrays: SegmentArrays,
-    dim: usize,
-    m: usize,
-) -> Result<(Points, FlatGraph, FieldIndexes), String> {
+    params: &IndexParams,
+) -> Result<(Points, FlatGraph, FieldIndexes, Option<Codes>), String> {
+    let (dim, m) = (params.dim, params.m);
     let ids = IdTable::from_parts(arrays.id_bytes, arrays.id_ends)?;
     let metadata: Vec<Metadata> =
         super::one_object::decode_metadata(&arrays.metadata_bytes, &arrays.metadata_ends)?;
@@ -282,5 +287,13 @@ pub(super) fn arrays_to_segment(
         g.entry,
     )?;
     let fields = FieldIndexes::decode(arrays.fields, points.len())?;
-    Ok((points, graph, fields))
+    // Codes of an index no longer quantized are dropped; missing ones are computed by
+    // `from_state`.
+    let codes = match (arrays.codes, params.quantization) {
+        (Some((range, bytes)), Some(_)) => {
+            Some(Codes::from_parts(&range, bytes, &points, params.distance)?)
+        }
+        _ => None,
+    };
+    Ok((points, graph, fields, codes))
 }

@@ -203,3 +203,50 @@ fn int8_codes_with_rescoring_keep_recall_and_survive_a_reload() {
         assert_eq!(recall(&back, Rescore::default(), 128), rescored);
     }
 }
+
+#[test]
+fn every_point_of_a_built_graph_is_linked_to_and_finds_itself() {
+    // The selection heuristic may prune away every link to a point; the build links such
+    // a point back (`insert::link_orphans`), or no search could ever return it.
+    let (n, dim) = (3000, 24);
+    for seed in 0..6u64 {
+        let data = random_vectors(100 + seed, n, dim);
+        for distance in [Metric::Cosine, Metric::L2] {
+            let p = params(distance, dim);
+            let mut points = points::Points::new(dim);
+            for (i, v) in data.iter().enumerate() {
+                let v = p.check_vector(v.clone(), "v").unwrap();
+                points.push(&i.to_string(), &v, serde_json::Map::new(), None);
+            }
+            let g = build::build_graph(&points, distance, p.m, p.ef_construction, seed)
+                .unwrap()
+                .unwrap();
+            let kern = crate::distance::kernels();
+            let (dot, l2) = (kern.dot, kern.l2_squared);
+            let d = |a: &[f32], b: &[f32]| match distance {
+                Metric::L2 => l2(a, b),
+                _ => 1.0 - dot(a, b),
+            };
+            let mut linked = vec![0u32; n];
+            for layers in g.neighbour_lists() {
+                for &q in &layers[0] {
+                    linked[q as usize] += 1;
+                }
+            }
+            // the entry point needs no link to it
+            let orphans = (0..n)
+                .filter(|&q| linked[q] == 0 && q as u32 != g.entry())
+                .count();
+            let misses = (0..n)
+                .filter(|&i| {
+                    let f = scratch::with_scratch(|s| {
+                        g.search(&points, points.vector(i), 128, &d, &|_| true, s)
+                    });
+                    f.first().map(|c| c.point as usize) != Some(i)
+                        && f.first().is_none_or(|c| c.distance > 1e-6)
+                })
+                .count();
+            assert_eq!((orphans, misses), (0, 0), "seed {seed} {distance:?}");
+        }
+    }
+}
