@@ -10,9 +10,13 @@ use common::*;
 use serde_json::{json, Value};
 
 fn results(api: &Api, index: &str, q: &[f32], k: usize) -> Vec<(String, f64)> {
+    results_at(api, index, q, k, 128)
+}
+
+fn results_at(api: &Api, index: &str, q: &[f32], k: usize, ef: usize) -> Vec<(String, f64)> {
     let (s, b) = api.post(
         &format!("/vectors/index/{index}/search"),
-        &json!({"vector": q, "k": k, "ef": 128}),
+        &json!({"vector": q, "k": k, "ef": ef}),
     );
     assert_eq!(s, 200, "{b}");
     b["results"]
@@ -86,8 +90,11 @@ fn g1p_kill9_restart_keeps_everything_and_delete_removes_the_file() {
             "{name}: search results changed across the restart"
         );
         if *name != "g-ip" {
+            // Every stored vector intact and reachable: searched with ef as large as the
+            // index (at ef 128 an approximate search may miss one point in tens of
+            // thousands once the items are sealed into a graph).
             for (j, vector) in data.iter().enumerate().filter(|(j, _)| *j != 7) {
-                let top = results(&api, name, vector, 1);
+                let top = results_at(&api, name, vector, 1, 3000);
                 assert_eq!(top[0].0, format!("v{j}"), "{name}");
                 assert!(
                     top[0].1.abs() <= 1e-5,
