@@ -55,7 +55,7 @@ pub struct CreateIndex {
     /// `{"type": "int8", "quantile": 0.99}`: sealed segments keep one byte per value, walk
     /// their graphs on those and rescore the best candidates with the f32 vectors (default:
     /// none). `quantile` (0.5-1, default 0.99) is the share of values the byte range covers.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<QuantizationShape>)]
     pub quantization: Option<serde_json::Value>,
 }
 
@@ -69,6 +69,26 @@ pub enum FieldKindName {
     Integer,
     Float,
     Bool,
+}
+
+/// How an index compresses its vectors for searches (`params::Quantization` reads it).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // named in the OpenAPI document only
+pub struct QuantizationShape {
+    /// `int8`: one byte per value.
+    #[serde(rename = "type")]
+    kind: QuantizationType,
+    /// Share of the values the byte range covers (default 0.99).
+    #[schema(minimum = 0.5, maximum = 1.0)]
+    quantile: Option<f64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // named in the OpenAPI document only
+pub enum QuantizationType {
+    Int8,
 }
 
 /// More fields to index. Unknown fields are refused.
@@ -123,7 +143,13 @@ pub async fn create(
         quantization: create
             .quantization
             .filter(|q| !q.is_null())
-            .map(|q| {
+            .map(|mut q| {
+                // `"quantile": null` is the default, as the OpenAPI document allows.
+                if let Some(o) = q.as_object_mut() {
+                    if o.get("quantile").is_some_and(serde_json::Value::is_null) {
+                        o.remove("quantile");
+                    }
+                }
                 serde_json::from_value::<Quantization>(q).map_err(|e| {
                     ApiError::bad_request(
                         "invalid_quantization",

@@ -53,6 +53,8 @@ use super::{index_api, item_api, schema, search_api, select_api, service_api};
         index_api::CreateIndex,
         index_api::DeclareFieldsRequest,
         index_api::FieldKindName,
+        index_api::QuantizationShape,
+        index_api::QuantizationType,
         schema::FieldsResponse,
         schema::VectorEncoding,
         schema::VectorIn,
