@@ -142,6 +142,12 @@ fn malformed_quantization_and_search_options_are_refused() {
         info["quantization"],
         json!({"type": "int8", "quantile": 0.99})
     );
+    let (s, info) = v.post(
+        "/vectors/index",
+        &json!({"name": "q2", "dim": 2, "distance": "l2", "quantization": {"type": "int8", "quantile": null}}),
+    );
+    assert_eq!(s, 201, "a null quantile is the default: {info}");
+    assert_eq!(info["quantization"]["quantile"], 0.99);
     for oversampling in [0.5, 101.0] {
         let (s, b) = v.post(
             "/vectors/index/q/search",
