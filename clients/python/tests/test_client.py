@@ -94,6 +94,14 @@ def test_documents_are_stored_and_returned_on_request(client: Client, index_name
     assert e.value.code == "document_too_large" and "items[0].document" in e.value.message
 
 
+def test_an_int8_index_is_created_and_searched(client: Client, index_name: str):
+    info = client.create_index(index_name, 4, "l2", quantization={"type": "int8"})
+    assert info["quantization"] == {"type": "int8", "quantile": 0.99}
+    vectors = np.random.default_rng(1).random((300, 4), dtype=np.float32)
+    client.add(index_name, [str(i) for i in range(300)], vectors)
+    assert client.search(index_name, vectors[7], k=1)[0].id == "7"
+
+
 def test_errors_carry_the_server_code_and_message(client: Client, index_name: str, server: str):
     client.create_index(index_name, 2)
     with pytest.raises(InvalidRequest) as e:

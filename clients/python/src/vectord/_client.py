@@ -56,10 +56,16 @@ class _Api:
         ef_construction: Optional[int] = None,
         ef_search: Optional[int] = None,
         fields: Optional[Mapping[str, str]] = None,
+        quantization: Optional[Mapping[str, Any]] = None,
     ) -> Any:
         """Creates an index (`distance`: cosine, l2 or ip; `fields`: metadata fields to
-        index, `{"lang": "keyword", "year": "integer"}`); returns its info."""
-        return self._run(rq.create_index(name, dim, distance, m, ef_construction, ef_search, fields))
+        index, `{"lang": "keyword", "year": "integer"}`; `quantization`: `{"type": "int8"}`
+        to search on a byte per value, rescored in f32); returns its info."""
+        return self._run(
+            rq.create_index(
+                name, dim, distance, m, ef_construction, ef_search, fields, quantization
+            )
+        )
 
     def list_indexes(self) -> Any:
         """Every index's info, sorted by name."""

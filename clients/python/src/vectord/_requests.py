@@ -143,6 +143,7 @@ def create_index(
     ef_construction: Optional[int],
     ef_search: Optional[int],
     fields: Optional[Mapping[str, str]],
+    quantization: Optional[Mapping[str, Any]] = None,
 ) -> Call:
     body = _without_none(
         name=name,
@@ -152,6 +153,7 @@ def create_index(
         ef_construction=ef_construction,
         ef_search=ef_search,
         fields=dict(fields) if fields else None,
+        quantization=dict(quantization) if quantization else None,
     )
     return Call("POST", "/vectors/index", body)
 
