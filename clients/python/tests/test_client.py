@@ -100,6 +100,11 @@ def test_an_int8_index_is_created_and_searched(client: Client, index_name: str):
     vectors = np.random.default_rng(1).random((300, 4), dtype=np.float32)
     client.add(index_name, [str(i) for i in range(300)], vectors)
     assert client.search(index_name, vectors[7], k=1)[0].id == "7"
+    hits = client.search(index_name, vectors[7], k=3, rescore=False, oversampling=2)
+    assert hits[0].id == "7"
+    with pytest.raises(InvalidRequest) as e:
+        client.search(index_name, vectors[7], oversampling=0.5)
+    assert e.value.code == "invalid_oversampling"
 
 
 def test_errors_carry_the_server_code_and_message(client: Client, index_name: str, server: str):

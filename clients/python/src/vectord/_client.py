@@ -137,9 +137,12 @@ class _Api:
         filter: Optional[Filter] = None,
         include_vectors: bool = False,
         include_documents: bool = False,
+        rescore: Optional[bool] = None,
+        oversampling: Optional[float] = None,
     ) -> Any:
         """The `k` nearest items passing `filter` (Chroma's `where` syntax), nearest first:
-        a list of `SearchResult`."""
+        a list of `SearchResult`. `rescore` and `oversampling` steer a quantized index's
+        search (server defaults: rescored, 4 candidates per result)."""
         return self._run(
             rq.search(
                 name,
@@ -150,6 +153,7 @@ class _Api:
                 include_vectors,
                 self.base64_vectors,
                 include_documents,
+                {"rescore": rescore, "oversampling": oversampling},
             )
         )
 

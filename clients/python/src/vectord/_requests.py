@@ -269,7 +269,10 @@ def search_body(
     vectors: bool,
     base64_vectors: bool = True,
     documents: bool = False,
+    options: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, Any]:
+    """A search's body; `options` adds the fields of a quantized index's search
+    (`rescore`, `oversampling`; None values left out)."""
     include = include_list(True, vectors, documents)
     return _without_none(
         vector=wire(vector, base64_vectors),
@@ -278,6 +281,7 @@ def search_body(
         filter=filter,
         include=include if len(include) > 1 else None,
         vector_encoding="base64" if vectors and base64_vectors else None,
+        **dict(options or {}),
     )
 
 
@@ -290,8 +294,9 @@ def search(
     vectors: bool,
     base64_vectors: bool = True,
     documents: bool = False,
+    options: Optional[Mapping[str, Any]] = None,
 ) -> Call:
-    body = search_body(vector, k, ef, filter, vectors, base64_vectors, documents)
+    body = search_body(vector, k, ef, filter, vectors, base64_vectors, documents, options)
     return Call("POST", index_path(name, "search"), body, read=lambda a: _results(a["results"]))
 
 
