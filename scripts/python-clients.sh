@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="$HOME/.cache/vectord-clients"
-pins=(httpx==0.29.0 numpy==2.4.6 pytest==9.2.0 pytest-asyncio==1.5.0
+pins=(numpy==2.4.6 pytest==9.2.0 pytest-asyncio==1.5.0
       langchain-core==1.8.3 langchain-tests==1.1.9 "setuptools>=68")
 stamp="$venv/.installed-$(printf '%s ' "${pins[@]}" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then

@@ -38,3 +38,20 @@ async def test_the_async_client_covers_the_same_calls(server: str, index_name: s
         await client.delete_index(index_name)
         with pytest.raises(NotFound):
             await client.get_index(index_name)
+
+
+async def test_a_cancelled_request_leaves_no_answer_behind(server: str, index_name: str):
+    async with AsyncClient(server, api_key=API_KEY) as client:
+        await client.create_index(index_name, 2, "l2")
+        await client.add(index_name, ["a", "b"], [[1.0, 0.0], [0.0, 1.0]])
+        for _ in range(20):
+            task = asyncio.ensure_future(client.search(index_name, [1.0, 0.0], k=1))
+            await asyncio.sleep(0)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            # the next answer on the pool is this request's own, never the cancelled one's
+            hits = await client.search(index_name, [0.0, 1.0], k=1)
+            assert [h.id for h in hits] == ["b"]

@@ -1,6 +1,5 @@
 """`Client` and `AsyncClient`: every endpoint of vectord (docs/API.md and its extensions),
-`Client` over the standard library's keep-alive HTTP (`_transport` says why), `AsyncClient`
-over httpx. Both build their requests with `_requests`; the methods that are one request
+both over their own keep-alive HTTP/1.1 (`_transport` says why, and how). Both build their requests with `_requests`; the methods that are one request
 are written once (`_Api`), and return a value from `Client` and an awaitable from
 `AsyncClient`. Vectors go out as base64 of little-endian f32 values (`base64_vectors`,
 on by default; JSON numbers otherwise), and come back so when asked for. A 503 `busy` answer is retried after its `Retry-After`, for at most
@@ -11,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any, AsyncIterator, Dict, Iterator, List, Mapping, Optional, Sequence
-
-import httpx
 
 from . import _requests as rq
 from . import _transport
@@ -316,17 +313,14 @@ class AsyncClient(_Api):
         timeout: float = 60.0,
         max_busy_wait: float = 60.0,
         base64_vectors: bool = True,
-        http: Optional[httpx.AsyncClient] = None,
     ):
         self.url = url.rstrip("/")
         self.max_busy_wait = max_busy_wait
         self.base64_vectors = base64_vectors
-        self._http = http or httpx.AsyncClient(
-            base_url=self.url, headers=_headers(api_key), timeout=timeout
-        )
+        self._http = _transport.AsyncTransport(self.url, _headers(api_key), timeout)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -338,9 +332,9 @@ class AsyncClient(_Api):
         deadline = time.monotonic() + self.max_busy_wait
         while True:
             try:
-                response = await self._http.request(call.method, call.path, json=call.body)
+                response = await self._http.request(call.method, call.path, call.body)
                 return _answer(call, response)
-            except httpx.TransportError as e:
+            except _transport.TransportError as e:
                 raise _unreachable(self.url, e) from e
             except Busy as busy:
                 wait = busy.retry_after or 1.0
@@ -350,8 +344,8 @@ class AsyncClient(_Api):
 
     async def ready(self) -> bool:
         try:
-            return (await self._http.get("/ready")).status_code == 200
-        except httpx.TransportError:
+            return (await self._http.request("GET", "/ready")).status_code == 200
+        except _transport.TransportError:
             return False
 
     async def add(

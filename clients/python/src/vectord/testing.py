@@ -8,10 +8,9 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Iterator, Optional
-
-import httpx
 
 
 def free_port() -> int:
@@ -41,9 +40,10 @@ def running_vectord(binary: Path, api_key: Optional[str] = None) -> Iterator[str
                 deadline = time.monotonic() + 30
                 while True:
                     try:
-                        if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                            break
-                    except httpx.TransportError:
+                        with urllib.request.urlopen(f"{url}/ready", timeout=1) as answer:
+                            if answer.status == 200:
+                                break
+                    except OSError:  # refused, not ready (503), or timed out
                         pass
                     if proc.poll() is not None or time.monotonic() > deadline:
                         log.flush()
