@@ -122,9 +122,10 @@ fn our_seal_build_finds_what_hnsw_rs_builds_find() {
             );
             // hnsw_rs keeps the nearest back links where ours (as hnswlib) prunes them by the
             // selection heuristic: on uniform random vectors, hard at an ef as low as k,
-            // that costs ours 0.03-0.05 at ef 16 (seeds 3 and 5); none at ef 64, nor on
-            // real embeddings (docs/benchmarks.md).
-            let slack = if ef < 32 { 0.07 } else { 0.01 };
+            // that costs ours 0.03-0.05 at ef 16 and 0.005-0.012 at ef 64 (parallel builds
+            // vary by as much again); nothing on real embeddings (docs/benchmarks.md). The
+            // test guards against a build that is broken, not against those.
+            let slack = if ef < 32 { 0.08 } else { 0.03 };
             assert!(
                 a >= b - slack,
                 "{distance:?} ef {ef}: ours {a}, hnsw_rs {b}"
