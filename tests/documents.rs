@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -148,7 +148,7 @@ fn documents_are_stored_returned_on_request_and_survive_kill_9() {
 
     // every item sealed (segments hold the documents), then kill -9 and restart
     ok(&api, "/vectors/index/t/flush", &json!({}));
-    wait_sealed(&api);
+    wait_sealed(&api, "t", Duration::from_secs(120));
     ok(&api, "/vectors/index/t/flush", &json!({}));
     v.kill9();
     let mut v = persistent(dir.path(), &store.url, &small);
@@ -179,22 +179,6 @@ fn documents_are_stored_returned_on_request_and_survive_kill_9() {
     let api = v.api();
     check_changes(&api);
     assert_eq!(api.get("/vectors/index/t").1["count"], n + 1);
-}
-
-/// Waits until nothing of index `t` is left unsealed.
-fn wait_sealed(api: &Api) {
-    let start = Instant::now();
-    loop {
-        let (_, info) = api.get("/vectors/index/t");
-        if info["unsealed_count"] == 0 && info["indexing"] == false {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "never sealed: {info}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

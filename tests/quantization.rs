@@ -52,18 +52,7 @@ fn an_int8_index_answers_like_a_plain_one_and_keeps_its_setting() {
             200
         );
     }
-    let settled = |api: &Api| {
-        for _ in 0..600 {
-            let (_, info) = api.get("/vectors/index/int8");
-            if info["unsealed_count"] == 0 && info["indexing"] == false {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("never sealed");
-    };
-    api.post("/vectors/index/int8/flush", &json!({}));
-    settled(&api);
+    wait_sealed(&api, "int8", std::time::Duration::from_secs(60));
     // each vector finds itself first, with and without rescoring
     let check = |api: &Api| {
         for i in (0..2000).step_by(97) {

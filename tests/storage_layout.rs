@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -18,16 +18,9 @@ fn named(files: &[PathBuf], part: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `common::wait_sealed` with this file's bound.
 fn wait_sealed(api: &Api, name: &str) {
-    let started = Instant::now();
-    loop {
-        let (_, info) = api.get(&format!("/vectors/index/{name}"));
-        if info["unsealed_count"] == 0 && info["indexing"] == false {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "{info}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_sealed(api, name, Duration::from_secs(120));
 }
 
 #[test]

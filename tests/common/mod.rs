@@ -325,3 +325,20 @@ pub fn add_body(prefix: &str, vectors: &[Vec<f32>]) -> Value {
         .collect();
     serde_json::json!({ "items": items })
 }
+
+/// Waits until nothing of index `name` is left unsealed and no job runs on it; fails the
+/// test past `limit`.
+pub fn wait_sealed(api: &Api, name: &str, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let (_, info) = api.get(&format!("/vectors/index/{name}"));
+        if info["unsealed_count"] == 0 && info["indexing"] == false {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "index {name} never sealed: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

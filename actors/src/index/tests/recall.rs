@@ -65,6 +65,16 @@ fn an_added_vector_is_found_first_at_distance_zero_in_every_kind_of_segment() {
     }
 }
 
+/// `data` as an index stores it (checked, unit length under cosine), point i with id i.
+fn stored_points(p: &IndexParams, data: &[Vec<f32>]) -> points::Points {
+    let mut points = points::Points::new(p.dim);
+    for (i, v) in data.iter().enumerate() {
+        let v = p.check_vector(v.clone(), "v").unwrap();
+        points.push(&i.to_string(), &v, serde_json::Map::new(), None);
+    }
+    points
+}
+
 /// Recall@10 of `graph` over `points` at `ef`, against brute force.
 fn graph_recall(
     graph: &FlatGraph,
@@ -103,11 +113,7 @@ fn our_seal_build_finds_what_hnsw_rs_builds_find() {
     let queries = random_vectors(8, 100, dim);
     for distance in [Metric::Cosine, Metric::L2] {
         let p = params(distance, dim);
-        let mut points = points::Points::new(dim);
-        for (i, v) in data.iter().enumerate() {
-            let v = p.check_vector(v.clone(), "v").unwrap();
-            points.push(&i.to_string(), &v, serde_json::Map::new(), None);
-        }
+        let points = stored_points(&p, &data);
         let ours = build::build_graph(&points, distance, p.m, p.ef_construction, 3)
             .unwrap()
             .unwrap();
@@ -216,11 +222,7 @@ fn every_point_of_a_built_graph_is_linked_to_and_finds_itself() {
         let data = random_vectors(100 + seed, n, dim);
         for distance in [Metric::Cosine, Metric::L2] {
             let p = params(distance, dim);
-            let mut points = points::Points::new(dim);
-            for (i, v) in data.iter().enumerate() {
-                let v = p.check_vector(v.clone(), "v").unwrap();
-                points.push(&i.to_string(), &v, serde_json::Map::new(), None);
-            }
+            let points = stored_points(&p, &data);
             let g = build::build_graph(&points, distance, p.m, p.ef_construction, seed)
                 .unwrap()
                 .unwrap();

@@ -140,19 +140,17 @@ class _Api:
         """The `k` nearest items passing `filter` (Chroma's `where` syntax), nearest first:
         a list of `SearchResult`. `rescore` and `oversampling` steer a quantized index's
         search (server defaults: rescored, 4 candidates per result)."""
-        return self._run(
-            rq.search(
-                name,
-                vector,
-                k,
-                ef,
-                filter,
-                include_vectors,
-                self.base64_vectors,
-                include_documents,
-                {"rescore": rescore, "oversampling": oversampling},
-            )
+        body = rq.search_body(
+            vector,
+            k,
+            ef,
+            filter,
+            include_vectors,
+            self.base64_vectors,
+            include_documents,
+            {"rescore": rescore, "oversampling": oversampling},
         )
+        return self._run(rq.search(name, body))
 
     def search_batch(
         self,

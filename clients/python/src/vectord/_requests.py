@@ -285,18 +285,8 @@ def search_body(
     )
 
 
-def search(
-    name: str,
-    vector: Any,
-    k: int,
-    ef: Optional[int],
-    filter: Optional[Filter],
-    vectors: bool,
-    base64_vectors: bool = True,
-    documents: bool = False,
-    options: Optional[Mapping[str, Any]] = None,
-) -> Call:
-    body = search_body(vector, k, ef, filter, vectors, base64_vectors, documents, options)
+def search(name: str, body: Dict[str, Any]) -> Call:
+    """One search, its body made by `search_body`."""
     return Call("POST", index_path(name, "search"), body, read=lambda a: _results(a["results"]))
 
 
