@@ -118,6 +118,11 @@ impl Checked {
             document: self.documents,
         }
     }
+
+    /// Asks for nothing but ids, distances and metadata, with the default use of codes.
+    fn plain(&self) -> bool {
+        self.extras() == Extras::default() && self.rescore == Rescore::default()
+    }
 }
 
 /// The `k` live items nearest to the query (that match the filter), nearest first.
@@ -262,8 +267,7 @@ where
     let index = &handle.index;
     let s: &Checked = search.borrow();
     let cheap = s.filter.is_none()
-        && s.extras() == Extras::default()
-        && s.rescore == Rescore::default()
+        && s.plain()
         && s.ef <= INLINE_MAX_EF
         && index.stats().unsealed_points <= INLINE_MAX_UNSEALED;
     if cheap {
@@ -461,12 +465,14 @@ fn check(
 }
 
 fn run(index: &vectord_actors::index::Index, s: &Checked) -> Vec<Hit> {
-    let extras = s.extras();
-    if extras == Extras::default() && s.rescore == Rescore::default() {
-        index.search(&s.query, s.k, s.ef, s.filter.as_ref())
-    } else {
-        index.search_with(&s.query, s.k, s.ef, s.filter.as_ref(), extras, s.rescore)
-    }
+    index.search_with(
+        &s.query,
+        s.k,
+        s.ef,
+        s.filter.as_ref(),
+        s.extras(),
+        s.rescore,
+    )
 }
 
 /// The answer's results; vectors (when the search asked for them) written as `vectors`

@@ -470,11 +470,8 @@ impl Index {
     /// match every pair of `filter`, nearest first, ties by id. Sealed segments are searched
     /// by graph with `ef`, the others scanned.
     pub fn search(&self, query: &[f32], k: usize, ef: usize, filter: Option<&Filter>) -> Vec<Hit> {
-        let s = self.read();
-        let rescore = Rescore::default();
-        let hits = search::search(&s, self.params.distance, query, k, ef, filter, rescore);
-        self.refresh_stats_if_filters_changed(&s, filter);
-        hits
+        let (extras, rescore) = (Extras::default(), Rescore::default());
+        self.search_with(query, k, ef, filter, extras, rescore)
     }
 
     /// `search`, with each result's vector as stored and/or its document, as `extras`
@@ -492,14 +489,17 @@ impl Index {
     ) -> Vec<Hit> {
         let s = self.read();
         let mut hits = search::search(&s, self.params.distance, query, k, ef, filter, rescore);
-        for hit in &mut hits {
-            if let Some((points, p)) = s.point_of(&hit.id) {
-                let p = p as usize;
-                if extras.vector {
-                    hit.vector = points.vector(p).to_vec();
-                }
-                if extras.document {
-                    hit.document = points.document(p).map(str::to_string);
+        // Each hit is looked up again only for what it must carry besides its metadata.
+        if extras != Extras::default() {
+            for hit in &mut hits {
+                if let Some((points, p)) = s.point_of(&hit.id) {
+                    let p = p as usize;
+                    if extras.vector {
+                        hit.vector = points.vector(p).to_vec();
+                    }
+                    if extras.document {
+                        hit.document = points.document(p).map(str::to_string);
+                    }
                 }
             }
         }
