@@ -108,6 +108,10 @@ pub struct VectordConfig {
     pub max_queued_writes: usize,
     /// HTTP worker threads (0 = number of cores).
     pub workers: usize,
+    /// Where `on_disk` indexes keep their vectors (cache files, mapped; storaged stays the
+    /// truth). Empty: `<storaged.root>-cache` with the embedded storaged (so `--data-dir`
+    /// moves both), else `./vectord-cache`.
+    pub cache_dir: String,
 }
 
 /// The whole configuration: `[vectord]` here, `[storaged]` owned by `crate::storaged`.
@@ -147,6 +151,7 @@ impl Default for Config {
                 max_write_backlog_bytes: 256 << 20,
                 max_queued_writes: 64,
                 workers: 0,
+                cache_dir: String::new(),
             },
             storaged: StoragedConfig::default(),
         }
@@ -200,6 +205,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("vectord.api_key_file", "VECTORD_API_KEY_FILE"),
     ("vectord.metrics_public", "VECTORD_METRICS_PUBLIC"),
     ("vectord.workers", "VECTORD_WORKERS"),
+    ("vectord.cache_dir", "VECTORD_CACHE_DIR"),
     ("storaged.bind", "VECTORD_STORAGED_BIND"),
     ("storaged.api_key", "VECTORD_STORAGED_API_KEY"),
     ("storaged.api_key_file", "VECTORD_STORAGED_API_KEY_FILE"),
@@ -251,6 +257,13 @@ impl Config {
                 message: "expected section.key=value".into(),
             })?;
             cfg.set(key.trim(), value.trim())?;
+        }
+        if cfg.vectord.cache_dir.is_empty() {
+            cfg.vectord.cache_dir = if cfg.vectord.embedded_storaged {
+                format!("{}-cache", cfg.storaged.root.display())
+            } else {
+                "./vectord-cache".into()
+            };
         }
         cfg.check()?;
         Ok(cfg)
@@ -341,6 +354,7 @@ impl Config {
                 "vectord.max_write_backlog_bytes" => v.max_write_backlog_bytes.to_string(),
                 "vectord.max_queued_writes" => v.max_queued_writes.to_string(),
                 "vectord.workers" => v.workers.to_string(),
+                "vectord.cache_dir" => quoted(&v.cache_dir),
                 "storaged.bind" => quoted(&s.bind),
                 "storaged.api_key" => secret(&s.api_key),
                 "storaged.root" => quoted(&s.root.display().to_string()),
@@ -414,6 +428,11 @@ impl VectordConfig {
             merge_factor: self.merge_factor,
             max_segment_points: self.max_segment_points,
             limits: self.limits,
+            // Ephemeral indexes keep their vectors in RAM: nothing would outlive them.
+            cache_root: (!self.storaged_url.is_empty() && !self.cache_dir.is_empty()).then(|| {
+                // Leaked once per call (the configuration lives as long as the process).
+                &*Box::leak(PathBuf::from(&self.cache_dir).into_boxed_path())
+            }),
         }
     }
 
@@ -486,6 +505,7 @@ fn set_vectord(v: &mut VectordConfig, key: &str, value: &str) -> Result<(), Conf
         }
         "vectord.max_queued_writes" => v.max_queued_writes = parse_range(key, value, 1, 100_000)?,
         "vectord.workers" => v.workers = parse_range(key, value, 0, 1024)?,
+        "vectord.cache_dir" => v.cache_dir = value.to_string(),
         _ => return set_limit(&mut v.limits, key, value),
     }
     Ok(())

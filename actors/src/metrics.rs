@@ -38,6 +38,7 @@ pub struct Metrics {
     pub index_items: IntGaugeVec,
     pub index_tombstones: IntGaugeVec,
     pub index_memory_bytes: IntGaugeVec,
+    pub index_disk_bytes: IntGaugeVec,
     pub index_segments: IntGaugeVec,
     pub index_unsealed: IntGaugeVec,
     pub indexes: IntGauge,
@@ -234,6 +235,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &r,
             "vectord_index_memory_bytes",
             "Heap bytes an index holds.",
+            &["index"],
+        ),
+        index_disk_bytes: gauge_vec(
+            &r,
+            "vectord_index_disk_bytes",
+            "Bytes of the cache files an on_disk index maps its vectors from.",
             &["index"],
         ),
         index_segments: gauge_vec(

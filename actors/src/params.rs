@@ -214,6 +214,10 @@ pub struct IndexParams {
     /// (none: every index before it, and the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<Quantization>,
+    /// Sealed segments' f32 vectors live in cache files under `vectord.cache_dir`,
+    /// memory-mapped, instead of on the heap (false: every index before it, the default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_disk: bool,
 }
 
 /// How an index compresses its vectors for searches (`"quantization"` at creation).
@@ -502,6 +506,7 @@ mod tests {
             ef_construction: 200,
             ef_search: 64,
             quantization: None,
+            on_disk: false,
         }
     }
 

@@ -57,6 +57,11 @@ pub struct CreateIndex {
     /// none). `quantile` (0.5-1, default 0.99) is the share of values the byte range covers.
     #[schema(value_type = Option<QuantizationShape>)]
     pub quantization: Option<serde_json::Value>,
+    /// Sealed segments' f32 vectors live in files under `vectord.cache_dir`, memory-mapped,
+    /// instead of in RAM (default false). With int8 quantization, searches touch them only
+    /// to rescore.
+    #[serde(default)]
+    pub on_disk: Option<bool>,
 }
 
 /// What a field index holds: `keyword` (strings, and the strings of arrays), `integer`
@@ -160,6 +165,7 @@ pub async fn create(
                 })
             })
             .transpose()?,
+        on_disk: create.on_disk.unwrap_or(false),
     };
     let handle = state.registry.create(params, fields)?;
     Ok(HttpResponse::Created().json(info(&state, &handle)))
@@ -302,11 +308,14 @@ fn info(state: &AppState, handle: &IndexHandle) -> IndexInfo {
         ef_search: p.ef_search,
         quantization: p
             .quantization
-            .map(|q| serde_json::json!({"type": "int8", "quantile": q.quantile})),
+            .map(|q| serde_json::json!({"type": "int8", "quantile": q.quantile,
+                "rescore": true, "oversampling": vectord_actors::index::DEFAULT_OVERSAMPLING})),
         fields: field_kinds(&handle.index.fields()),
         count: stats.count,
         tombstones: stats.tombstones,
         memory_bytes_estimate: stats.memory_bytes,
+        on_disk: p.on_disk,
+        disk_bytes: stats.disk_bytes,
         sealed_segments: stats.sealed_segments,
         unsealed_count: stats.unsealed_points,
         indexing: handle.index.indexing(),

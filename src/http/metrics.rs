@@ -15,6 +15,7 @@ pub fn render(registry: &Registry) -> String {
         &m.index_items,
         &m.index_tombstones,
         &m.index_memory_bytes,
+        &m.index_disk_bytes,
         &m.index_segments,
         &m.index_unsealed,
     ] {
@@ -30,6 +31,9 @@ pub fn render(registry: &Registry) -> String {
         m.index_memory_bytes
             .with_label_values(&name)
             .set(s.memory_bytes as i64);
+        m.index_disk_bytes
+            .with_label_values(&name)
+            .set(s.disk_bytes as i64);
         m.index_segments
             .with_label_values(&name)
             .set(s.sealed_segments as i64);

@@ -35,7 +35,8 @@ pub struct IndexInfo {
     pub m: usize,
     pub ef_construction: usize,
     pub ef_search: usize,
-    /// `{"type": "int8", "quantile": q}` for a quantized index (absent otherwise).
+    /// `{"type": "int8", "quantile": q, "rescore": true, "oversampling": 4}` for a quantized
+    /// index (absent otherwise): the searches' defaults come with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub quantization: Option<serde_json::Value>,
@@ -47,6 +48,10 @@ pub struct IndexInfo {
     pub tombstones: usize,
     /// Heap bytes the index holds.
     pub memory_bytes_estimate: usize,
+    /// Whether sealed segments' vectors live in cache files (mapped) instead of RAM.
+    pub on_disk: bool,
+    /// Bytes of those cache files (0 unless `on_disk`).
+    pub disk_bytes: usize,
     /// Segments searched by graph.
     pub sealed_segments: usize,
     /// Items not yet in a sealed segment (searched by scanning).

@@ -12,11 +12,14 @@
 //! - `v1`: the one-object-per-index files of vectord 0.1.0 (`hnsw_rs` dump as payload),
 //!   read so that old data keeps loading; never written any more.
 //! - `segment`: the arrays of one segment (vectors, ids, metadata, flat graph).
+//! - `cache_file`: a segment's arrays on local disk, vectors mapped (`floats`).
 //! - `IndexEnvelope` (version 2, kind `index`): a whole index in one object, its segments'
 //!   sections back to back in the payload.
 //!
 //! This module is a leaf: it frames plain data and knows nothing of indexes or actors.
 
+pub mod cache_file;
+pub mod floats;
 pub mod log;
 pub mod manifest;
 pub mod segment;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::floats::Floats;
 use super::{DecodeError, FORMAT_NAME, MAGIC, MAX_ENVELOPE_BYTES, VERSION};
 
 pub const KIND_SEGMENT: &str = "segment";
@@ -97,7 +98,7 @@ pub struct GraphView<'a> {
 
 /// A segment's arrays, decoded and checked against their checksums.
 pub struct SegmentArrays {
-    pub vectors: Vec<f32>,
+    pub vectors: Floats,
     pub id_bytes: Vec<u8>,
     pub id_ends: Vec<u64>,
     pub metadata_bytes: Vec<u8>,
@@ -173,7 +174,7 @@ pub fn encode(view: &SegmentView) -> (SegmentHeader, Vec<Vec<u8>>) {
 
 /// A sealed (not growing) segment's header for `view`, with no tombstones: the caller
 /// fills those in.
-fn header_of(view: &SegmentView, id: u64, sections: Vec<Section>) -> SegmentHeader {
+pub(super) fn header_of(view: &SegmentView, id: u64, sections: Vec<Section>) -> SegmentHeader {
     SegmentHeader {
         id,
         points: view.id_ends.len(),
@@ -198,6 +199,8 @@ pub fn decode(header: &SegmentHeader, payload: &[u8]) -> Result<SegmentArrays, D
 
 /// The typed array a section fills.
 enum Target {
+    /// Checked (length, checksum) but not kept: the vectors of a mapped cache file.
+    Skip,
     F32(Vec<f32>),
     U32(Vec<u32>),
     U64(Vec<u64>),
@@ -207,7 +210,7 @@ enum Target {
 impl Target {
     fn width(&self) -> usize {
         match self {
-            Target::F32(_) | Target::U32(_) => 4,
+            Target::Skip | Target::F32(_) | Target::U32(_) => 4,
             Target::U64(_) => 8,
             Target::Bytes(_) => 1,
         }
@@ -216,6 +219,7 @@ impl Target {
     /// Appends whole little-endian values.
     fn extend(&mut self, bytes: &[u8]) {
         match self {
+            Target::Skip => {}
             Target::F32(v) => v.extend(
                 bytes
                     .chunks_exact(4)
@@ -351,6 +355,16 @@ impl SectionsReader {
     /// Checks the header's consistency (section names, and lengths against points, dim
     /// and graph width) before anything is read.
     pub fn new(header: SegmentHeader) -> Result<SectionsReader, DecodeError> {
+        SectionsReader::with_vectors(header, true)
+    }
+
+    /// A reader that checks the vectors but does not keep them (`finish` returns them
+    /// empty): they are mapped from a cache file instead.
+    pub fn without_vectors(header: SegmentHeader) -> Result<SectionsReader, DecodeError> {
+        SectionsReader::with_vectors(header, false)
+    }
+
+    fn with_vectors(header: SegmentHeader, keep: bool) -> Result<SectionsReader, DecodeError> {
         check_layout(&header)?;
         let targets = header
             .sections
@@ -358,6 +372,7 @@ impl SectionsReader {
             .map(|s| {
                 let cap = s.len.min(MAX_RESERVE) as usize;
                 match s.name.as_str() {
+                    "vectors" if !keep => Target::Skip,
                     "vectors" | "code_range" => Target::F32(Vec::with_capacity(cap / 4)),
                     "id_ends" | "metadata_ends" | "document_ends" => {
                         Target::U64(Vec::with_capacity(cap / 8))
@@ -479,7 +494,7 @@ impl SectionsReader {
             Some(Target::Bytes(v)) => v,
             _ => Vec::new(),
         };
-        let vectors = f32s(next());
+        let vectors = Floats::Heap(f32s(next()));
         let id_bytes = bytes(next());
         let id_ends = u64s(next());
         let metadata_bytes = bytes(next());
@@ -519,7 +534,7 @@ pub trait SegmentSource: Send + Sync {
 }
 
 /// One section's values, borrowed.
-enum Values<'a> {
+pub(super) enum Values<'a> {
     F32(&'a [f32]),
     U32(&'a [u32]),
     U64(&'a [u64]),
@@ -527,7 +542,7 @@ enum Values<'a> {
 }
 
 impl Values<'_> {
-    fn width(&self) -> usize {
+    pub(super) fn width(&self) -> usize {
         match self {
             Values::F32(_) | Values::U32(_) => 4,
             Values::U64(_) => 8,
@@ -535,7 +550,7 @@ impl Values<'_> {
         }
     }
 
-    fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         match self {
             Values::F32(v) => v.len(),
             Values::U32(v) => v.len(),
@@ -545,7 +560,7 @@ impl Values<'_> {
     }
 
     /// Appends values `from..to` as little-endian bytes.
-    fn write(&self, from: usize, to: usize, out: &mut Vec<u8>) {
+    pub(super) fn write(&self, from: usize, to: usize, out: &mut Vec<u8>) {
         match self {
             Values::F32(v) => v[from..to]
                 .iter()
@@ -562,7 +577,7 @@ impl Values<'_> {
 }
 
 /// The sections of a view, in payload order.
-fn sections_of<'a>(view: &SegmentView<'a>) -> Vec<(Cow<'static, str>, Values<'a>)> {
+pub(super) fn sections_of<'a>(view: &SegmentView<'a>) -> Vec<(Cow<'static, str>, Values<'a>)> {
     let mut out = vec![
         ("vectors".into(), Values::F32(view.vectors)),
         ("id_bytes".into(), Values::Bytes(view.id_bytes)),
@@ -693,18 +708,21 @@ impl Iterator for SegmentWriter {
     }
 }
 
-/// Reads a segment object as its bytes arrive: the envelope first, then the sections
-/// straight into the arrays.
+/// The head of a segment object (magic, envelope length, envelope), read as its bytes
+/// arrive.
 #[derive(Default)]
-pub struct SegmentObjectReader {
+pub struct HeadReader {
     head: Vec<u8>,
-    envelope: Option<SegmentEnvelope>,
-    sections: Option<SectionsReader>,
 }
 
-impl SegmentObjectReader {
-    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), DecodeError> {
-        while self.sections.is_none() {
+impl HeadReader {
+    /// Takes bytes until the envelope is whole; then returns it with the rest of `chunk`
+    /// (the first bytes of the payload).
+    pub fn feed<'a>(
+        &mut self,
+        mut chunk: &'a [u8],
+    ) -> Result<Option<(SegmentEnvelope, &'a [u8])>, DecodeError> {
+        loop {
             // The head: magic and length (8 bytes), then the envelope.
             let want = if self.head.len() < 8 {
                 8
@@ -728,7 +746,7 @@ impl SegmentObjectReader {
                 return Err(DecodeError::BadMagic);
             }
             if self.head.len() < want {
-                return Ok(()); // more bytes needed
+                return Ok(None); // more bytes needed
             }
             if want == 8 {
                 continue; // the length is known now
@@ -742,8 +760,38 @@ impl SegmentObjectReader {
                     kind: env.kind,
                 });
             }
+            return Ok(Some((env, chunk)));
+        }
+    }
+
+    /// Bytes of the head read so far.
+    pub fn len(&self) -> usize {
+        self.head.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head.is_empty()
+    }
+}
+
+/// Reads a segment object as its bytes arrive: the envelope first, then the sections
+/// straight into the arrays.
+#[derive(Default)]
+pub struct SegmentObjectReader {
+    head: HeadReader,
+    envelope: Option<SegmentEnvelope>,
+    sections: Option<SectionsReader>,
+}
+
+impl SegmentObjectReader {
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), DecodeError> {
+        if self.sections.is_none() {
+            let Some((env, rest)) = self.head.feed(chunk)? else {
+                return Ok(());
+            };
             self.sections = Some(SectionsReader::new(env.segment.clone())?);
             self.envelope = Some(env);
+            chunk = rest;
         }
         match &mut self.sections {
             Some(reader) => reader.feed(chunk),

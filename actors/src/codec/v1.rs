@@ -151,6 +151,7 @@ mod tests {
                 ef_construction: 200,
                 ef_search: 64,
                 quantization: None,
+                on_disk: false,
             },
             points: 0,
             items: vec![],

@@ -11,7 +11,7 @@
 /// The marker byte in front of each document.
 const PRESENT: u8 = 1;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Documents {
     bytes: Vec<u8>,
     /// Empty while no point has a document; else one end offset per point.

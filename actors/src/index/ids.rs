@@ -6,7 +6,7 @@
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct IdTable {
     /// All ids back to back.
     bytes: Vec<u8>,

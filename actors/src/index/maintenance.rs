@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use super::bitset::BitSet;
 use super::build::build_graph;
 use super::codes::Codes;
+use super::disk_cache::{self, CachedPoints};
 use super::field_index::FieldIndexes;
 use super::insert::extend_graph;
 use super::points::Points;
@@ -91,6 +92,8 @@ enum BuiltWork {
         graph: Option<FlatGraph>,
         fields: FieldIndexes,
         codes: Option<Codes>,
+        /// The points again, vectors mapped from a cache file (`on_disk` indexes).
+        cached: Option<CachedPoints>,
     },
     Indexed {
         segment: u64,
@@ -105,6 +108,7 @@ enum BuiltWork {
         why: &'static str,
         fields: FieldIndexes,
         codes: Option<Codes>,
+        cached: Option<CachedPoints>,
     },
 }
 
@@ -112,6 +116,8 @@ enum BuiltWork {
 #[derive(Debug, Clone)]
 pub struct JobReport {
     pub summary: String,
+    /// The segment's new number, when the job gave it one (field indexes added).
+    renumbered: Option<u64>,
 }
 
 impl Job {
@@ -269,12 +275,19 @@ impl Index {
         let started = Instant::now();
         let p = &self.params;
         let work = match job.work {
-            Work::Seal { segment, points } => BuiltWork::Sealed {
-                segment,
-                graph: build_graph(&points, p.distance, p.m, p.ef_construction, seed(segment))?,
-                fields: FieldIndexes::build(&points, &job.fields),
-                codes: codes_of(&points, p),
-            },
+            Work::Seal { segment, points } => {
+                let graph =
+                    build_graph(&points, p.distance, p.m, p.ef_construction, seed(segment))?;
+                let fields = FieldIndexes::build(&points, &job.fields);
+                let codes = codes_of(&points, p);
+                BuiltWork::Sealed {
+                    segment,
+                    cached: self.spill(&points, graph.as_ref(), &fields, codes.as_ref()),
+                    graph,
+                    fields,
+                    codes,
+                }
+            }
             Work::IndexFields { segment, points } => BuiltWork::Indexed {
                 segment,
                 fields: FieldIndexes::build(&points, &job.fields),
@@ -283,10 +296,13 @@ impl Index {
                 let (points, origins) = gather(&sources, false, p.dim);
                 let first = sources.first().map_or(0, |s| s.id);
                 let graph = build_graph(&points, p.distance, p.m, p.ef_construction, seed(first))?;
+                let fields = FieldIndexes::build(&points, &job.fields);
+                let codes = codes_of(&points, p);
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
-                    fields: FieldIndexes::build(&points, &job.fields),
-                    codes: codes_of(&points, p),
+                    cached: self.spill(&points, graph.as_ref(), &fields, codes.as_ref()),
+                    fields,
+                    codes,
                     points: Box::new(points),
                     graph,
                     origins,
@@ -299,10 +315,13 @@ impl Index {
                 let (points, origins) = gather(&sources, true, p.dim);
                 let layers = seed(base.id) ^ points.len() as u64;
                 let graph = extend_graph(&graph, &points, p.distance, p.ef_construction, layers)?;
+                let fields = FieldIndexes::build(&points, &job.fields);
+                let codes = codes_of(&points, p);
                 BuiltWork::Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
-                    fields: FieldIndexes::build(&points, &job.fields),
-                    codes: codes_of(&points, p),
+                    cached: self.spill(&points, Some(&graph), &fields, codes.as_ref()),
+                    fields,
+                    codes,
                     points: Box::new(points),
                     graph: Some(graph),
                     origins,
@@ -340,8 +359,21 @@ impl Index {
                 graph,
                 fields,
                 codes,
-            } => install_sealed(s, segment, (graph, fields, codes), took),
-            BuiltWork::Indexed { segment, fields } => install_indexed(s, segment, fields, took),
+                cached,
+            } => {
+                let mapped = cached.and_then(|c| c.settle(segment));
+                install_sealed(s, segment, (graph, fields, codes, mapped), took)
+            }
+            BuiltWork::Indexed { segment, fields } => {
+                let report = install_indexed(s, segment, fields, took);
+                if let (Some(dir), Some(id)) = (self.cache_dir(), report.renumbered) {
+                    // The file keeps the field indexes it was written with: a restart
+                    // builds the new ones again in the background.
+                    let from = disk_cache::segment_path(&dir, segment);
+                    let _ = std::fs::rename(from, disk_cache::segment_path(&dir, id));
+                }
+                report
+            }
             BuiltWork::Rebuilt {
                 sources,
                 points,
@@ -350,7 +382,13 @@ impl Index {
                 why,
                 fields,
                 codes,
+                cached,
             } => {
+                if let Some(dir) = self.cache_dir() {
+                    for &id in &sources {
+                        let _ = std::fs::remove_file(disk_cache::segment_path(&dir, id));
+                    }
+                }
                 let positions: Vec<Option<usize>> =
                     sources.iter().map(|&id| s.position(id)).collect();
                 let mut deleted = BitSet::with_len(points.len());
@@ -372,11 +410,12 @@ impl Index {
                     let id = s.next_id;
                     s.next_id += 1;
                     let at = insert_at.min(s.segments.len());
+                    let points = cached.and_then(|c| c.settle(id)).unwrap_or(*points);
                     s.segments.insert(
                         at,
                         Segment {
                             id,
-                            points: Arc::new(*points),
+                            points: Arc::new(points),
                             graph: graph.map(Arc::new),
                             deleted,
                             deleted_count,
@@ -393,9 +432,39 @@ impl Index {
                 } else {
                     format!("{why}: segments {sources:?} held no live item and were dropped")
                 };
-                JobReport { summary }
+                JobReport {
+                    summary,
+                    renumbered: None,
+                }
             }
         }
+    }
+
+    /// The directory of this index's cache files, when its vectors live on disk.
+    pub(super) fn cache_dir(&self) -> Option<std::path::PathBuf> {
+        let root = self.config.cache_root.filter(|_| self.params.on_disk)?;
+        Some(disk_cache::index_dir(root, &self.params.name))
+    }
+
+    /// A new sealed segment's points with their vectors moved to a cache file (`on_disk`
+    /// indexes); none otherwise, or when the file cannot be written (the vectors stay on
+    /// the heap, and the index says why in the log).
+    fn spill(
+        &self,
+        points: &Points,
+        graph: Option<&FlatGraph>,
+        fields: &FieldIndexes,
+        codes: Option<&Codes>,
+    ) -> Option<CachedPoints> {
+        let (dir, graph) = (self.cache_dir()?, graph?);
+        disk_cache::spill(&dir, points, graph, fields, codes)
+            .map_err(|e| {
+                log::warn!(
+                    "index {:?}: a segment's vectors stay in RAM: {e}",
+                    self.params.name
+                )
+            })
+            .ok()
     }
 
     /// Gives back the segments of a job that failed, so that a later job can take them.
@@ -411,14 +480,15 @@ impl Index {
 }
 
 /// Gives a sealed segment the field indexes a job built for it.
-/// A seal's graph, field indexes and codes.
-type SealParts = (Option<FlatGraph>, FieldIndexes, Option<Codes>);
+/// A seal's graph, field indexes, codes, and its points with mapped vectors.
+type SealParts = (Option<FlatGraph>, FieldIndexes, Option<Codes>, Option<Points>);
 
 fn install_sealed(s: &mut State, segment: u64, parts: SealParts, took: u128) -> JobReport {
-    let (graph, fields, codes) = parts;
+    let (graph, fields, codes, mapped) = parts;
     let Some(pos) = s.position(segment) else {
         return JobReport {
             summary: format!("segment {segment} vanished before its seal"),
+            renumbered: None,
         };
     };
     let declared = s.fields.clone();
@@ -427,12 +497,16 @@ fn install_sealed(s: &mut State, segment: u64, parts: SealParts, took: u128) -> 
     seg.graph = graph.map(Arc::new);
     seg.fields = Arc::new(seg.fields.with(fields, &declared));
     seg.first_lsn = None;
+    if let Some(points) = mapped {
+        seg.points = Arc::new(points);
+    }
     seg.busy.store(false, Relaxed);
     JobReport {
         summary: format!(
             "sealed segment {segment} ({} points) in {took} ms",
             seg.points.len()
         ),
+        renumbered: None,
     }
 }
 
@@ -440,6 +514,7 @@ fn install_indexed(s: &mut State, segment: u64, fields: FieldIndexes, took: u128
     let Some(pos) = s.position(segment) else {
         return JobReport {
             summary: format!("segment {segment} vanished before its fields were indexed"),
+            renumbered: None,
         };
     };
     // A new number: the segment is stored again, with its new indexes.
@@ -456,6 +531,7 @@ fn install_indexed(s: &mut State, segment: u64, fields: FieldIndexes, took: u128
             "indexed fields {names:?} of segment {segment} ({} points), now segment {id}, in {took} ms",
             seg.points.len()
         ),
+        renumbered: Some(id),
     }
 }
 

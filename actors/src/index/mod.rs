@@ -25,6 +25,7 @@
 pub mod bitset;
 pub mod build;
 pub mod codes;
+pub mod disk_cache;
 mod documents;
 pub mod field_index;
 mod filter_cache;
@@ -76,6 +77,10 @@ pub struct EngineConfig {
     pub max_segment_points: usize,
     /// Limits on what clients send.
     pub limits: Limits,
+    /// Where `on_disk` indexes keep their cache files (`vectord.cache_dir`), one directory
+    /// per index; none: their vectors stay on the heap. A `&'static` (the configuration
+    /// lives as long as the process) keeps this configuration `Copy`.
+    pub cache_root: Option<&'static std::path::Path>,
 }
 
 impl Default for EngineConfig {
@@ -87,6 +92,7 @@ impl Default for EngineConfig {
             merge_factor: 4,
             max_segment_points: 2_000_000,
             limits: Limits::default(),
+            cache_root: None,
         }
     }
 }
@@ -224,6 +230,8 @@ pub struct IndexStats {
     pub tombstones: usize,
     /// Bytes the index holds on the heap: vectors, ids, metadata, graphs, tombstones.
     pub memory_bytes: usize,
+    /// Bytes of the cache files its sealed segments' vectors are mapped from (`on_disk`).
+    pub disk_bytes: usize,
     /// Sealed segments (searched by graph).
     pub sealed_segments: usize,
     /// Points not yet in a sealed segment (growing and frozen; searched by scanning).
@@ -594,6 +602,7 @@ impl State {
                 + seg.filters.heap_bytes()
                 + seg.fields.heap_bytes()
                 + seg.codes.as_ref().map_or(0, |c| c.heap_bytes());
+            stats.disk_bytes += seg.points.mapped_bytes();
             match seg.graph {
                 Some(_) => stats.sealed_segments += 1,
                 None => stats.unsealed_points += seg.points.len(),

@@ -61,23 +61,40 @@ struct StoredArrays {
 
 impl SegmentSource for StoredArrays {
     fn view(&self) -> SegmentView<'_> {
-        let (id_bytes, id_ends) = self.points.ids().parts();
-        SegmentView {
-            dim: self.points.dim(),
-            vectors: self.points.vectors(),
-            id_bytes,
-            id_ends,
-            metadata_bytes: &self.metadata_bytes,
-            metadata_ends: &self.metadata_ends,
-            documents: self.points.documents().parts(),
-            graph: Some(self.graph.view()),
-            codes: self.codes.as_deref().map(Codes::parts),
-            fields: self
-                .fields
-                .iter()
-                .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
-                .collect(),
-        }
+        segment_view(
+            &self.points,
+            &self.graph,
+            (&self.metadata_bytes, &self.metadata_ends),
+            &self.fields,
+            self.codes.as_deref(),
+        )
+    }
+}
+
+/// The arrays of a sealed segment, as its object and its cache file hold them (metadata
+/// and field indexes already encoded).
+pub(super) fn segment_view<'a>(
+    points: &'a Points,
+    graph: &'a FlatGraph,
+    (metadata_bytes, metadata_ends): (&'a [u8], &'a [u64]),
+    fields: &'a [(String, Vec<u8>)],
+    codes: Option<&'a Codes>,
+) -> SegmentView<'a> {
+    let (id_bytes, id_ends) = points.ids().parts();
+    SegmentView {
+        dim: points.dim(),
+        vectors: points.vectors(),
+        id_bytes,
+        id_ends,
+        metadata_bytes,
+        metadata_ends,
+        documents: points.documents().parts(),
+        graph: Some(graph.view()),
+        codes: codes.map(Codes::parts),
+        fields: fields
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
+            .collect(),
     }
 }
 

@@ -1,11 +1,13 @@
-//! The points of one segment: vectors in one contiguous `f32` array, item ids, metadata,
-//! documents.
+//! The points of one segment: vectors in one contiguous `f32` array (on the heap, or
+//! mapped from a cache file for a sealed segment of an `on_disk` index), item ids,
+//! metadata, documents.
 //! A growing segment appends to it; a frozen or sealed segment holds it behind an `Arc`
 //! and never changes it again.
 
 use serde_json::{Map, Value};
 
 use super::documents::Documents;
+use crate::codec::floats::Floats;
 use super::ids::IdTable;
 
 /// Metadata of one point; `None` stands for `{}` (8 bytes a point instead of 24 for an
@@ -15,7 +17,7 @@ pub type Metadata = Option<Box<Map<String, Value>>>;
 pub struct Points {
     dim: usize,
     /// Point p's vector is `vectors[p * dim..(p + 1) * dim]`.
-    vectors: Vec<f32>,
+    vectors: Floats,
     ids: IdTable,
     metadata: Vec<Metadata>,
     /// Estimated heap bytes of the metadata maps, kept up to date by every push (so
@@ -37,7 +39,7 @@ impl Points {
     pub fn with_capacity(dim: usize, points: usize, id_bytes: usize) -> Points {
         Points {
             dim,
-            vectors: Vec::with_capacity(points * dim),
+            vectors: Floats::Heap(Vec::with_capacity(points * dim)),
             ids: IdTable::with_capacity(points, id_bytes),
             metadata: Vec::with_capacity(points),
             metadata_heap: 0,
@@ -48,16 +50,16 @@ impl Points {
     /// Rebuilds points from their parts (a decoded segment); refuses parts that disagree.
     pub fn from_parts(
         dim: usize,
-        vectors: Vec<f32>,
+        vectors: Floats,
         ids: IdTable,
         metadata: Vec<Metadata>,
         documents: Documents,
     ) -> Result<Points, String> {
         let n = ids.len();
-        if dim == 0 || vectors.len() != n * dim || metadata.len() != n {
+        if dim == 0 || vectors.as_slice().len() != n * dim || metadata.len() != n {
             return Err(format!(
                 "{} vector values, {} metadata entries and {n} ids do not fit dim {dim}",
-                vectors.len(),
+                vectors.as_slice().len(),
                 metadata.len()
             ));
         }
@@ -85,12 +87,37 @@ impl Points {
 
     #[inline]
     pub fn vector(&self, p: usize) -> &[f32] {
-        &self.vectors[p * self.dim..(p + 1) * self.dim]
+        &self.vectors.as_slice()[p * self.dim..(p + 1) * self.dim]
     }
 
     /// Every vector, back to back.
     pub fn vectors(&self) -> &[f32] {
-        &self.vectors
+        self.vectors.as_slice()
+    }
+
+    /// Whether the vectors are mapped from a cache file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.vectors, Floats::Mapped(_))
+    }
+
+    /// Bytes of the cache file the vectors are mapped from (0 on the heap).
+    pub fn mapped_bytes(&self) -> usize {
+        self.vectors.mapped_bytes()
+    }
+
+    /// The same points with these vectors instead (equal values, mapped from a cache file).
+    pub fn with_vectors(&self, vectors: Floats) -> Result<Points, String> {
+        if vectors.as_slice() != self.vectors() {
+            return Err("the cached vectors differ from the segment's".into());
+        }
+        Ok(Points {
+            dim: self.dim,
+            vectors,
+            ids: self.ids.clone(),
+            metadata: self.metadata.clone(),
+            metadata_heap: self.metadata_heap,
+            documents: self.documents.clone(),
+        })
     }
 
     pub fn id(&self, p: usize) -> &str {
@@ -132,7 +159,7 @@ impl Points {
     ) -> u32 {
         debug_assert_eq!(vector.len(), self.dim);
         self.documents.push(self.len(), document);
-        self.vectors.extend_from_slice(vector);
+        self.vectors.heap_mut().extend_from_slice(vector);
         let metadata = (!metadata.is_empty()).then(|| Box::new(metadata));
         self.metadata_heap += metadata_cost(&metadata);
         self.metadata.push(metadata);
@@ -142,7 +169,7 @@ impl Points {
     /// Appends point `p` of `other` (same dim).
     pub fn push_from(&mut self, other: &Points, p: usize) -> u32 {
         self.documents.push(self.len(), other.document(p));
-        self.vectors.extend_from_slice(other.vector(p));
+        self.vectors.heap_mut().extend_from_slice(other.vector(p));
         let metadata = other.metadata[p].clone();
         self.metadata_heap += metadata_cost(&metadata);
         self.metadata.push(metadata);
@@ -159,7 +186,7 @@ impl Points {
 
     /// Bytes held on the heap, by capacity (metadata maps estimated).
     pub fn heap_bytes(&self) -> usize {
-        self.vectors.capacity() * 4
+        self.vectors.heap_bytes()
             + self.ids.heap_bytes()
             + self.metadata.capacity() * std::mem::size_of::<Metadata>()
             + self.metadata_heap

@@ -3,7 +3,8 @@
 //! `registry::startup`); the loader never names the registry.
 //!
 //! An index loads from its manifest: its sealed segments are streamed straight into their
-//! arrays (nothing is rebuilt), then the log objects after the manifest's covered lsn are
+//! arrays (nothing is rebuilt; an `on_disk` index maps them from its cache files instead,
+//! and streams into those the objects whose file is missing or damaged), then the log objects after the manifest's covered lsn are
 //! applied in order, stopping at the first gap or damaged object (reported in `/health`;
 //! what follows it cannot be applied safely and is left in place). Files of the older
 //! one-object layouts (0.1.0's, with an `hnsw_rs` dump) load too, and are rewritten in the
@@ -18,6 +19,7 @@
 //! of earlier incarnations and of deleted indexes.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +31,10 @@ use super::objects::Objects;
 use super::save::{Stored, StoredLog, StoredManifest};
 use crate::codec::log::{self as log_object, LogRecord};
 use crate::codec::manifest::{self, parse_log_object, Manifest, KIND_MANIFEST};
-use crate::codec::segment::SegmentObjectReader;
+use crate::codec::cache_file::{self, ObjectToCache};
+use crate::codec::manifest::ManifestSegment;
+use crate::codec::segment::{HeadReader, SegmentArrays, SegmentEnvelope, SegmentObjectReader};
+use crate::index::disk_cache;
 use crate::codec::{self};
 use crate::index::persisted::LoadedSegment;
 use crate::index::{EngineConfig, Index};
@@ -275,7 +280,19 @@ async fn load_manifest(
             m.params.name
         )));
     }
-    let segments = load_segments(store, name, &m, bits).await?;
+    let cache = engine
+        .cache_root
+        .map(|root| crate::index::disk_cache::index_dir(root, name));
+    let segments = match cache.filter(|_| m.params.on_disk) {
+        Some(dir) => load_segments_cached(store, name, &m, bits, dir).await?,
+        None => {
+            if let Some(root) = engine.cache_root {
+                // Files of an earlier index of this name that kept its vectors on disk.
+                crate::index::disk_cache::remove_index(root, name);
+            }
+            load_segments(store, name, &m, bits).await?
+        }
+    };
     let (params, fields) = (m.params.clone(), m.fields.clone());
     let index = blocking(move || Index::from_storage(params, engine, fields, segments))
         .await
@@ -329,37 +346,17 @@ async fn load_segments(
     m: &Manifest,
     bits: Vec<Vec<u8>>,
 ) -> Result<Vec<LoadedSegment>, LoadError> {
-    let dir = incarnation_dir(name, &m.incarnation);
     let mut segments = Vec::with_capacity(m.segments.len());
     for (entry, tombstone_bits) in m.segments.iter().zip(bits) {
-        let key = format!("{dir}{}", entry.object);
         let mut reader = SegmentObjectReader::default();
-        let len = store
-            .get_stream(&key, |chunk| reader.feed(chunk).map_err(|e| e.to_string()))
-            .await
-            .map_err(|e| match e {
-                StoreError::KeyNotFound(_) => LoadError::refused(format!(
-                    "refused: the manifest names {key}, which is missing"
-                )),
-                StoreError::Decode { message, .. } => {
-                    LoadError::refused(format!("refused: {key}: {message}"))
-                }
-                other => LoadError::reading(&key, other),
-            })?;
-        let (env, arrays) = reader
+        fetch_segment(store, name, m, entry, |chunk| {
+            reader.feed(chunk).map_err(|e| e.to_string())
+        })
+        .await?;
+        let key = segment_key(name, m, entry);
+        let (_, arrays) = reader
             .finish()
             .map_err(|e| LoadError::refused(format!("refused: {key}: {e}")))?;
-        let matches = len == entry.bytes
-            && env.index == name
-            && env.incarnation == m.incarnation
-            && env.segment.id == entry.id
-            && env.segment.points == entry.points;
-        if !matches {
-            return Err(LoadError::refused(format!(
-                "refused: {key} ({len} bytes, segment {} of {:?}) is not what the manifest names",
-                env.segment.id, env.index
-            )));
-        }
         segments.push(LoadedSegment {
             id: entry.id,
             arrays,
@@ -367,6 +364,136 @@ async fn load_segments(
         });
     }
     Ok(segments)
+}
+
+fn segment_key(name: &str, m: &Manifest, entry: &ManifestSegment) -> String {
+    format!("{}{}", incarnation_dir(name, &m.incarnation), entry.object)
+}
+
+/// Streams the segment object `entry` into `feed`, and checks that it is the object the
+/// manifest names (length, index, incarnation, id, points); returns its envelope.
+async fn fetch_segment(
+    store: &impl Objects,
+    name: &str,
+    m: &Manifest,
+    entry: &ManifestSegment,
+    mut feed: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<SegmentEnvelope, LoadError> {
+    let key = segment_key(name, m, entry);
+    let mut head = HeadReader::default();
+    let mut envelope = None;
+    let len = store
+        .get_stream(&key, |chunk| {
+            if envelope.is_none() {
+                if let Some((env, _)) = head.feed(chunk).map_err(|e| e.to_string())? {
+                    envelope = Some(env);
+                }
+            }
+            feed(chunk)
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::KeyNotFound(_) => LoadError::refused(format!(
+                "refused: the manifest names {key}, which is missing"
+            )),
+            StoreError::Decode { message, .. } => {
+                LoadError::refused(format!("refused: {key}: {message}"))
+            }
+            other => LoadError::reading(&key, other),
+        })?;
+    let env = envelope.ok_or_else(|| {
+        LoadError::refused(format!("refused: {key}: the envelope is not complete"))
+    })?;
+    let matches = len == entry.bytes
+        && env.index == name
+        && env.incarnation == m.incarnation
+        && env.segment.id == entry.id
+        && env.segment.points == entry.points;
+    if !matches {
+        return Err(LoadError::refused(format!(
+            "refused: {key} ({len} bytes, segment {} of {:?}) is not what the manifest names",
+            env.segment.id, env.index
+        )));
+    }
+    Ok(env)
+}
+
+/// `load_segments` for an `on_disk` index: each segment is mapped from its cache file in
+/// `dir`; a file that is missing or fails its checks is written again from storaged
+/// first. Files the manifest does not name are removed.
+async fn load_segments_cached(
+    store: &impl Objects,
+    name: &str,
+    m: &Manifest,
+    bits: Vec<Vec<u8>>,
+    dir: PathBuf,
+) -> Result<Vec<LoadedSegment>, LoadError> {
+    let named: HashSet<u64> = m.segments.iter().map(|s| s.id).collect();
+    let removed = disk_cache::collect(&dir, &named);
+    if removed > 0 {
+        log::info!("index {name:?}: removed {removed} cache files its manifest does not name");
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        LoadError::refused(format!("creating the cache directory {}: {e}", dir.display()))
+    })?;
+    let mut segments = Vec::with_capacity(m.segments.len());
+    let (mut mapped, mut fetched) = (0, 0);
+    for (entry, tombstone_bits) in m.segments.iter().zip(bits) {
+        let path = disk_cache::segment_path(&dir, entry.id);
+        let arrays = match open_cache(path.clone(), entry.points, m.params.dim).await {
+            Ok(arrays) => {
+                mapped += 1;
+                arrays
+            }
+            Err(why) => {
+                if path.exists() {
+                    log::warn!("index {name:?}: {why}; writing it again from storaged");
+                }
+                let temp = disk_cache::temp_path(&dir);
+                let mut to_cache = ObjectToCache::create(&temp).map_err(LoadError::refused)?;
+                let fetch = fetch_segment(store, name, m, entry, |c| to_cache.feed(c)).await;
+                let written = fetch.and_then(|_| to_cache.finish().map_err(LoadError::refused));
+                if let Err(e) = written.and_then(|_| {
+                    std::fs::rename(&temp, &path).map_err(|e| LoadError::refused(e.to_string()))
+                }) {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(e);
+                }
+                fetched += 1;
+                open_cache(path, entry.points, m.params.dim)
+                    .await
+                    .map_err(|e| LoadError::refused(format!("refused: {e}")))?
+            }
+        };
+        segments.push(LoadedSegment {
+            id: entry.id,
+            arrays,
+            tombstone_bits,
+        });
+    }
+    log::info!(
+        "index {name:?}: {mapped} segments mapped from cache files, {fetched} fetched from storaged into {}",
+        dir.display()
+    );
+    Ok(segments)
+}
+
+/// A segment's cache file, opened (checked, vectors mapped) off the async threads; it must
+/// hold `points` points of dim `dim`.
+async fn open_cache(path: PathBuf, points: usize, dim: usize) -> Result<SegmentArrays, String> {
+    blocking(move || {
+        let opened = cache_file::open(&path)?;
+        if opened.header.points != points || opened.header.dim != dim {
+            return Err(format!(
+                "cache file {} holds {} points of dim {}, the manifest names {points} of dim {dim}",
+                path.display(),
+                opened.header.points,
+                opened.header.dim
+            ));
+        }
+        Ok(opened.arrays)
+    })
+    .await
 }
 
 /// What the replay of the log applied.

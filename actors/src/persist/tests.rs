@@ -39,6 +39,7 @@ impl Written {
             ef_construction: 64,
             ef_search: 32,
             quantization: None,
+            on_disk: false,
         };
         let engine = EngineConfig {
             seal_points: 50,

@@ -136,6 +136,10 @@ impl Registry {
             seq: 1,
             ..ActorStart::default()
         };
+        if let (Some(root), true) = (self.engine.cache_root, params.on_disk) {
+            // Whatever a crash during an earlier delete of the name left behind.
+            crate::index::disk_cache::remove_index(root, &params.name);
+        }
         let index = Index::new(params, self.engine);
         index.declare_fields(&fields)?;
         let handle = self.start(index, start);
@@ -356,6 +360,10 @@ impl Registry {
         match &doomed {
             Doomed::Index(handle) => {
                 handle.actor.do_send(DropIndex);
+                // Mapped files stay readable until their segments are dropped.
+                if let Some(root) = self.engine.cache_root {
+                    crate::index::disk_cache::remove_index(root, name);
+                }
                 log::info!(
                     "index {name:?} deleted ({} items)",
                     handle.index.stats().count

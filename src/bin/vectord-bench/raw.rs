@@ -25,6 +25,7 @@ pub fn params(data: &Dataset, name: &str) -> IndexParams {
         ef_construction: 200,
         ef_search: 64,
         quantization: None,
+        on_disk: false,
     }
 }
 

@@ -22,6 +22,7 @@ fn params(distance: Metric, dim: usize) -> IndexParams {
         ef_construction: 200,
         ef_search: 64,
         quantization: None,
+        on_disk: false,
     }
 }
 
