@@ -308,8 +308,10 @@ fn info(state: &AppState, handle: &IndexHandle) -> IndexInfo {
         ef_search: p.ef_search,
         quantization: p
             .quantization
-            .map(|q| serde_json::json!({"type": "int8", "quantile": q.quantile,
-                "rescore": true, "oversampling": vectord_actors::index::DEFAULT_OVERSAMPLING})),
+            .map(|q| serde_json::json!({"type": "int8", "quantile": q.quantile})),
+        rescoring: p.quantization.map(|_| {
+            serde_json::json!({"rescore": true, "oversampling": vectord_actors::index::DEFAULT_OVERSAMPLING})
+        }),
         fields: field_kinds(&handle.index.fields()),
         count: stats.count,
         tombstones: stats.tombstones,

@@ -35,11 +35,15 @@ pub struct IndexInfo {
     pub m: usize,
     pub ef_construction: usize,
     pub ef_search: usize,
-    /// `{"type": "int8", "quantile": q, "rescore": true, "oversampling": 4}` for a quantized
-    /// index (absent otherwise): the searches' defaults come with it.
+    /// `{"type": "int8", "quantile": q}` for a quantized index (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub quantization: Option<serde_json::Value>,
+    /// A quantized index's search defaults: `{"rescore": true, "oversampling": 4}`
+    /// (a search's `rescore` and `oversampling` override them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub rescoring: Option<serde_json::Value>,
     /// Metadata fields with a field index, by name: `keyword`, `integer`, `float`, `bool`.
     pub fields: std::collections::BTreeMap<String, String>,
     /// Live items.

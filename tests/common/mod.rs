@@ -139,6 +139,8 @@ pub fn vectord(dir: &Path, extra: &[String], ready: bool) -> Proc {
         format!("127.0.0.1:{port}"),
         "--set".into(),
         "vectord.workers=2".into(),
+        "--set".into(),
+        format!("vectord.cache_dir={}", dir.join("cache").display()),
     ];
     std::fs::write(dir.join("none.toml"), "").expect("write empty config");
     args.extend_from_slice(extra);

@@ -149,8 +149,7 @@ impl ObjectToCache {
                     return Ok(());
                 };
                 // The layout is checked as a reload would (names, lengths against points).
-                SectionsReader::without_vectors(env.segment.clone())
-                    .map_err(|e| e.to_string())?;
+                SectionsReader::without_vectors(env.segment.clone()).map_err(|e| e.to_string())?;
                 self.left = env.segment.sections.first().map_or(0, |s| s.len);
                 let header = env.segment.clone();
                 self.envelope = Some(env);
@@ -229,7 +228,8 @@ pub fn open(path: &Path) -> Result<Opened, String> {
     // and never opens one for writing again; removing a mapped file (an index deleted, a
     // segment merged away) keeps its pages until the map is dropped. The cache directory
     // belongs to vectord alone (docs/operations.md says not to edit it).
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("mapping {}: {e}", path.display()))?;
+    let map =
+        unsafe { Mmap::map(&file) }.map_err(|e| format!("mapping {}: {e}", path.display()))?;
     let map = Arc::new(map);
     let (header, offsets) = read_footer(&map).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut reader = SectionsReader::without_vectors(header.clone())
@@ -373,7 +373,10 @@ mod tests {
         let mut reader = SegmentObjectReader::default();
         reader.feed(&object).unwrap();
         let (_, arrays) = reader.finish().unwrap();
-        assert_eq!(arrays.vectors.as_slice(), open(&path).unwrap().arrays.vectors.as_slice());
+        assert_eq!(
+            arrays.vectors.as_slice(),
+            open(&path).unwrap().arrays.vectors.as_slice()
+        );
     }
 
     #[test]
@@ -386,7 +389,7 @@ mod tests {
         let mut bad = good.clone();
         bad[5] ^= 1;
         std::fs::write(&path, &bad).unwrap();
-        assert!(open(&path).unwrap_err().contains("checksum"));
+        assert!(open(&path).err().unwrap().contains("checksum"));
         // Every cut is refused, never a panic.
         for cut in 0..good.len() {
             std::fs::write(&path, &good[..cut]).unwrap();

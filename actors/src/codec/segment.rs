@@ -848,7 +848,7 @@ mod tests {
             let names: Vec<&str> = header.sections.iter().map(|s| s.name.as_str()).collect();
             assert_eq!(names.contains(&"document_bytes"), documents, "{names:?}");
             let arrays = decode(&header, &payload).unwrap();
-            assert_eq!(arrays.vectors, [1.0, 2.0, 3.0, 4.0]);
+            assert_eq!(arrays.vectors.as_slice(), [1.0, 2.0, 3.0, 4.0]);
             assert_eq!(arrays.id_ends, [1, 2]);
             assert_eq!(arrays.metadata_bytes, b"{\"k\":1}");
             assert_eq!(arrays.graph.is_some(), graph);
@@ -906,7 +906,7 @@ mod tests {
             }
             let (env, arrays) = reader.finish().unwrap();
             assert_eq!((env.index.as_str(), env.segment.id), ("idx", 5));
-            assert_eq!(arrays.vectors, [1.0, 2.0, 3.0, 4.0]);
+            assert_eq!(arrays.vectors.as_slice(), [1.0, 2.0, 3.0, 4.0]);
             assert_eq!(arrays.graph.unwrap().links0, [1, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
             assert_eq!(arrays.documents, Some((b"\x01d".to_vec(), vec![2, 2])));
             assert_eq!(arrays.fields, [("lang".to_string(), b"xyz".to_vec())]);

@@ -99,17 +99,20 @@ enum BuiltWork {
         segment: u64,
         fields: FieldIndexes,
     },
-    Rebuilt {
-        sources: Vec<u64>,
-        points: Box<Points>,
-        graph: Option<FlatGraph>,
-        /// (source position, point in source) of each new point.
-        origins: Vec<(u32, u32)>,
-        why: &'static str,
-        fields: FieldIndexes,
-        codes: Option<Codes>,
-        cached: Option<CachedPoints>,
-    },
+    Rebuilt(Rebuilt),
+}
+
+/// A merged or compacted segment, ready to install.
+struct Rebuilt {
+    sources: Vec<u64>,
+    points: Box<Points>,
+    graph: Option<FlatGraph>,
+    /// (source position, point in source) of each new point.
+    origins: Vec<(u32, u32)>,
+    why: &'static str,
+    fields: FieldIndexes,
+    codes: Option<Codes>,
+    cached: Option<CachedPoints>,
 }
 
 /// What an install did, for the log.
@@ -298,7 +301,7 @@ impl Index {
                 let graph = build_graph(&points, p.distance, p.m, p.ef_construction, seed(first))?;
                 let fields = FieldIndexes::build(&points, &job.fields);
                 let codes = codes_of(&points, p);
-                BuiltWork::Rebuilt {
+                BuiltWork::Rebuilt(Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
                     cached: self.spill(&points, graph.as_ref(), &fields, codes.as_ref()),
                     fields,
@@ -307,7 +310,7 @@ impl Index {
                     graph,
                     origins,
                     why,
-                }
+                })
             }
             Work::Extend { sources, graph } => {
                 let base = sources.first().ok_or("a merge without segments")?;
@@ -317,7 +320,7 @@ impl Index {
                 let graph = extend_graph(&graph, &points, p.distance, p.ef_construction, layers)?;
                 let fields = FieldIndexes::build(&points, &job.fields);
                 let codes = codes_of(&points, p);
-                BuiltWork::Rebuilt {
+                BuiltWork::Rebuilt(Rebuilt {
                     sources: sources.iter().map(|s| s.id).collect(),
                     cached: self.spill(&points, Some(&graph), &fields, codes.as_ref()),
                     fields,
@@ -326,7 +329,7 @@ impl Index {
                     graph: Some(graph),
                     origins,
                     why: "merge",
-                }
+                })
             }
         };
         Ok(Built {
@@ -374,68 +377,13 @@ impl Index {
                 }
                 report
             }
-            BuiltWork::Rebuilt {
-                sources,
-                points,
-                graph,
-                origins,
-                why,
-                fields,
-                codes,
-                cached,
-            } => {
+            BuiltWork::Rebuilt(rebuilt) => {
                 if let Some(dir) = self.cache_dir() {
-                    for &id in &sources {
+                    for &id in &rebuilt.sources {
                         let _ = std::fs::remove_file(disk_cache::segment_path(&dir, id));
                     }
                 }
-                let positions: Vec<Option<usize>> =
-                    sources.iter().map(|&id| s.position(id)).collect();
-                let mut deleted = BitSet::with_len(points.len());
-                let mut deleted_count = 0;
-                for (i, &(si, q)) in origins.iter().enumerate() {
-                    let gone = match positions[si as usize] {
-                        Some(pos) => s.segments[pos].deleted.get(q as usize),
-                        None => true,
-                    };
-                    if gone && deleted.set(i) {
-                        deleted_count += 1;
-                    }
-                }
-                let insert_at = positions.iter().flatten().copied().min().unwrap_or(0);
-                s.segments.retain(|seg| !sources.contains(&seg.id));
-                let n = points.len();
-                let graph_codes = codes.filter(|_| graph.is_some()).map(Arc::new);
-                let summary = if n > deleted_count {
-                    let id = s.next_id;
-                    s.next_id += 1;
-                    let at = insert_at.min(s.segments.len());
-                    let points = cached.and_then(|c| c.settle(id)).unwrap_or(*points);
-                    s.segments.insert(
-                        at,
-                        Segment {
-                            id,
-                            points: Arc::new(points),
-                            graph: graph.map(Arc::new),
-                            deleted,
-                            deleted_count,
-                            busy: AtomicBool::new(false),
-                            first_lsn: None,
-                            filters: Default::default(),
-                            fields: Arc::new(fields),
-                            codes: graph_codes,
-                        },
-                    );
-                    format!(
-                        "{why}: segments {sources:?} became segment {id} ({n} points) in {took} ms"
-                    )
-                } else {
-                    format!("{why}: segments {sources:?} held no live item and were dropped")
-                };
-                JobReport {
-                    summary,
-                    renumbered: None,
-                }
+                install_rebuilt(s, rebuilt, took)
             }
         }
     }
@@ -479,9 +427,72 @@ impl Index {
     }
 }
 
+/// Swaps a merged or compacted segment in for its sources.
+fn install_rebuilt(s: &mut State, r: Rebuilt, took: u128) -> JobReport {
+    let Rebuilt {
+        sources,
+        points,
+        graph,
+        origins,
+        why,
+        fields,
+        codes,
+        cached,
+    } = r;
+    let positions: Vec<Option<usize>> = sources.iter().map(|&id| s.position(id)).collect();
+    let mut deleted = BitSet::with_len(points.len());
+    let mut deleted_count = 0;
+    for (i, &(si, q)) in origins.iter().enumerate() {
+        let gone = match positions[si as usize] {
+            Some(pos) => s.segments[pos].deleted.get(q as usize),
+            None => true,
+        };
+        if gone && deleted.set(i) {
+            deleted_count += 1;
+        }
+    }
+    let insert_at = positions.iter().flatten().copied().min().unwrap_or(0);
+    s.segments.retain(|seg| !sources.contains(&seg.id));
+    let n = points.len();
+    let graph_codes = codes.filter(|_| graph.is_some()).map(Arc::new);
+    let summary = if n > deleted_count {
+        let id = s.next_id;
+        s.next_id += 1;
+        let at = insert_at.min(s.segments.len());
+        let points = cached.and_then(|c| c.settle(id)).unwrap_or(*points);
+        s.segments.insert(
+            at,
+            Segment {
+                id,
+                points: Arc::new(points),
+                graph: graph.map(Arc::new),
+                deleted,
+                deleted_count,
+                busy: AtomicBool::new(false),
+                first_lsn: None,
+                filters: Default::default(),
+                fields: Arc::new(fields),
+                codes: graph_codes,
+            },
+        );
+        format!("{why}: segments {sources:?} became segment {id} ({n} points) in {took} ms")
+    } else {
+        format!("{why}: segments {sources:?} held no live item and were dropped")
+    };
+    JobReport {
+        summary,
+        renumbered: None,
+    }
+}
+
 /// Gives a sealed segment the field indexes a job built for it.
 /// A seal's graph, field indexes, codes, and its points with mapped vectors.
-type SealParts = (Option<FlatGraph>, FieldIndexes, Option<Codes>, Option<Points>);
+type SealParts = (
+    Option<FlatGraph>,
+    FieldIndexes,
+    Option<Codes>,
+    Option<Points>,
+);
 
 fn install_sealed(s: &mut State, segment: u64, parts: SealParts, took: u128) -> JobReport {
     let (graph, fields, codes, mapped) = parts;

@@ -7,8 +7,8 @@
 use serde_json::{Map, Value};
 
 use super::documents::Documents;
-use crate::codec::floats::Floats;
 use super::ids::IdTable;
+use crate::codec::floats::Floats;
 
 /// Metadata of one point; `None` stands for `{}` (8 bytes a point instead of 24 for an
 /// empty map).

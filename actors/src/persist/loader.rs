@@ -29,13 +29,13 @@ use super::layout::{
 };
 use super::objects::Objects;
 use super::save::{Stored, StoredLog, StoredManifest};
-use crate::codec::log::{self as log_object, LogRecord};
-use crate::codec::manifest::{self, parse_log_object, Manifest, KIND_MANIFEST};
 use crate::codec::cache_file::{self, ObjectToCache};
+use crate::codec::log::{self as log_object, LogRecord};
 use crate::codec::manifest::ManifestSegment;
+use crate::codec::manifest::{self, parse_log_object, Manifest, KIND_MANIFEST};
 use crate::codec::segment::{HeadReader, SegmentArrays, SegmentEnvelope, SegmentObjectReader};
-use crate::index::disk_cache;
 use crate::codec::{self};
+use crate::index::disk_cache;
 use crate::index::persisted::LoadedSegment;
 use crate::index::{EngineConfig, Index};
 use crate::params::check_name;
@@ -434,7 +434,10 @@ async fn load_segments_cached(
         log::info!("index {name:?}: removed {removed} cache files its manifest does not name");
     }
     std::fs::create_dir_all(&dir).map_err(|e| {
-        LoadError::refused(format!("creating the cache directory {}: {e}", dir.display()))
+        LoadError::refused(format!(
+            "creating the cache directory {}: {e}",
+            dir.display()
+        ))
     })?;
     let mut segments = Vec::with_capacity(m.segments.len());
     let (mut mapped, mut fetched) = (0, 0);
