@@ -66,6 +66,13 @@ impl Server {
     /// Starts vectord with `extra` flags on a free loopback port and waits until it is
     /// ready (its persisted indexes loaded).
     pub fn start_with(scratch: &Path, extra: &[String]) -> Result<Server, String> {
+        let mut server = Server::spawn_with(scratch, extra)?;
+        server.wait_ready(Duration::from_secs(600))?;
+        Ok(server)
+    }
+
+    /// Starts vectord with `extra` flags on a free loopback port, without waiting.
+    pub fn spawn_with(scratch: &Path, extra: &[String]) -> Result<Server, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -85,27 +92,51 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("starting vectord: {e}"))?;
-        let server = Server {
+        Ok(Server {
             child,
             url: format!("http://127.0.0.1:{port}"),
             agent: ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(600))
                 .max_idle_connections_per_host(8)
                 .build(),
-        };
+        })
+    }
+
+    /// Waits until `/ready` answers 200; an error if the process exits first or `limit`
+    /// passes.
+    pub fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
         let started = Instant::now();
-        while server
+        while self
             .agent
-            .get(&format!("{}/ready", server.url))
+            .get(&format!("{}/ready", self.url))
             .call()
             .is_err()
         {
-            if started.elapsed() > Duration::from_secs(600) {
-                return Err("vectord was not ready within 10 minutes".into());
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("vectord exited before it was ready ({status})"));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if started.elapsed() > limit {
+                return Err(format!(
+                    "vectord was not ready within {} s",
+                    limit.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(server)
+        Ok(())
+    }
+
+    /// Stops vectord as its supervisor would (SIGTERM: it saves, then exits).
+    pub fn stop(mut self) -> Result<(), String> {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map_err(|e| format!("kill -TERM {pid}: {e}"))?;
+        self.child
+            .wait()
+            .map_err(|e| format!("waiting for vectord: {e}"))?;
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
@@ -135,6 +166,16 @@ impl Server {
     /// POSTs a JSON body and decodes the answer.
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, String> {
         self.post(path, body.to_string().as_bytes())
+    }
+
+    /// GETs a JSON answer.
+    pub fn get_json(&self, path: &str) -> Result<Value, String> {
+        self.agent
+            .get(&format!("{}{path}", self.url))
+            .call()
+            .map_err(|e| format!("GET {path}: {e}"))?
+            .into_json()
+            .map_err(|e| format!("GET {path}: {e}"))
     }
 
     /// The Prometheus exposition of `/metrics`.
@@ -508,8 +549,13 @@ pub fn add_bodies(base: &[Vec<f32>], batch: usize) -> Vec<Vec<u8>> {
 
 /// Resident memory of a process, in bytes (Linux).
 pub fn rss_bytes(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A size line of `/proc/<pid>/status` (`VmRSS:`, `RssAnon:`, `RssFile:`), in bytes.
+pub fn status_bytes(pid: u32, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

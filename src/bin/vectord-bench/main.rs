@@ -12,6 +12,7 @@ mod data;
 mod filtered;
 mod http;
 mod int8;
+mod on_disk;
 mod persist;
 mod raw;
 mod wire;
@@ -86,6 +87,16 @@ struct Args {
     /// (recall and 1-thread queries/s at each ef, with and without rescoring).
     #[arg(long)]
     int8: bool,
+    /// Instead of the rest: an int8 + `on_disk` index over HTTP on each data set (real
+    /// vectord and storaged): anonymous resident memory per vector against the f32
+    /// floor, recall and queries/s at each ef, restart to first answer from the cache
+    /// files and from storaged.
+    #[arg(long)]
+    on_disk: bool,
+    /// With --on-disk: also restart vectord under a memory limit of half the f32 index's
+    /// size (a cgroup; needs root), then the same data as an f32 index under that limit.
+    #[arg(long)]
+    memory_limit: bool,
     /// Run the persistence benchmark: a trickle into a loaded index, a bulk ingest, a
     /// reload with a log tail (vectord saving to a separate storaged).
     #[arg(long)]
@@ -440,6 +451,14 @@ fn run(args: &Args) -> Result<(), String> {
         for (set, _) in &sets {
             int8::int8(set, &raw::params(set, "int8"), &efs, K)?;
         }
+        return Ok(());
+    }
+    if args.on_disk {
+        let scratch = tempdir()?;
+        for (set, _) in &sets {
+            on_disk::on_disk(set, &scratch, &efs, K, args.memory_limit)?;
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
         return Ok(());
     }
     if args.filtered {

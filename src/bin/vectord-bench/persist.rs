@@ -81,12 +81,14 @@ pub struct Bulk {
 }
 
 /// A storaged and a vectord using it, on free loopback ports, data in `root`.
-struct Pair {
+pub struct Pair {
     storaged: Child,
     storaged_url: String,
-    vectord: Option<Server>,
+    pub vectord: Option<Server>,
     root: PathBuf,
     scratch: PathBuf,
+    /// More flags for vectord.
+    extra: Vec<String>,
 }
 
 impl Drop for Pair {
@@ -114,6 +116,11 @@ fn sibling_binary(name: &str) -> Result<PathBuf, String> {
 
 impl Pair {
     fn start(scratch: &Path, tag: &str) -> Result<Pair, String> {
+        Pair::start_with(scratch, tag, Vec::new())
+    }
+
+    /// `start`, vectord with `extra` flags (every time it is started).
+    pub fn start_with(scratch: &Path, tag: &str, extra: Vec<String>) -> Result<Pair, String> {
         let root = scratch.join(format!("storaged-{tag}"));
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         let port = free_port()?;
@@ -145,6 +152,7 @@ impl Pair {
             vectord: None,
             root,
             scratch: scratch.to_path_buf(),
+            extra,
         };
         pair.start_vectord()?;
         Ok(pair)
@@ -152,21 +160,26 @@ impl Pair {
 
     fn start_vectord(&mut self) -> Result<Duration, String> {
         let started = Instant::now();
-        let server = Server::start_with(
-            &self.scratch,
-            &[
-                "--set".into(),
-                "vectord.embedded_storaged=false".into(),
-                "--set".into(),
-                format!("vectord.storaged_url={}", self.storaged_url),
-            ],
-        )?;
+        let mut server = self.spawn_vectord()?;
+        server.wait_ready(Duration::from_secs(600))?;
         let took = started.elapsed();
         self.vectord = Some(server);
         Ok(took)
     }
 
-    fn vectord(&self) -> Result<&Server, String> {
+    /// Starts vectord on this storaged, without waiting for it.
+    pub fn spawn_vectord(&self) -> Result<Server, String> {
+        let mut args = vec![
+            "--set".into(),
+            "vectord.embedded_storaged=false".into(),
+            "--set".into(),
+            format!("vectord.storaged_url={}", self.storaged_url),
+        ];
+        args.extend(self.extra.iter().cloned());
+        Server::spawn_with(&self.scratch, &args)
+    }
+
+    pub fn vectord(&self) -> Result<&Server, String> {
         self.vectord
             .as_ref()
             .ok_or_else(|| "vectord is not running".into())
@@ -206,7 +219,7 @@ impl Pair {
 }
 
 /// How long the steady size waits after the last work before it is sampled.
-const SETTLE: Duration = Duration::from_secs(5);
+pub const SETTLE: Duration = Duration::from_secs(5);
 
 /// The allocator's live heap (`vectord_allocator_bytes{kind="allocated"}`), from `/metrics`.
 fn heap_bytes(server: &Server) -> Option<u64> {
@@ -323,14 +336,14 @@ fn add_body(prefix: &str, first: usize, vectors: &[Vec<f32>]) -> Vec<u8> {
 }
 
 /// The `m` of the indexes this bench creates.
-const M: usize = 16;
+pub const M: usize = 16;
 
 fn create(server: &Server, name: &str, dim: usize) -> Result<(), String> {
     let body = json!({"name": name, "dim": dim, "distance": "l2", "m": M, "ef_construction": 200});
     server.post_json("/vectors/index", &body).map(|_| ())
 }
 
-fn flush(server: &Server, name: &str) -> Result<(), String> {
+pub fn flush(server: &Server, name: &str) -> Result<(), String> {
     let answer = server.post_json(&format!("/vectors/index/{name}/flush"), &json!({}))?;
     if answer["persisted"] != true {
         return Err(format!("flush of {name} answered {answer}"));
@@ -340,7 +353,12 @@ fn flush(server: &Server, name: &str) -> Result<(), String> {
 
 /// Adds `vectors` in batches of 1,000 with ids `prefix0..`, encoding each batch just
 /// before sending it (a million vectors' bodies at once would not fit comfortably).
-fn ingest(server: &Server, name: &str, prefix: &str, vectors: &[Vec<f32>]) -> Result<(), String> {
+pub fn ingest(
+    server: &Server,
+    name: &str,
+    prefix: &str,
+    vectors: &[Vec<f32>],
+) -> Result<(), String> {
     for (b, chunk) in vectors.chunks(1000).enumerate() {
         server.add(name, &add_body(prefix, b * 1000, chunk))?;
         if b % 100 == 99 {
