@@ -108,10 +108,31 @@ pub struct VectordConfig {
     pub max_queued_writes: usize,
     /// HTTP worker threads (0 = number of cores).
     pub workers: usize,
+    /// `primary` (serves reads and writes, saves to storaged) or `replica` (serves every
+    /// index a primary stores, read-only, following its saves: `vectord_actors::replica`).
+    pub role: Role,
+    /// How often a replica polls the store for the primary's changes.
+    pub replica_poll_ms: u64,
     /// Where `on_disk` indexes keep their vectors (cache files, mapped; storaged stays the
     /// truth). Empty: `<storaged.root>-cache` with the embedded storaged (so `--data-dir`
     /// moves both), else `./vectord-cache`.
     pub cache_dir: String,
+}
+
+/// What a vectord process does (`vectord.role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Replica,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Replica => "replica",
+        }
+    }
 }
 
 /// The whole configuration: `[vectord]` here, `[storaged]` owned by `crate::storaged`.
@@ -152,6 +173,8 @@ impl Default for Config {
                 max_queued_writes: 64,
                 workers: 0,
                 cache_dir: String::new(),
+                role: Role::Primary,
+                replica_poll_ms: 1_000,
             },
             storaged: StoragedConfig::default(),
         }
@@ -206,6 +229,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("vectord.metrics_public", "VECTORD_METRICS_PUBLIC"),
     ("vectord.workers", "VECTORD_WORKERS"),
     ("vectord.cache_dir", "VECTORD_CACHE_DIR"),
+    ("vectord.role", "VECTORD_ROLE"),
+    ("vectord.replica_poll_ms", "VECTORD_REPLICA_POLL_MS"),
     ("storaged.bind", "VECTORD_STORAGED_BIND"),
     ("storaged.api_key", "VECTORD_STORAGED_API_KEY"),
     ("storaged.api_key_file", "VECTORD_STORAGED_API_KEY_FILE"),
@@ -259,7 +284,11 @@ impl Config {
             cfg.set(key.trim(), value.trim())?;
         }
         if cfg.vectord.cache_dir.is_empty() {
-            cfg.vectord.cache_dir = if cfg.vectord.embedded_storaged {
+            cfg.vectord.cache_dir = if cfg.vectord.role == Role::Replica {
+                // Never the primary's directory, should both run in one place.
+                let port = cfg.vectord.bind.rsplit(':').next().unwrap_or("0");
+                format!("./vectord-cache-replica-{port}")
+            } else if cfg.vectord.embedded_storaged {
                 format!("{}-cache", cfg.storaged.root.display())
             } else {
                 "./vectord-cache".into()
@@ -355,6 +384,8 @@ impl Config {
                 "vectord.max_queued_writes" => v.max_queued_writes.to_string(),
                 "vectord.workers" => v.workers.to_string(),
                 "vectord.cache_dir" => quoted(&v.cache_dir),
+                "vectord.role" => quoted(v.role.as_str()),
+                "vectord.replica_poll_ms" => v.replica_poll_ms.to_string(),
                 "storaged.bind" => quoted(&s.bind),
                 "storaged.api_key" => secret(&s.api_key),
                 "storaged.root" => quoted(&s.root.display().to_string()),
@@ -378,6 +409,13 @@ impl Config {
 
     /// Checks that need several settings at once.
     fn check(&self) -> Result<(), ConfigError> {
+        if self.vectord.role == Role::Replica && self.vectord.storaged_url.is_empty() {
+            return Err(bad(
+                "vectord.role",
+                "replica",
+                "a replica follows a store: set vectord.storaged_url",
+            ));
+        }
         let s = &self.storaged;
         if s.backend == BackendKind::S3 && s.s3.bucket.is_empty() {
             return Err(bad(
@@ -506,6 +544,20 @@ fn set_vectord(v: &mut VectordConfig, key: &str, value: &str) -> Result<(), Conf
         "vectord.max_queued_writes" => v.max_queued_writes = parse_range(key, value, 1, 100_000)?,
         "vectord.workers" => v.workers = parse_range(key, value, 0, 1024)?,
         "vectord.cache_dir" => v.cache_dir = value.to_string(),
+        "vectord.role" => {
+            v.role = match value {
+                "primary" => Role::Primary,
+                "replica" => Role::Replica,
+                _ => {
+                    return Err(ConfigError::BadValue {
+                        key: key.into(),
+                        value: value.into(),
+                        message: "expected \"primary\" or \"replica\"".into(),
+                    })
+                }
+            }
+        }
+        "vectord.replica_poll_ms" => v.replica_poll_ms = parse_range(key, value, 10, 3_600_000)?,
         _ => return set_limit(&mut v.limits, key, value),
     }
     Ok(())

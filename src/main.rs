@@ -11,11 +11,12 @@ use actix::prelude::*;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use clap::Parser;
-use vectord::config::{cores, Config, ConfigArgs, VectordConfig};
+use vectord::config::{cores, Config, ConfigArgs, Role, VectordConfig};
 use vectord::http::{self, AppState, IndexDefaults};
 use vectord_actors::persist::persister::{FlushAll, Persister};
 use vectord_actors::persist::status::PersistStatus;
 use vectord_actors::registry::Registry;
+use vectord_actors::replica::{self, FollowStatus};
 use vectord_actors::storaged_client::StoragedClient;
 
 // hnsw_rs makes one small allocation per graph link, and requests churn through large
@@ -63,6 +64,10 @@ struct Args {
     /// Shorthand for --set vectord.embedded_storaged=false: use a storaged run separately.
     #[arg(long)]
     no_embedded_storaged: bool,
+    /// Shorthand for --set vectord.role=replica --set vectord.embedded_storaged=false:
+    /// serve, read-only, what a primary stores in the storaged at --storaged-url.
+    #[arg(long)]
+    replica: bool,
     /// Print the effective configuration (API keys redacted) and exit.
     #[arg(long)]
     check_config: bool,
@@ -78,8 +83,9 @@ fn main() -> ExitCode {
         ("vectord.storaged_url", args.ephemeral.then_some("")),
         (
             "vectord.embedded_storaged",
-            args.no_embedded_storaged.then_some("false"),
+            (args.no_embedded_storaged || args.replica).then_some("false"),
         ),
+        ("vectord.role", args.replica.then_some("replica")),
     ];
     let cfg = match args.config.load(&shorthands) {
         Ok(cfg) => cfg,
@@ -124,7 +130,9 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     };
     let store = StoragedClient::new(&v.storaged_url, Duration::from_secs(v.storage_timeout_s))
         .with_api_key(cfg.storaged.api_key.clone());
-    let persister = persistent.then(|| {
+    let replica = v.role == Role::Replica;
+    // A replica never writes to the store: no persister.
+    let persister = (persistent && !replica).then(|| {
         Persister::new(
             store.clone(),
             v.save_quiet(),
@@ -148,17 +156,20 @@ async fn run(cfg: Config) -> std::io::Result<()> {
         v.idle_seal(),
     ));
     let ready = Arc::new(AtomicBool::new(!persistent));
+    let following = replica.then(|| Arc::new(FollowStatus::default()));
     let state = app_state(
         &v,
         registry.clone(),
         persister.clone(),
         ready.clone(),
-        saves,
+        (saves, following.clone()),
     );
     let server = serve(&v, state)?;
 
     supervisor::start_watchdog();
-    if persistent {
+    if let Some(status) = following {
+        start_following(&v, store, registry, status, ready);
+    } else if persistent {
         let timeout = Duration::from_secs(v.rehydrate_timeout_s);
         actix_rt::spawn(rehydrate(store, registry, timeout, ready));
     } else {
@@ -182,6 +193,36 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     actor_arbiter.stop();
     log::info!("vectord: stopped");
     Ok(())
+}
+
+/// A replica's follower, and its readiness once the first poll is done.
+fn start_following(
+    v: &VectordConfig,
+    store: StoragedClient,
+    registry: Arc<Registry>,
+    status: Arc<FollowStatus>,
+    ready: Arc<AtomicBool>,
+) {
+    log::info!(
+        "vectord: a read replica of the indexes stored at {} (writes answer 409 read_only)",
+        v.storaged_url
+    );
+    let every = Duration::from_millis(v.replica_poll_ms);
+    let timeout = Duration::from_secs(v.rehydrate_timeout_s);
+    actix_rt::spawn(replica::follow(
+        store,
+        registry,
+        every,
+        timeout,
+        status.clone(),
+    ));
+    actix_rt::spawn(async move {
+        while !status.is_ready() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ready.store(true, Ordering::Release);
+        supervisor::ready();
+    });
 }
 
 /// storaged in this process, so one command gives a persistent service. It handles no
@@ -212,7 +253,7 @@ fn app_state(
     registry: Arc<Registry>,
     persister: Option<Addr<Persister>>,
     ready: Arc<AtomicBool>,
-    saves: Option<Arc<PersistStatus>>,
+    (saves, following): (Option<Arc<PersistStatus>>, Option<Arc<FollowStatus>>),
 ) -> web::Data<AppState> {
     let search_threads = if v.search_threads == 0 {
         cores()
@@ -231,6 +272,7 @@ fn app_state(
             ef_search: v.default_ef_search,
         },
         saves,
+        following,
         limits: v.limits,
         // KiB permits (a Semaphore counts up to 2^61; u32 KiB requests cover 4 TiB).
         write_budget: Arc::new(tokio::sync::Semaphore::new(
@@ -250,6 +292,7 @@ fn serve(v: &VectordConfig, state: web::Data<AppState>) -> std::io::Result<Serve
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(middleware::from_fn(http::replica::refuse_writes))
             .wrap(middleware::from_fn(http::auth::require_api_key))
             .wrap(middleware::from_fn(http::service_api::log_request))
             .configure(http::configure)

@@ -37,6 +37,14 @@ pub struct AddItems {
     pub items: Vec<NewItem>,
 }
 
+/// Apply log records a primary stored, in lsn order, as a start-up replay does (a replica
+/// following it).
+#[derive(Message)]
+#[rtype(result = "Result<(), IndexError>")]
+pub struct ApplyLog {
+    pub records: Vec<crate::codec::log::LogRecord>,
+}
+
 /// Delete one item.
 #[derive(Message)]
 #[rtype(result = "Result<(), IndexError>")]
@@ -345,6 +353,22 @@ impl Handler<AddItems> for IndexActor {
             act.pending.append(log);
             act.written(ctx);
             Ok(outcome)
+        })))
+    }
+}
+
+impl Handler<ApplyLog> for IndexActor {
+    type Result = AtomicResponse<Self, Result<(), IndexError>>;
+
+    fn handle(&mut self, msg: ApplyLog, _: &mut Context<Self>) -> Self::Result {
+        let index = self.index.clone();
+        let work = blocking(self.name.clone(), "applying the primary's log", move || {
+            index.replay(msg.records).map_err(IndexError::Internal)
+        });
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(|res, act, ctx| {
+            res.and_then(|r| r)?;
+            act.written(ctx);
+            Ok(())
         })))
     }
 }

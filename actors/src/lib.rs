@@ -7,6 +7,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | `replica` | a read replica's follower: polls the store, loads and swaps in new manifests, applies new log objects |
 //! | `registry` | index name → index and actor; creates and deletes indexes; `registry::startup` loads the stored ones at start-up (calling `persist::loader`) |
 //! | `index_actor` | the actor that applies one index's mutations in order and runs its background jobs; its protocol (`AddItems`, `DeleteItem`, `DropIndex`) |
 //! | `persist` | persistence: the persister actor and its protocol (`persist::persister`), one save (`persist::save`), the load of one index (`persist::loader`), object keys (`persist::layout`) |
@@ -32,5 +33,6 @@ pub mod metrics;
 pub mod params;
 pub mod persist;
 pub mod registry;
+pub mod replica;
 pub mod sample;
 pub mod storaged_client;

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub index_disk_bytes: IntGaugeVec,
     pub index_segments: IntGaugeVec,
     pub index_unsealed: IntGaugeVec,
+    pub replica_lag_ms: IntGaugeVec,
+    pub replica_applied_lsn: IntGaugeVec,
     pub indexes: IntGauge,
     pub allocator_bytes: IntGaugeVec,
 }
@@ -253,6 +255,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &r,
             "vectord_index_unsealed_items",
             "Points per index not yet in a sealed segment.",
+            &["index"],
+        ),
+        replica_lag_ms: gauge_vec(
+            &r,
+            "vectord_replica_lag_milliseconds",
+            "On a read replica: how old its view of an index may be (since the start of the last poll after which it had applied everything stored).",
+            &["index"],
+        ),
+        replica_applied_lsn: gauge_vec(
+            &r,
+            "vectord_replica_applied_lsn",
+            "On a read replica: the last of the primary's log sequence numbers applied, per index.",
             &["index"],
         ),
         indexes: gauge(&r, "vectord_indexes", "Indexes loaded."),

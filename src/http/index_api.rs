@@ -318,6 +318,7 @@ fn info(state: &AppState, handle: &IndexHandle) -> IndexInfo {
         memory_bytes_estimate: stats.memory_bytes,
         on_disk: p.on_disk,
         disk_bytes: stats.disk_bytes,
+        replica: super::replica::info(state, &handle.name),
         sealed_segments: stats.sealed_segments,
         unsealed_count: stats.unsealed_points,
         indexing: handle.index.indexing(),
@@ -331,9 +332,9 @@ fn info(state: &AppState, handle: &IndexHandle) -> IndexInfo {
     }
 }
 
-/// `storaged` or `ephemeral`.
+/// `storaged` or `ephemeral` (a replica serves what storaged holds).
 pub fn persistence(state: &AppState) -> &'static str {
-    if state.persister.is_some() {
+    if state.persister.is_some() || state.following.is_some() {
         "storaged"
     } else {
         "ephemeral"

@@ -4,10 +4,20 @@
 
 use vectord_actors::metrics::metrics;
 use vectord_actors::registry::Registry;
+use vectord_actors::replica::FollowStatus;
 
 /// The whole exposition.
-pub fn render(registry: &Registry) -> String {
+pub fn render(registry: &Registry, following: Option<&FollowStatus>) -> String {
     let m = metrics();
+    m.replica_lag_ms.reset();
+    m.replica_applied_lsn.reset();
+    for (name, f) in following.map(FollowStatus::all).unwrap_or_default() {
+        let lag = i64::try_from(f.lag_ms()).unwrap_or(i64::MAX);
+        m.replica_lag_ms.with_label_values(&[&name]).set(lag);
+        m.replica_applied_lsn
+            .with_label_values(&[&name])
+            .set(i64::try_from(f.applied_lsn).unwrap_or(i64::MAX));
+    }
     let indexes = registry.list();
     m.indexes.set(indexes.len() as i64);
     m.load_failures.set(registry.failures().len() as i64);

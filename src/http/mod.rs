@@ -10,6 +10,7 @@ pub mod index_api;
 pub mod item_api;
 pub mod metrics;
 pub mod openapi;
+pub mod replica;
 pub mod schema;
 pub mod search_api;
 pub mod select_api;
@@ -39,8 +40,11 @@ pub struct AppState {
     pub search_permits: Arc<tokio::sync::Semaphore>,
     pub max_body_bytes: usize,
     pub defaults: IndexDefaults,
-    /// What is known about each index's saves; none in ephemeral mode.
+    /// What is known about each index's saves; none in ephemeral mode and on a replica.
     pub saves: Option<Arc<PersistStatus>>,
+    /// A read replica's view of what it follows; none on a primary. Writes answer 409
+    /// `read_only` when set.
+    pub following: Option<Arc<vectord_actors::replica::FollowStatus>>,
     /// Limits on what clients send.
     pub limits: vectord_actors::index::Limits,
     /// Bytes of write bodies held at once, in KiB permits (see `body::read_budgeted`).

@@ -56,6 +56,9 @@ pub struct IndexInfo {
     pub on_disk: bool,
     /// Bytes of those cache files (0 unless `on_disk`).
     pub disk_bytes: usize,
+    /// On a read replica: how far it has followed the primary (absent on a primary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaInfo>,
     /// Segments searched by graph.
     pub sealed_segments: usize,
     /// Items not yet in a sealed segment (searched by scanning).
@@ -158,14 +161,37 @@ pub struct Health {
     pub indexes: usize,
     /// `storaged` or `ephemeral`.
     pub persistence: String,
-    /// The start-up load is done.
+    /// `primary` or `replica`.
+    pub role: String,
+    /// The start-up load is done (on a replica: its first poll of the store).
     pub ready: bool,
+    /// On a replica: each index followed, with how far behind it may be.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicated: Vec<ReplicaIndex>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_indexes: Vec<FailedIndex>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub load_warnings: Vec<LoadWarning>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub save_errors: Vec<SaveErrorInfo>,
+}
+
+/// How far a read replica has followed the primary's changes to one index.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct ReplicaInfo {
+    /// The last of the primary's log sequence numbers applied.
+    pub applied_lsn: u64,
+    /// How old the replica's view may be: milliseconds since the start of the last poll
+    /// after which it had applied everything stored.
+    pub lag_ms: u64,
+}
+
+/// An index a read replica follows, with its lag (`/health`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplicaIndex {
+    pub name: String,
+    pub applied_lsn: u64,
+    pub lag_ms: u64,
 }
 
 /// A stored index that could not be loaded (its files are left in place).

@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpResponse};
 
-use super::schema::{ErrorDetail, FailedIndex, Health, LoadWarning, Ready, SaveErrorInfo};
+use super::schema::{
+    ErrorDetail, FailedIndex, Health, LoadWarning, Ready, ReplicaIndex, SaveErrorInfo,
+};
 use super::AppState;
 
 /// Whether vectord is up, and what it holds; answers at once, whatever the indexes do.
@@ -47,11 +49,30 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         .into_iter()
         .map(|(name, warning)| LoadWarning { name, warning })
         .collect();
+    let replicated = state
+        .following
+        .as_ref()
+        .map(|f| f.all())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, f)| ReplicaIndex {
+            name,
+            applied_lsn: f.applied_lsn,
+            lag_ms: f.lag_ms(),
+        })
+        .collect();
     HttpResponse::Ok().json(Health {
         status: "ok".into(),
         indexes: state.registry.len(),
         persistence: super::index_api::persistence(&state).into(),
+        role: if state.following.is_some() {
+            "replica"
+        } else {
+            "primary"
+        }
+        .into(),
         ready: state.ready.load(Ordering::Acquire),
+        replicated,
         failed_indexes,
         load_warnings,
         save_errors,
@@ -87,7 +108,10 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(super::metrics::render(&state.registry))
+        .body(super::metrics::render(
+            &state.registry,
+            state.following.as_deref(),
+        ))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

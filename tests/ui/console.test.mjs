@@ -218,6 +218,7 @@ async function main() {
     assertEq(await cell('tombstones'), '0', 'tombstones cell');
     assertEq(await cell('persistence'), 'ephemeral', 'persistence cell');
     assert(/^\d+(\.\d+)? (B|kB|MB|GB)$/.test(await cell('memory')), `memory cell is human-readable: ${await cell('memory')}`);
+    assertEq(await cell('disk'), 'in RAM', 'on-disk cell of an index in RAM');
     await page.waitForFunction(() => /ready/.test(document.querySelector('[data-testid="health"]').textContent));
     const health = await page.textContent('[data-testid="health"]');
     assert(/1 index\b/.test(health) && /ephemeral/.test(health), `health line: ${health}`);
@@ -256,9 +257,11 @@ async function main() {
     assertEq(new URL(page.url()).hash, `#/index/${INDEX}`, 'hash');
     assertEq(await page.textContent('[data-testid="info-count"]'), String(ITEMS.length), 'info count');
     assertEq(await page.textContent('[data-testid="info-dim"]'), '4', 'info dim');
-    for (const f of ['distance', 'm', 'ef_construction', 'ef_search', 'tombstones', 'memory_bytes_estimate', 'sealed_segments', 'unsealed_count', 'persistence', 'last_save_error']) {
+    for (const f of ['distance', 'm', 'ef_construction', 'ef_search', 'tombstones', 'memory_bytes_estimate', 'on_disk', 'disk_bytes', 'quantization', 'sealed_segments', 'unsealed_count', 'persistence', 'last_save_error']) {
       assert(await page.isVisible(`[data-testid="info-${f}"]`), `info field ${f} shown`);
     }
+    assertEq(await page.textContent('[data-testid="info-on_disk"]'), 'no (in RAM)', 'on_disk shown');
+    assertEq(await page.textContent('[data-testid="info-quantization"]'), 'none', 'quantization shown');
   });
 
   await step('search by item id: the item first at distance ~0, k rows', async () => {

@@ -227,6 +227,35 @@ impl Registry {
         Ok(handle)
     }
 
+    /// Puts in an index a replica loaded (`replica`), in place of the one of that name it
+    /// served until now, if any: searches already running finish on the old one, the next
+    /// ones see the new one. Nothing is persisted (a replica has no persister).
+    pub fn swap_in_followed(&self, loaded: Loaded) -> IndexHandle {
+        let start = ActorStart {
+            seq: loaded.seq,
+            lsn: loaded.lsn,
+            pending: Default::default(),
+        };
+        let handle = self.start(loaded.index, start);
+        let mut names = self.names();
+        if let Some(old) = names.live.insert(handle.name.clone(), handle.clone()) {
+            old.actor.do_send(DropIndex);
+        }
+        handle
+    }
+
+    /// Takes out an index whose primary deleted it (a replica); its cache files go too.
+    pub fn drop_followed(&self, name: &str) {
+        let old = self.names().live.remove(name);
+        if let Some(old) = old {
+            old.actor.do_send(DropIndex);
+            if let Some(root) = self.engine.cache_root {
+                crate::index::disk_cache::remove_index(root, name);
+            }
+            log::info!("index {name:?} deleted by the primary: no longer served");
+        }
+    }
+
     /// A problem found while loading index `name` that did not stop it from loading (a
     /// log replay cut short), for `/health`.
     pub fn load_warnings(&self) -> Vec<(String, String)> {

@@ -107,6 +107,18 @@ def test_an_int8_index_is_created_and_searched(client: Client, index_name: str):
     assert e.value.code == "invalid_oversampling"
 
 
+def test_an_on_disk_index_keeps_its_setting_and_answers(client: Client, index_name: str):
+    info = client.create_index(
+        index_name, 4, "l2", quantization={"type": "int8"}, on_disk=True
+    )
+    assert info["on_disk"] is True and info["disk_bytes"] == 0
+    assert info["rescoring"] == {"rescore": True, "oversampling": 4.0}
+    vectors = np.random.default_rng(2).random((200, 4), dtype=np.float32)
+    client.add(index_name, [str(i) for i in range(200)], vectors)
+    assert client.search(index_name, vectors[5], k=1)[0].id == "5"
+    assert client.get_index(index_name)["on_disk"] is True
+
+
 def test_errors_carry_the_server_code_and_message(client: Client, index_name: str, server: str):
     client.create_index(index_name, 2)
     with pytest.raises(InvalidRequest) as e:

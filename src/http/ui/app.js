@@ -172,6 +172,7 @@
     ['distance', 'Distance'],
     ['tombstones', 'Tombstones', 'num'],
     ['memory', 'Memory', 'num'],
+    ['disk', 'On disk', 'num'],
     ['sealed_segments', 'Sealed segments', 'num'],
     ['persistence', 'Persistence'],
     ['last_save_error', 'Last save error'],
@@ -233,6 +234,9 @@
       distance: info.distance,
       tombstones: info.tombstones,
       memory: h('span', { title: `${info.memory_bytes_estimate} bytes (estimate)` }, formatBytes(info.memory_bytes_estimate)),
+      disk: info.on_disk
+        ? h('span', { title: `${info.disk_bytes} bytes of cache files` }, formatBytes(info.disk_bytes || 0))
+        : h('span', { class: 'muted', title: 'vectors in RAM' }, 'in RAM'),
       sealed_segments: info.sealed_segments,
       persistence: info.persistence,
       last_save_error: saveErrorCell(info, false),
@@ -293,6 +297,10 @@
     ['count', 'Count'],
     ['tombstones', 'Tombstones'],
     ['memory_bytes_estimate', 'Memory (estimate)'],
+    ['on_disk', 'Vectors on disk'],
+    ['disk_bytes', 'On disk'],
+    ['quantization', 'Quantization'],
+    ['rescoring', 'Rescoring (search defaults)'],
     ['sealed_segments', 'Sealed segments'],
     ['unsealed_count', 'Unsealed items'],
     ['indexing', 'Indexing now'],
@@ -347,8 +355,12 @@
     for (const [key, label] of INFO_FIELDS) {
       shown.add(key);
       let v = info[key];
-      if (key === 'memory_bytes_estimate') {
+      if (key === 'memory_bytes_estimate' || key === 'disk_bytes') {
         v = v === undefined ? '–' : `${formatBytes(v)} (${v} bytes)`;
+      } else if (key === 'on_disk') {
+        v = v ? 'yes (sealed segments\' vectors mapped from cache files)' : 'no (in RAM)';
+      } else if (key === 'quantization' || key === 'rescoring') {
+        v = v ? compactJson(v) : 'none';
       } else if (key === 'last_save_error') {
         v = saveErrorCell(info, true);
       } else if (key === 'indexing') {

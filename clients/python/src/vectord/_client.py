@@ -54,13 +54,23 @@ class _Api:
         ef_search: Optional[int] = None,
         fields: Optional[Mapping[str, str]] = None,
         quantization: Optional[Mapping[str, Any]] = None,
+        on_disk: bool = False,
     ) -> Any:
         """Creates an index (`distance`: cosine, l2 or ip; `fields`: metadata fields to
         index, `{"lang": "keyword", "year": "integer"}`; `quantization`: `{"type": "int8"}`
-        to search on a byte per value, rescored in f32); returns its info."""
+        to search on a byte per value, rescored in f32; `on_disk`: sealed vectors in
+        memory-mapped files on the server instead of RAM); returns its info."""
         return self._run(
             rq.create_index(
-                name, dim, distance, m, ef_construction, ef_search, fields, quantization
+                name,
+                dim,
+                distance,
+                m,
+                ef_construction,
+                ef_search,
+                fields,
+                quantization,
+                on_disk,
             )
         )
 

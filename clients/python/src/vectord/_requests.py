@@ -144,6 +144,7 @@ def create_index(
     ef_search: Optional[int],
     fields: Optional[Mapping[str, str]],
     quantization: Optional[Mapping[str, Any]] = None,
+    on_disk: bool = False,
 ) -> Call:
     body = _without_none(
         name=name,
@@ -154,6 +155,7 @@ def create_index(
         ef_search=ef_search,
         fields=dict(fields) if fields else None,
         quantization=dict(quantization) if quantization else None,
+        on_disk=True if on_disk else None,
     )
     return Call("POST", "/vectors/index", body)
 

@@ -1,0 +1,257 @@
+//! Read replicas on the real binaries: a primary and two replicas over one storaged.
+//! What the primary stores reaches both within the bound; deletes and re-creates
+//! propagate (no item or index comes back); writes to a replica answer 409 `read_only`; a
+//! replica killed with `kill -9` catches up after its restart; replicas keep answering
+//! when the primary is gone; a replica started during an ingest converges.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Poll interval of the replicas under test.
+const POLL_MS: u64 = 200;
+/// How long a flushed change may take to show on a replica: two polls and a load, with
+/// room for a slow shared machine.
+const BOUND: Duration = Duration::from_secs(20);
+
+fn replica(dir: &Path, storaged_url: &str, tag: &str) -> Proc {
+    let args: Vec<String> = [
+        "--replica",
+        "--storaged-url",
+        storaged_url,
+        "--set",
+        &format!("vectord.replica_poll_ms={POLL_MS}"),
+        "--set",
+        &format!(
+            "vectord.cache_dir={}",
+            dir.join(format!("cache-{tag}")).display()
+        ),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    vectord(dir, &args, true)
+}
+
+fn count(api: &Api, name: &str) -> Option<u64> {
+    let (s, b) = api.post(&format!("/vectors/index/{name}/count"), &json!({}));
+    (s == 200).then(|| b["count"].as_u64()).flatten()
+}
+
+/// Waits until `check` holds on `api`; answers how long it took.
+fn until(api: &Api, what: &str, check: impl Fn(&Api) -> bool) -> Duration {
+    let started = Instant::now();
+    while !check(api) {
+        assert!(
+            started.elapsed() < BOUND,
+            "{what}: not seen on the replica within {BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+fn flush(api: &Api, name: &str) {
+    let (s, b) = api.post(&format!("/vectors/index/{name}/flush"), &json!({}));
+    assert_eq!(s, 200, "{b}");
+}
+
+#[test]
+fn replicas_follow_adds_deletes_and_recreates_and_refuse_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    let mut primary = persistent(dir.path(), &store.url, &[]);
+    let p = primary.api();
+    let mut r1 = replica(dir.path(), &store.url, "r1");
+    let r2 = replica(dir.path(), &store.url, "r2");
+    let data = vectors(5, 300, 8);
+    let (s, _) = p.post(
+        "/vectors/index",
+        &json!({"name": "docs", "dim": 8, "distance": "cosine"}),
+    );
+    assert_eq!(s, 201);
+    assert_eq!(
+        p.post("/vectors/index/docs/add", &add_body("v", &data)).0,
+        200
+    );
+    flush(&p, "docs");
+    for r in [&r1, &r2] {
+        let took = until(&r.api(), "300 items", |a| count(a, "docs") == Some(300));
+        eprintln!("visible on a replica {took:?} after the flush");
+        let (s, b) = r.api().post(
+            "/vectors/index/docs/search",
+            &json!({"vector": data[17], "k": 3}),
+        );
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["results"][0]["id"], "v17");
+    }
+
+    // Writes are refused, reads answered.
+    let a1 = r1.api();
+    for (method, path, body) in [
+        (
+            "POST",
+            "/vectors/index",
+            json!({"name": "x", "dim": 2, "distance": "l2"}),
+        ),
+        ("POST", "/vectors/index/docs/add", add_body("w", &data[..1])),
+        ("POST", "/vectors/index/docs/delete", json!({"ids": ["v1"]})),
+        ("POST", "/vectors/index/docs/flush", json!({})),
+        (
+            "POST",
+            "/vectors/index/docs/fields",
+            json!({"fields": {"i": "integer"}}),
+        ),
+        ("DELETE", "/vectors/index/docs/items/v1", json!(null)),
+        ("DELETE", "/vectors/index/docs", json!(null)),
+    ] {
+        let (s, b) = a1.call(method, path, (!body.is_null()).then_some(&body));
+        assert_eq!(s, 409, "{method} {path}: {b}");
+        assert_eq!(b["error"]["code"], "read_only", "{b}");
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains("replica"),
+            "{b}"
+        );
+    }
+    assert_eq!(count(&a1, "docs"), Some(300), "nothing changed");
+    let (_, health) = a1.get("/health");
+    assert_eq!(health["role"], "replica", "{health}");
+    assert_eq!(health["replicated"][0]["name"], "docs", "{health}");
+    assert!(
+        health["replicated"][0]["lag_ms"].as_u64().unwrap() < 10_000,
+        "{health}"
+    );
+    let (_, info) = a1.get("/vectors/index/docs");
+    assert!(
+        info["replica"]["applied_lsn"].as_u64().unwrap() >= 1,
+        "{info}"
+    );
+
+    // Deletes propagate.
+    let (s, _) = p.post(
+        "/vectors/index/docs/delete",
+        &json!({"ids": ["v0", "v1", "v2"]}),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(p.delete("/vectors/index/docs/items/v3").0, 204);
+    flush(&p, "docs");
+    for r in [&r1, &r2] {
+        until(&r.api(), "the deletes", |a| count(a, "docs") == Some(296));
+        assert_eq!(r.api().get("/vectors/index/docs/items/v0").0, 404);
+    }
+
+    // An index deleted and created again: never the old items.
+    assert_eq!(p.delete("/vectors/index/docs").0, 204);
+    let (s, _) = p.post(
+        "/vectors/index",
+        &json!({"name": "docs", "dim": 4, "distance": "l2"}),
+    );
+    assert_eq!(s, 201);
+    let fresh = vectors(6, 5, 4);
+    assert_eq!(
+        p.post("/vectors/index/docs/add", &add_body("n", &fresh)).0,
+        200
+    );
+    flush(&p, "docs");
+    for r in [&r1, &r2] {
+        until(&r.api(), "the re-created index", |a| {
+            a.get("/vectors/index/docs").1["dim"] == 4 && count(a, "docs") == Some(5)
+        });
+        assert_eq!(r.api().get("/vectors/index/docs/items/v10").0, 404);
+    }
+    // A deleted index disappears.
+    let (s, _) = p.post(
+        "/vectors/index",
+        &json!({"name": "gone", "dim": 2, "distance": "l2"}),
+    );
+    assert_eq!(s, 201);
+    flush(&p, "gone");
+    until(&r2.api(), "index gone created", |a| {
+        a.get("/vectors/index/gone").0 == 200
+    });
+    assert_eq!(p.delete("/vectors/index/gone").0, 204);
+    until(&r2.api(), "index gone deleted", |a| {
+        a.get("/vectors/index/gone").0 == 404
+    });
+
+    // A replica killed with kill -9 catches up after its restart.
+    r1.kill9();
+    assert_eq!(
+        p.post(
+            "/vectors/index/docs/add",
+            &add_body("m", &vectors(7, 10, 4))
+        )
+        .0,
+        200
+    );
+    flush(&p, "docs");
+    let r1 = replica(dir.path(), &store.url, "r1");
+    until(&r1.api(), "the writes made while it was down", |a| {
+        count(a, "docs") == Some(15)
+    });
+
+    // With the primary gone, replicas answer from the last stored state.
+    primary.kill9();
+    for r in [&r1, &r2] {
+        until(&r.api(), "the last state", |a| count(a, "docs") == Some(15));
+        let (s, b) = r.api().post(
+            "/vectors/index/docs/search",
+            &json!({"vector": fresh[2], "k": 1}),
+        );
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["results"][0]["id"], "n2");
+    }
+}
+
+#[test]
+fn a_replica_started_during_an_ingest_converges_through_new_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    // Small segments and a manifest at every save: the replica follows by reloading.
+    let primary = persistent(
+        dir.path(),
+        &store.url,
+        &[
+            "--set",
+            "vectord.seal_points=200",
+            "--set",
+            "vectord.manifest_log_bytes=0",
+        ],
+    );
+    let p = primary.api();
+    let (s, _) = p.post(
+        "/vectors/index",
+        &json!({"name": "live", "dim": 8, "distance": "l2"}),
+    );
+    assert_eq!(s, 201);
+    let data = vectors(9, 3000, 8);
+    let mut replica_proc = None;
+    for (b, chunk) in data.chunks(100).enumerate() {
+        let body = add_body(&format!("b{b}-"), chunk);
+        assert_eq!(p.post("/vectors/index/live/add", &body).0, 200);
+        if b == 10 {
+            flush(&p, "live");
+            replica_proc = Some(replica(dir.path(), &store.url, "late"));
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    flush(&p, "live");
+    let r = replica_proc.expect("started");
+    until(&r.api(), "every item", |a| count(a, "live") == Some(3000));
+    let (_, info) = r.api().get("/vectors/index/live");
+    assert!(info["sealed_segments"].as_u64().unwrap() >= 1, "{info}");
+    let answer: Value = r
+        .api()
+        .post(
+            "/vectors/index/live/search",
+            &json!({"vector": data[2500], "k": 1}),
+        )
+        .1;
+    assert_eq!(answer["results"][0]["id"], "b25-0", "{answer}");
+}
