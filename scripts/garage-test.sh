@@ -19,7 +19,8 @@
 #      src/storaged/testing.rs) and STORAGED_TEST_REQUIRE_S3=1, so that an S3 run cannot be
 #      skipped: the unit tests (`cargo test --release --lib storaged`: HTTP routes, store,
 #      model-based property test) and the real-binary tests (tests/storaged_client.rs,
-#      tests/storaged_*.rs);
+#      tests/storaged_*.rs), and the read replicas' test (tests/replicas.rs: a primary and
+#      two replicas, each through a storaged of its own on the same bucket and prefix);
 #   5. stops Garage (by its PID) and removes its directory, unless --keep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,7 +116,8 @@ export STORAGED_TEST_S3_SECRET_ACCESS_KEY="$GARAGE_DEFAULT_SECRET_KEY"
 export STORAGED_TEST_S3_NAME="$("$garage_bin" --version | head -1)"
 export STORAGED_TEST_REQUIRE_S3=1
 
-tests=(--test storaged_client)
+# (and the read replicas, each with a storaged of its own on the bucket: tests/replicas.rs)
+tests=(--test storaged_client --test replicas)
 for f in tests/storaged_*.rs; do
   [ -e "$f" ] && tests+=(--test "$(basename "$f" .rs)")
 done

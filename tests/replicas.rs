@@ -1,8 +1,10 @@
-//! Read replicas on the real binaries: a primary and two replicas over one storaged.
-//! What the primary stores reaches both within the bound; deletes and re-creates
-//! propagate (no item or index comes back); writes to a replica answer 409 `read_only`; a
-//! replica killed with `kill -9` catches up after its restart; replicas keep answering
-//! when the primary is gone; a replica started during an ingest converges.
+//! Read replicas on the real binaries: a primary and two replicas over one storaged on
+//! local disk, and over S3 (moto in CI, Garage with `scripts/garage-test.sh`) with each
+//! replica reading through a storaged of its own on the same bucket and prefix. What the
+//! primary stores reaches both within the bound; deletes and re-creates propagate (no item
+//! or index comes back); writes to a replica answer 409 `read_only`; a replica killed with
+//! `kill -9` catches up after its restart; replicas keep answering when the primary is
+//! gone; a replica started during an ingest converges.
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
+use vectord::storaged::testing::{s3_server, unique_prefix};
 
 /// Poll interval of the replicas under test.
 const POLL_MS: u64 = 200;
@@ -65,10 +68,52 @@ fn replicas_follow_adds_deletes_and_recreates_and_refuse_writes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let store = storaged(dir.path(), &root, None);
-    let mut primary = persistent(dir.path(), &store.url, &[]);
+    follow(dir.path(), [&store.url, &store.url, &store.url]);
+}
+
+#[test]
+fn replicas_with_storaged_processes_of_their_own_follow_over_s3() {
+    let test = "replicas_over_s3";
+    let Some(s3) = s3_server(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix(test);
+    let stores: Vec<Proc> = (0..3)
+        .map(|_| storaged_with(dir.path(), s3.storaged_flags_at(prefix.clone())))
+        .collect();
+    follow(dir.path(), [&stores[0].url, &stores[1].url, &stores[2].url]);
+}
+
+/// A storaged on a free port with `flags`.
+fn storaged_with(dir: &Path, flags: Vec<String>) -> Proc {
+    let port = free_port();
+    std::fs::write(dir.join("none.toml"), "").unwrap();
+    let mut args = vec![
+        "--config".to_string(),
+        dir.join("none.toml").display().to_string(),
+        "--bind".into(),
+        format!("127.0.0.1:{port}"),
+    ];
+    args.extend(flags);
+    let log = dir.join(format!("storaged-{port}.log"));
+    Proc::start(
+        "storaged",
+        env!("CARGO_BIN_EXE_storaged"),
+        &args,
+        port,
+        &log,
+        "/health",
+    )
+}
+
+/// The whole scenario: the primary saves through `urls[0]`, the replicas read through
+/// `urls[1]` and `urls[2]`.
+fn follow(dir: &Path, urls: [&str; 3]) {
+    let mut primary = persistent(dir, urls[0], &[]);
     let p = primary.api();
-    let mut r1 = replica(dir.path(), &store.url, "r1");
-    let r2 = replica(dir.path(), &store.url, "r2");
+    let mut r1 = replica(dir, urls[1], "r1");
+    let r2 = replica(dir, urls[2], "r2");
     let data = vectors(5, 300, 8);
     let (s, _) = p.post(
         "/vectors/index",
@@ -190,7 +235,7 @@ fn replicas_follow_adds_deletes_and_recreates_and_refuse_writes() {
         200
     );
     flush(&p, "docs");
-    let r1 = replica(dir.path(), &store.url, "r1");
+    let r1 = replica(dir, urls[1], "r1");
     until(&r1.api(), "the writes made while it was down", |a| {
         count(a, "docs") == Some(15)
     });

@@ -38,13 +38,18 @@ pub struct S3Server {
 impl S3Server {
     /// Settings for a store under a fresh prefix on this server, named after `test`.
     pub fn config(&self, test: &str) -> S3Config {
+        self.config_at(unique_prefix(test))
+    }
+
+    /// Settings for a store under `prefix` on this server.
+    pub fn config_at(&self, prefix: String) -> S3Config {
         S3Config {
             bucket: self.bucket.clone(),
             endpoint: Some(self.endpoint.clone()),
             region: Some(self.region.clone()),
             access_key_id: Some(self.access_key_id.clone()),
             secret_access_key: Some(self.secret_access_key.clone()),
-            prefix: unique_prefix(test),
+            prefix,
             path_style: true,
             allow_http: self.endpoint.starts_with("http://"),
         }
@@ -52,7 +57,13 @@ impl S3Server {
 
     /// `--set` flags that point a storaged binary at this server under a fresh prefix.
     pub fn storaged_flags(&self, test: &str) -> Vec<String> {
-        let c = self.config(test);
+        self.storaged_flags_at(unique_prefix(test))
+    }
+
+    /// `--set` flags that point a storaged binary at this server under `prefix` (two
+    /// storaged processes on one store: a primary's and a replica's).
+    pub fn storaged_flags_at(&self, prefix: String) -> Vec<String> {
+        let c = self.config_at(prefix);
         let mut flags = Vec::new();
         for (k, v) in [
             ("backend", "s3".to_string()),
