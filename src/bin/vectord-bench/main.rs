@@ -15,6 +15,7 @@ mod int8;
 mod on_disk;
 mod persist;
 mod raw;
+mod replicas;
 mod wire;
 
 use std::path::PathBuf;
@@ -97,6 +98,18 @@ struct Args {
     /// size (a cgroup; needs root), then the same data as an f32 index under that limit.
     #[arg(long)]
     memory_limit: bool,
+    /// Instead of the rest: a read replica following a primary on each data set (real
+    /// processes): start to ready, queries/s of each, lag under a steady write load.
+    #[arg(long)]
+    replicas: bool,
+    /// With --replicas: vectors per second written to the primary, and for how long.
+    #[arg(long, default_value_t = 1000)]
+    write_rate: usize,
+    #[arg(long, default_value_t = 60)]
+    write_seconds: u64,
+    /// With --replicas: the replica's poll interval (vectord.replica_poll_ms).
+    #[arg(long, default_value_t = 1000)]
+    poll_ms: u64,
     /// Run the persistence benchmark: a trickle into a loaded index, a bulk ingest, a
     /// reload with a log tail (vectord saving to a separate storaged).
     #[arg(long)]
@@ -451,6 +464,19 @@ fn run(args: &Args) -> Result<(), String> {
         for (set, _) in &sets {
             int8::int8(set, &raw::params(set, "int8"), &efs, K)?;
         }
+        return Ok(());
+    }
+    if args.replicas {
+        let scratch = tempdir()?;
+        let load = replicas::Load {
+            vectors_per_s: args.write_rate,
+            seconds: args.write_seconds,
+            poll_ms: args.poll_ms,
+        };
+        for (set, _) in &sets {
+            replicas::replicas(set, &scratch, K, &load)?;
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
         return Ok(());
     }
     if args.on_disk {

@@ -42,7 +42,7 @@ pub fn on_disk(
     eprintln!("== on_disk + int8: {} ({n} x {}-d)", data.name, data.dim);
     let mut pair = Pair::start_with(scratch, "ondisk", extra)?;
     let spec = json!({"quantization": {"type": "int8"}, "on_disk": true});
-    let indexed_s = fill(pair.vectord()?, data, &spec)?;
+    let indexed_s = fill(pair.vectord()?, NAME, data, &spec)?;
     let server = pair.vectord()?;
     let after_ingest = steady_anon(server.pid());
     let info = server.get_json(&format!("/vectors/index/{NAME}"))?;
@@ -81,26 +81,27 @@ pub fn on_disk(
     Ok(())
 }
 
-/// Creates the index (`spec` adds to its parameters), ingests the data set and waits until
-/// everything is indexed and stored; returns the seconds from the first add to indexed.
-fn fill(server: &Server, data: &Dataset, spec: &Value) -> Result<f64, String> {
-    let mut body = json!({"name": NAME, "dim": data.dim, "distance": data.metric.as_str(),
+/// Creates index `name` (`spec` adds to its parameters), ingests the data set and waits
+/// until everything is indexed and stored; returns the seconds from the first add to
+/// indexed.
+pub fn fill(server: &Server, name: &str, data: &Dataset, spec: &Value) -> Result<f64, String> {
+    let mut body = json!({"name": name, "dim": data.dim, "distance": data.metric.as_str(),
                           "m": M, "ef_construction": 200});
     for (key, value) in spec.as_object().into_iter().flatten() {
         body[key] = value.clone();
     }
     server.post_json("/vectors/index", &body)?;
     let started = Instant::now();
-    ingest(server, NAME, "", &data.base)?;
+    ingest(server, name, "", &data.base)?;
     loop {
-        let info = server.get_json(&format!("/vectors/index/{NAME}"))?;
+        let info = server.get_json(&format!("/vectors/index/{name}"))?;
         if info["unsealed_count"] == 0 && info["indexing"] == false {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     let took = started.elapsed().as_secs_f64();
-    flush(server, NAME)?;
+    flush(server, name)?;
     Ok(took)
 }
 
@@ -132,8 +133,8 @@ fn search_rows(server: &Server, data: &Dataset, efs: &[usize], k: usize) -> Resu
     println!("\n| ef | recall@{k} | queries/s (1 client, {BATCH} per request) |");
     println!("|---:|---:|---:|");
     for &ef in efs {
-        one_pass(server, data, ef, k)?;
-        let (recall, qps) = one_pass(server, data, ef, k)?;
+        one_pass(server, NAME, data, ef, k)?;
+        let (recall, qps) = one_pass(server, NAME, data, ef, k)?;
         println!("| {ef} | {recall:.3} | {qps:.0} |");
     }
     Ok(())
@@ -141,8 +142,14 @@ fn search_rows(server: &Server, data: &Dataset, efs: &[usize], k: usize) -> Resu
 
 /// Every query once, `BATCH` per `search/batch` request, one client: recall@k and
 /// queries/s (bodies encoded before the clock starts).
-fn one_pass(server: &Server, data: &Dataset, ef: usize, k: usize) -> Result<(f64, f64), String> {
-    let path = format!("/vectors/index/{NAME}/search/batch");
+pub fn one_pass(
+    server: &Server,
+    name: &str,
+    data: &Dataset,
+    ef: usize,
+    k: usize,
+) -> Result<(f64, f64), String> {
+    let path = format!("/vectors/index/{name}/search/batch");
     let bodies: Vec<Value> = data
         .queries
         .chunks(BATCH)
@@ -214,7 +221,7 @@ fn limited_runs(
     group.add(server.pid())?;
     server.wait_ready(Duration::from_secs(900))?;
     for pass in ["cold", "warm"] {
-        let (recall, qps) = one_pass(&server, data, ef, k)?;
+        let (recall, qps) = one_pass(&server, NAME, data, ef, k)?;
         println!(
             "int8 + on_disk, ef {ef}, {pass}: recall@{k} {recall:.3}, {qps:.0} queries/s (1 client); RssAnon {:.0} MiB, cgroup peak {:.0} MiB",
             status_bytes(server.pid(), "RssAnon:").unwrap_or(0) as f64 / (1 << 20) as f64,
@@ -231,7 +238,7 @@ fn limited_runs(
         format!("vectord.cache_dir={}", cache.display()),
     ];
     let f32_pair = Pair::start_with(scratch, "f32", extra)?;
-    fill(f32_pair.vectord()?, data, &json!({}))?;
+    fill(f32_pair.vectord()?, NAME, data, &json!({}))?;
     let f32_anon = status_bytes(f32_pair.vectord()?.pid(), "RssAnon:").unwrap_or(0);
     let mut f32_pair = f32_pair;
     f32_pair
@@ -245,7 +252,7 @@ fn limited_runs(
     group.add(server.pid())?;
     match server.wait_ready(Duration::from_secs(900)) {
         Ok(()) => {
-            let (recall, qps) = one_pass(&server, data, ef, k)?;
+            let (recall, qps) = one_pass(&server, NAME, data, ef, k)?;
             println!(
                 "f32 (RssAnon {:.0} MiB unlimited), ef {ef}: serves under the limit: recall@{k} {recall:.3}, {qps:.0} queries/s",
                 f32_anon as f64 / (1 << 20) as f64,

@@ -167,6 +167,21 @@ impl Pair {
         Ok(took)
     }
 
+    /// Starts a read replica of this storaged's indexes (polling every `poll_ms`), without
+    /// waiting for it.
+    pub fn spawn_replica(&self, poll_ms: u64, cache: &Path) -> Result<Server, String> {
+        let args = vec![
+            "--replica".into(),
+            "--storaged-url".into(),
+            self.storaged_url.clone(),
+            "--set".into(),
+            format!("vectord.replica_poll_ms={poll_ms}"),
+            "--set".into(),
+            format!("vectord.cache_dir={}", cache.display()),
+        ];
+        Server::spawn_with(&self.scratch, &args)
+    }
+
     /// Starts vectord on this storaged, without waiting for it.
     pub fn spawn_vectord(&self) -> Result<Server, String> {
         let mut args = vec![
