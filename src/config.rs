@@ -113,6 +113,9 @@ pub struct VectordConfig {
     pub role: Role,
     /// How often a replica polls the store for the primary's changes.
     pub replica_poll_ms: u64,
+    /// An index quiet this long gets a manifest naming its sealed segments (0: never), so
+    /// that restarts and replicas load them rather than indexing its log again.
+    pub checkpoint_idle_ms: u64,
     /// Where `on_disk` indexes keep their vectors (cache files, mapped; storaged stays the
     /// truth). Empty: `<storaged.root>-cache` with the embedded storaged (so `--data-dir`
     /// moves both), else `./vectord-cache`.
@@ -175,6 +178,7 @@ impl Default for Config {
                 cache_dir: String::new(),
                 role: Role::Primary,
                 replica_poll_ms: 1_000,
+                checkpoint_idle_ms: 5_000,
             },
             storaged: StoragedConfig::default(),
         }
@@ -231,6 +235,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("vectord.cache_dir", "VECTORD_CACHE_DIR"),
     ("vectord.role", "VECTORD_ROLE"),
     ("vectord.replica_poll_ms", "VECTORD_REPLICA_POLL_MS"),
+    ("vectord.checkpoint_idle_ms", "VECTORD_CHECKPOINT_IDLE_MS"),
     ("storaged.bind", "VECTORD_STORAGED_BIND"),
     ("storaged.api_key", "VECTORD_STORAGED_API_KEY"),
     ("storaged.api_key_file", "VECTORD_STORAGED_API_KEY_FILE"),
@@ -386,6 +391,7 @@ impl Config {
                 "vectord.cache_dir" => quoted(&v.cache_dir),
                 "vectord.role" => quoted(v.role.as_str()),
                 "vectord.replica_poll_ms" => v.replica_poll_ms.to_string(),
+                "vectord.checkpoint_idle_ms" => v.checkpoint_idle_ms.to_string(),
                 "storaged.bind" => quoted(&s.bind),
                 "storaged.api_key" => secret(&s.api_key),
                 "storaged.root" => quoted(&s.root.display().to_string()),
@@ -558,6 +564,9 @@ fn set_vectord(v: &mut VectordConfig, key: &str, value: &str) -> Result<(), Conf
             }
         }
         "vectord.replica_poll_ms" => v.replica_poll_ms = parse_range(key, value, 10, 3_600_000)?,
+        "vectord.checkpoint_idle_ms" => {
+            v.checkpoint_idle_ms = parse_range(key, value, 0, 86_400_000)?
+        }
         _ => return set_limit(&mut v.limits, key, value),
     }
     Ok(())

@@ -140,6 +140,9 @@ async fn run(cfg: Config) -> std::io::Result<()> {
             v.max_concurrent_saves,
             v.manifest_log_bytes,
         )
+        .checkpoint_when_idle(
+            (v.checkpoint_idle_ms > 0).then(|| Duration::from_millis(v.checkpoint_idle_ms)),
+        )
     });
     let saves = persister.as_ref().map(|p| p.status());
     let persister = persister.map(Actor::start);

@@ -300,3 +300,58 @@ fn a_replica_started_during_an_ingest_converges_through_new_manifests() {
         .1;
     assert_eq!(answer["results"][0]["id"], "b25-0", "{answer}");
 }
+
+#[test]
+fn an_idle_primary_writes_a_manifest_covering_its_sealed_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = storaged(dir.path(), &root, None);
+    let primary = persistent(
+        dir.path(),
+        &store.url,
+        &[
+            "--set",
+            "vectord.seal_points=500",
+            "--set",
+            "vectord.checkpoint_idle_ms=300",
+        ],
+    );
+    let p = primary.api();
+    let (s, _) = p.post(
+        "/vectors/index",
+        &json!({"name": "idle", "dim": 8, "distance": "l2"}),
+    );
+    assert_eq!(s, 201);
+    assert_eq!(
+        p.post(
+            "/vectors/index/idle/add",
+            &add_body("i", &vectors(3, 2000, 8))
+        )
+        .0,
+        200
+    );
+    flush(&p, "idle");
+    // The log is far from long: only the idle checkpoint writes a manifest with segments.
+    let file = root.join("_vectors").join("idle.lhv1");
+    let started = Instant::now();
+    loop {
+        let bytes = std::fs::read(&file).unwrap();
+        let (m, _) = vectord_actors::codec::manifest::decode(&bytes).unwrap();
+        let sealed: usize = m.segments.iter().map(|s| s.points).sum();
+        if sealed == 2000 && m.covered_lsn >= 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "no manifest covering the sealed items: {} points in segments, covered lsn {}",
+            sealed,
+            m.covered_lsn
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A replica then loads segments: nothing of it waits to be indexed.
+    let r = replica(dir.path(), &store.url, "idle");
+    let (_, info) = r.api().get("/vectors/index/idle");
+    assert_eq!(info["unsealed_count"], 0, "{info}");
+    assert_eq!(info["count"], 2000, "{info}");
+}

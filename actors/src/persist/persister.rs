@@ -111,6 +111,10 @@ pub struct Persister {
     max_concurrent: usize,
     /// See `Stored::log_is_long`.
     manifest_log_bytes: u64,
+    /// An index quiet this long (no write, no seal or merge installed) whose log is not
+    /// covered by its manifest gets a checkpoint: a manifest naming its sealed segments,
+    /// so that a restart, or a replica, loads them instead of indexing the log again.
+    checkpoint_idle: Option<Duration>,
     slots: HashMap<String, Slot>,
     status: Arc<PersistStatus>,
 }
@@ -149,6 +153,8 @@ struct Slot {
     /// The shutdown asked for a checkpoint: the next save writes a manifest covering all
     /// it can, so that the next start replays no more log than it must.
     checkpoint: bool,
+    /// The idle checkpoint of the current quiet period was asked for.
+    idle_checkpointed: bool,
 }
 
 /// A delete waiting to be carried out (or retried).
@@ -166,6 +172,7 @@ impl Slot {
             stored,
             seal_asked: false,
             checkpoint: false,
+            idle_checkpointed: false,
             generation,
             actor: None,
             dirty_seq: 0,
@@ -261,9 +268,16 @@ impl Persister {
             max_delay,
             max_concurrent: max_concurrent.max(1),
             manifest_log_bytes,
+            checkpoint_idle: None,
             slots: HashMap::new(),
             status: Arc::new(PersistStatus::default()),
         }
+    }
+
+    /// Checkpoints indexes quiet for `after` (see `checkpoint_idle`); never when none.
+    pub fn checkpoint_when_idle(mut self, after: Option<Duration>) -> Persister {
+        self.checkpoint_idle = after;
+        self
     }
 
     /// What is known about each index's saves (shared, readable at any time).
@@ -277,10 +291,21 @@ impl Persister {
         let now = Instant::now();
         let mut due = Vec::new();
         let mut running = 0;
+        let idle = self.checkpoint_idle;
         for (name, slot) in &mut self.slots {
             if slot.busy {
                 running += 1;
                 continue;
+            }
+            let quiet_for = now.duration_since(slot.last_dirty);
+            if idle.is_some_and(|after| quiet_for >= after)
+                && !slot.idle_checkpointed
+                && !slot.dirty()
+                && slot.actor.is_some()
+                && !slot.stored.logs.is_empty()
+            {
+                slot.idle_checkpointed = true;
+                slot.checkpoint = true;
             }
             if !slot.may_attempt(now) {
                 continue;
@@ -538,6 +563,7 @@ impl Handler<MarkDirty> for Persister {
             old.answer_flushes(|| Err(IndexError::IndexNotFound(msg.name.clone())));
         }
         slot.actor = Some(msg.index);
+        slot.idle_checkpointed = false;
         slot.dirty_seq = slot.dirty_seq.max(msg.seq);
         slot.first_dirty.get_or_insert(now);
         slot.last_dirty = now;

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::data::Dataset;
 use crate::http::Server;
-use crate::on_disk::{fill, one_pass};
+use crate::on_disk::{fill, one_pass, wait_indexed};
 use crate::persist::Pair;
 
 const NAME: &str = "followed";
@@ -40,6 +40,8 @@ pub fn replicas(
     let pair = Pair::start_with(scratch, "replicas", Vec::new())?;
     let primary = pair.vectord()?;
     let indexed = fill(primary, NAME, data, &json!({}))?;
+    // The primary's idle checkpoint: a manifest naming every sealed segment.
+    std::thread::sleep(Duration::from_secs(7));
     println!(
         "\n## read replica: {} ({n} x {}-d), one machine, poll {} ms\n",
         data.name, data.dim, load.poll_ms
@@ -49,10 +51,15 @@ pub fn replicas(
     let mut replica = pair.spawn_replica(load.poll_ms, &scratch.join("replica-cache"))?;
     replica.wait_ready(Duration::from_secs(900))?;
     let ready = started.elapsed().as_secs_f64();
-    let count = replica.post_json(&format!("/vectors/index/{NAME}/count"), &json!({}))?;
+    let info = replica.get_json(&format!("/vectors/index/{NAME}"))?;
     println!(
-        "replica start to ready (index loaded): {ready:.2} s; count {}",
-        count["count"]
+        "replica start to ready (index loaded): {ready:.2} s; count {}, unsealed {}",
+        info["count"], info["unsealed_count"]
+    );
+    wait_indexed(&replica, NAME)?;
+    println!(
+        "replica start to fully indexed: {:.2} s",
+        started.elapsed().as_secs_f64()
     );
     println!("\n| ef 64, 1 client, 10 per request | recall@{k} | queries/s |\n|---|---:|---:|");
     for (who, server) in [("primary", primary), ("replica", &replica)] {
@@ -107,7 +114,9 @@ fn lag_under_load(
             }
         }
         drop(tx);
-        prober.join().map_err(|_| "the prober panicked".to_string())?
+        prober
+            .join()
+            .map_err(|_| "the prober panicked".to_string())?
     })?;
     let mut sorted = lags.clone();
     sorted.sort_by(f64::total_cmp);
