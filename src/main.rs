@@ -132,18 +132,7 @@ async fn run(cfg: Config) -> std::io::Result<()> {
         .with_api_key(cfg.storaged.api_key.clone());
     let replica = v.role == Role::Replica;
     // A replica never writes to the store: no persister.
-    let persister = (persistent && !replica).then(|| {
-        Persister::new(
-            store.clone(),
-            v.save_quiet(),
-            v.save_max_delay(),
-            v.max_concurrent_saves,
-            v.manifest_log_bytes,
-        )
-        .checkpoint_when_idle(
-            (v.checkpoint_idle_ms > 0).then(|| Duration::from_millis(v.checkpoint_idle_ms)),
-        )
-    });
+    let persister = (persistent && !replica).then(|| persister(&v, store.clone()));
     let saves = persister.as_ref().map(|p| p.status());
     let persister = persister.map(Actor::start);
     if !persistent {
@@ -196,6 +185,20 @@ async fn run(cfg: Config) -> std::io::Result<()> {
     actor_arbiter.stop();
     log::info!("vectord: stopped");
     Ok(())
+}
+
+/// The persister of a primary.
+fn persister(v: &VectordConfig, store: StoragedClient) -> Persister {
+    Persister::new(
+        store,
+        v.save_quiet(),
+        v.save_max_delay(),
+        v.max_concurrent_saves,
+        v.manifest_log_bytes,
+    )
+    .checkpoint_when_idle(
+        (v.checkpoint_idle_ms > 0).then(|| Duration::from_millis(v.checkpoint_idle_ms)),
+    )
 }
 
 /// A replica's follower, and its readiness once the first poll is done.

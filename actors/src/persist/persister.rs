@@ -188,6 +188,21 @@ impl Slot {
         }
     }
 
+    /// Asks for the checkpoint of this quiet period, once the index has been quiet for
+    /// `idle` with a log its manifest does not cover.
+    fn checkpoint_if_idle(&mut self, now: Instant, idle: Option<Duration>) {
+        let quiet_for = now.duration_since(self.last_dirty);
+        if idle.is_some_and(|after| quiet_for >= after)
+            && !self.idle_checkpointed
+            && !self.dirty()
+            && self.actor.is_some()
+            && !self.stored.logs.is_empty()
+        {
+            self.idle_checkpointed = true;
+            self.checkpoint = true;
+        }
+    }
+
     fn dirty(&self) -> bool {
         self.delete.is_none() && self.actor.is_some() && self.dirty_seq > self.saved_seq
     }
@@ -297,16 +312,7 @@ impl Persister {
                 running += 1;
                 continue;
             }
-            let quiet_for = now.duration_since(slot.last_dirty);
-            if idle.is_some_and(|after| quiet_for >= after)
-                && !slot.idle_checkpointed
-                && !slot.dirty()
-                && slot.actor.is_some()
-                && !slot.stored.logs.is_empty()
-            {
-                slot.idle_checkpointed = true;
-                slot.checkpoint = true;
-            }
+            slot.checkpoint_if_idle(now, idle);
             if !slot.may_attempt(now) {
                 continue;
             }

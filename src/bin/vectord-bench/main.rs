@@ -454,43 +454,7 @@ fn run(args: &Args) -> Result<(), String> {
         datasets: Vec::new(),
         persistence: None,
     };
-    if args.merge {
-        for (set, _) in &sets {
-            raw::merge_vs_rebuild(set, &raw::params(set, "merge"), &efs)?;
-        }
-        return Ok(());
-    }
-    if args.int8 {
-        for (set, _) in &sets {
-            int8::int8(set, &raw::params(set, "int8"), &efs, K)?;
-        }
-        return Ok(());
-    }
-    if args.replicas {
-        let scratch = tempdir()?;
-        let load = replicas::Load {
-            vectors_per_s: args.write_rate,
-            seconds: args.write_seconds,
-            poll_ms: args.poll_ms,
-        };
-        for (set, _) in &sets {
-            replicas::replicas(set, &scratch, K, &load)?;
-        }
-        let _ = std::fs::remove_dir_all(&scratch);
-        return Ok(());
-    }
-    if args.on_disk {
-        let scratch = tempdir()?;
-        for (set, _) in &sets {
-            on_disk::on_disk(set, &scratch, &efs, K, args.memory_limit)?;
-        }
-        let _ = std::fs::remove_dir_all(&scratch);
-        return Ok(());
-    }
-    if args.filtered {
-        for (set, _) in &sets {
-            filtered::filtered(set, &raw::params(set, "filtered"), FILTERED_EF, K)?;
-        }
+    if run_alone(args, &sets, &efs)? {
         return Ok(());
     }
     let scratch = tempdir()?;
@@ -517,6 +481,55 @@ fn run(args: &Args) -> Result<(), String> {
         println!("bench-smoke: 1 passed, 0 failed");
     }
     Ok(())
+}
+
+/// The modes that run instead of the rest (`--merge`, `--int8`, `--replicas`,
+/// `--on-disk`, `--filtered`); false when none is asked for.
+fn run_alone(
+    args: &Args,
+    sets: &[(Dataset, Option<PathBuf>)],
+    efs: &[usize],
+) -> Result<bool, String> {
+    if args.merge {
+        for (set, _) in sets {
+            raw::merge_vs_rebuild(set, &raw::params(set, "merge"), efs)?;
+        }
+        return Ok(true);
+    }
+    if args.int8 {
+        for (set, _) in sets {
+            int8::int8(set, &raw::params(set, "int8"), efs, K)?;
+        }
+        return Ok(true);
+    }
+    if args.replicas {
+        let scratch = tempdir()?;
+        let load = replicas::Load {
+            vectors_per_s: args.write_rate,
+            seconds: args.write_seconds,
+            poll_ms: args.poll_ms,
+        };
+        for (set, _) in sets {
+            replicas::replicas(set, &scratch, K, &load)?;
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+        return Ok(true);
+    }
+    if args.on_disk {
+        let scratch = tempdir()?;
+        for (set, _) in sets {
+            on_disk::on_disk(set, &scratch, efs, K, args.memory_limit)?;
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+        return Ok(true);
+    }
+    if args.filtered {
+        for (set, _) in sets {
+            filtered::filtered(set, &raw::params(set, "filtered"), FILTERED_EF, K)?;
+        }
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// The data sets the flags name, each with its directory (`--data`), in the order smoke,
