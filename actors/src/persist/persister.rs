@@ -111,9 +111,9 @@ pub struct Persister {
     max_concurrent: usize,
     /// See `Stored::log_is_long`.
     manifest_log_bytes: u64,
-    /// An index quiet this long (no write, no seal or merge installed) whose log is not
-    /// covered by its manifest gets a checkpoint: a manifest naming its sealed segments,
-    /// so that a restart, or a replica, loads them instead of indexing the log again.
+    /// An index quiet this long (no write, no seal or merge installed) gets a checkpoint:
+    /// a manifest naming its sealed segments when they changed, so that a restart, or a
+    /// replica, loads them instead of indexing the log (or merging) again.
     checkpoint_idle: Option<Duration>,
     slots: HashMap<String, Slot>,
     status: Arc<PersistStatus>,
@@ -189,14 +189,14 @@ impl Slot {
     }
 
     /// Asks for the checkpoint of this quiet period, once the index has been quiet for
-    /// `idle` with a log its manifest does not cover.
+    /// `idle`. The save writes a manifest only if it would name other segments or cover
+    /// more of the log than the stored one (after seals, or merges).
     fn checkpoint_if_idle(&mut self, now: Instant, idle: Option<Duration>) {
         let quiet_for = now.duration_since(self.last_dirty);
         if idle.is_some_and(|after| quiet_for >= after)
             && !self.idle_checkpointed
             && !self.dirty()
             && self.actor.is_some()
-            && !self.stored.logs.is_empty()
         {
             self.idle_checkpointed = true;
             self.checkpoint = true;

@@ -93,23 +93,10 @@ pub fn fill(server: &Server, name: &str, data: &Dataset, spec: &Value) -> Result
     server.post_json("/vectors/index", &body)?;
     let started = Instant::now();
     ingest(server, name, "", &data.base)?;
-    wait_indexed(server, name)?;
+    server.wait_sealed(name, Duration::from_secs(6 * 3600))?;
     let took = started.elapsed().as_secs_f64();
     flush(server, name)?;
     Ok(took)
-}
-
-/// Waits until no background job runs and what is left unsealed is below the idle seal's
-/// minimum (1,024 items: a smaller rest stays in the growing segment, scanned).
-pub fn wait_indexed(server: &Server, name: &str) -> Result<(), String> {
-    loop {
-        let info = server.get_json(&format!("/vectors/index/{name}"))?;
-        let unsealed = info["unsealed_count"].as_u64().unwrap_or(u64::MAX);
-        if unsealed < 1024 && info["indexing"] == false {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The median anonymous resident size over two seconds, once the allocator has had time

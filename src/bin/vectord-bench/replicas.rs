@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::data::Dataset;
 use crate::http::Server;
-use crate::on_disk::{fill, one_pass, wait_indexed};
+use crate::on_disk::{fill, one_pass};
 use crate::persist::Pair;
 
 const NAME: &str = "followed";
@@ -56,7 +56,7 @@ pub fn replicas(
         "replica start to ready (index loaded): {ready:.2} s; count {}, unsealed {}",
         info["count"], info["unsealed_count"]
     );
-    wait_indexed(&replica, NAME)?;
+    replica.wait_sealed(NAME, Duration::from_secs(3600))?;
     println!(
         "replica start to fully indexed: {:.2} s",
         started.elapsed().as_secs_f64()
