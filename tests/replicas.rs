@@ -80,31 +80,9 @@ fn replicas_with_storaged_processes_of_their_own_follow_over_s3() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique_prefix(test);
     let stores: Vec<Proc> = (0..3)
-        .map(|_| storaged_with(dir.path(), s3.storaged_flags_at(prefix.clone())))
+        .map(|_| storaged_with(dir.path(), s3.storaged_flags_at(prefix.clone()), None))
         .collect();
     follow(dir.path(), [&stores[0].url, &stores[1].url, &stores[2].url]);
-}
-
-/// A storaged on a free port with `flags`.
-fn storaged_with(dir: &Path, flags: Vec<String>) -> Proc {
-    let port = free_port();
-    std::fs::write(dir.join("none.toml"), "").unwrap();
-    let mut args = vec![
-        "--config".to_string(),
-        dir.join("none.toml").display().to_string(),
-        "--bind".into(),
-        format!("127.0.0.1:{port}"),
-    ];
-    args.extend(flags);
-    let log = dir.join(format!("storaged-{port}.log"));
-    Proc::start(
-        "storaged",
-        env!("CARGO_BIN_EXE_storaged"),
-        &args,
-        port,
-        &log,
-        "/health",
-    )
 }
 
 /// The whole scenario: the primary saves through `urls[0]`, the replicas read through

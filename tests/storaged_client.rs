@@ -39,24 +39,7 @@ async fn storaged_client_against_real_storaged_on_s3() {
 
 /// A storaged binary serving `s3` under a fresh prefix.
 fn storaged_on_s3(dir: &Path, s3: &S3Server, test: &str) -> Proc {
-    let port = free_port();
-    std::fs::write(dir.join("none.toml"), "").unwrap();
-    let mut args = vec![
-        "--config".to_string(),
-        dir.join("none.toml").display().to_string(),
-        "--bind".into(),
-        format!("127.0.0.1:{port}"),
-    ];
-    args.extend(s3.storaged_flags(test));
-    let log = dir.join(format!("storaged-{port}.log"));
-    Proc::start(
-        "storaged",
-        env!("CARGO_BIN_EXE_storaged"),
-        &args,
-        port,
-        &log,
-        "/health",
-    )
+    storaged_with(dir, s3.storaged_flags(test), None)
 }
 
 /// The storaged client's whole surface against `server` (storing under `root` when local).

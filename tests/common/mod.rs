@@ -189,15 +189,21 @@ impl std::ops::Deref for Ephemeral {
 
 /// A storaged on a free port, storing under `root`.
 pub fn storaged(dir: &Path, root: &Path, port: Option<u16>) -> Proc {
+    let flags = vec!["--root".to_string(), root.display().to_string()];
+    storaged_with(dir, flags, port)
+}
+
+/// storaged on `port` (a free one when none) with `flags` (its store: `--root`, or the
+/// `--set storaged.s3_*` flags of an S3 server).
+pub fn storaged_with(dir: &Path, flags: Vec<String>, port: Option<u16>) -> Proc {
     let port = port.unwrap_or_else(free_port);
-    let args = vec![
+    let mut args = vec![
         "--config".to_string(),
         dir.join("none.toml").display().to_string(),
         "--bind".into(),
         format!("127.0.0.1:{port}"),
-        "--root".into(),
-        root.display().to_string(),
     ];
+    args.extend(flags);
     std::fs::write(dir.join("none.toml"), "").expect("write empty config");
     let log = dir.join(format!("storaged-{port}.log"));
     Proc::start(

@@ -296,44 +296,9 @@ fn read_footer(map: &[u8]) -> Result<(SegmentHeader, Vec<(usize, usize)>), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::segment::{GraphView, SegmentObjectReader, SegmentSource, SegmentWriter};
+    use crate::codec::segment::{SegmentObjectReader, SegmentSource, SegmentWriter};
 
-    struct Owned {
-        vectors: Vec<f32>,
-        links0: Vec<u32>,
-    }
-
-    impl SegmentSource for Owned {
-        fn view(&self) -> SegmentView<'_> {
-            SegmentView {
-                dim: 2,
-                vectors: &self.vectors,
-                id_bytes: b"abc",
-                id_ends: &[1, 3],
-                metadata_bytes: b"{\"k\":1}",
-                metadata_ends: &[0, 7],
-                documents: None,
-                graph: Some(GraphView {
-                    m: 1,
-                    entry: 0,
-                    links0: &self.links0,
-                    upper_points: &[],
-                    upper_levels: &[],
-                    upper_start: &[],
-                    upper: &[],
-                }),
-                codes: None,
-                fields: vec![],
-            }
-        }
-    }
-
-    fn source() -> Owned {
-        Owned {
-            vectors: vec![1.0, 2.0, 3.0, 4.5],
-            links0: vec![1, 1, 0, 1, 0, 0],
-        }
-    }
+    use crate::codec::segment::tests::owned as source;
 
     #[test]
     fn a_view_written_and_opened_gives_its_arrays_back_with_mapped_vectors() {
@@ -345,9 +310,15 @@ mod tests {
         assert_eq!(opened.bytes, len);
         assert_eq!(opened.header.id, 7);
         assert!(matches!(opened.arrays.vectors, Floats::Mapped(_)));
-        assert_eq!(opened.arrays.vectors.as_slice(), &src.vectors[..]);
-        assert_eq!(opened.arrays.id_bytes, b"abc");
-        assert_eq!(opened.arrays.graph.unwrap().links0, src.links0);
+        let view = src.view();
+        assert_eq!(opened.arrays.vectors.as_slice(), view.vectors);
+        assert_eq!(opened.arrays.id_bytes, view.id_bytes);
+        assert_eq!(
+            opened.arrays.graph.unwrap().links0,
+            view.graph.unwrap().links0
+        );
+        assert_eq!(opened.arrays.fields.len(), 1);
+        assert!(opened.arrays.documents.is_some());
     }
 
     #[test]

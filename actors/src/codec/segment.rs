@@ -811,7 +811,7 @@ impl SegmentObjectReader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn sample(graph: bool, documents: bool) -> (SegmentHeader, Vec<u8>) {
@@ -859,9 +859,17 @@ mod tests {
         }
     }
 
-    struct Owned {
+    /// A small sealed segment with documents and a field index (also `cache_file`'s).
+    pub(crate) struct Owned {
         vectors: Vec<f32>,
         links0: Vec<u32>,
+    }
+
+    pub(crate) fn owned() -> Owned {
+        Owned {
+            vectors: vec![1.0, 2.0, 3.0, 4.0],
+            links0: vec![1, 1, 0, 0, 0, 1, 0, 0, 0, 0],
+        }
     }
 
     impl SegmentSource for Owned {
@@ -891,10 +899,7 @@ mod tests {
 
     #[test]
     fn streamed_objects_read_back_whatever_the_chunking() {
-        let source = Arc::new(Owned {
-            vectors: vec![1.0, 2.0, 3.0, 4.0],
-            links0: vec![1, 1, 0, 0, 0, 1, 0, 0, 0, 0],
-        });
+        let source = Arc::new(owned());
         let writer = SegmentWriter::new(source, "idx", "00000000000000aa", 5).unwrap();
         let len = writer.len();
         let bytes: Vec<u8> = writer.flat_map(|b| b.to_vec()).collect();

@@ -112,7 +112,7 @@ fn insert_with<D: Fn(&[f32], &[f32]) -> f32 + Sync>(
             })
     });
     drop(pool);
-    graph.link_orphans(points, distance);
+    graph.link_unreached(points, distance);
     graph.finish()
 }
 
@@ -391,12 +391,15 @@ impl Growing {
         scratch.results()
     }
 
-    /// Links every point that no other point links to at layer 0 (the heuristic's pruning
-    /// of back links leaves a few so: 1 in 3,000 random 24-d points in one of twelve
-    /// builds, and no walk could ever reach them) from its nearest neighbour that can take
-    /// it: into free room, or in place of that neighbour's farthest link to a point that
-    /// others link to as well. Runs once the inserts are done, on one thread.
-    fn link_orphans<D: Fn(&[f32], &[f32]) -> f32>(&self, points: &Points, distance: &D) {
+    /// Links every point that a walk from the entry point cannot reach at layer 0 (the
+    /// heuristic's pruning of back links leaves a few so: points no other point links to,
+    /// 1 in 3,000 random 24-d points in one of twelve builds, and now and then a small
+    /// group linking only among itself): each from its nearest reached neighbour that can
+    /// take it (among its own neighbours, else among every reached point), into free room
+    /// or in place of that neighbour's farthest link to a point that others link to as
+    /// well; what it reaches then counts as reached. Runs once the inserts are done, on one
+    /// thread.
+    fn link_unreached<D: Fn(&[f32], &[f32]) -> f32>(&self, points: &Points, distance: &D) {
         let n = self.links0.len() / (1 + self.width0);
         let mut linked = vec![0u32; n];
         let mut row = Vec::with_capacity(self.width0);
@@ -407,36 +410,73 @@ impl Growing {
             }
         }
         let entry = self.top.lock().unwrap_or_else(|e| e.into_inner()).0;
-        let mut theirs = Vec::with_capacity(self.width0);
+        let mut reached = vec![false; n];
+        self.mark_reached(entry, &mut reached);
         for p in 0..n as u32 {
-            if linked[p as usize] > 0 || p == entry {
+            if reached[p as usize] {
                 continue;
             }
             self.read(p, 0, &mut row);
-            for near in nearest_first(points.vector(p as usize), row.iter(), points, distance) {
-                let q = near.point;
-                self.read(q, 0, &mut theirs);
-                if theirs.len() < self.width0 {
-                    theirs.push(p);
-                } else {
-                    let by_distance =
-                        nearest_first(points.vector(q as usize), theirs.iter(), points, distance);
-                    let Some(r) = by_distance
-                        .iter()
-                        .rev()
-                        .find(|r| linked[r.point as usize] > 1)
-                    else {
-                        continue;
-                    };
-                    linked[r.point as usize] -= 1;
-                    theirs.retain(|&x| x != r.point);
-                    theirs.push(p);
+            let mut near: Vec<u32> = row
+                .iter()
+                .copied()
+                .filter(|&q| reached[q as usize])
+                .collect();
+            if near.is_empty() {
+                near = (0..n as u32).filter(|&q| reached[q as usize]).collect();
+            }
+            let v = points.vector(p as usize);
+            for q in nearest_first(v, near.iter(), points, distance) {
+                if self.link_from(q.point, p, &mut linked, points, distance) {
+                    self.mark_reached(p, &mut reached);
+                    break;
                 }
-                self.write(q, 0, &theirs);
-                linked[p as usize] += 1;
-                break;
             }
         }
+    }
+
+    /// Marks `from` and every point a layer-0 walk reaches from it.
+    fn mark_reached(&self, from: u32, reached: &mut [bool]) {
+        let mut stack = vec![from];
+        let mut row = Vec::with_capacity(self.width0);
+        while let Some(p) = stack.pop() {
+            if std::mem::replace(&mut reached[p as usize], true) {
+                continue;
+            }
+            self.read(p, 0, &mut row);
+            stack.extend(row.iter().copied().filter(|&q| !reached[q as usize]));
+        }
+    }
+
+    /// Adds a layer-0 link from `q` to `p`: into free room, or in place of `q`'s farthest
+    /// link to a point that others link to as well. False when `q` can take none.
+    fn link_from<D: Fn(&[f32], &[f32]) -> f32>(
+        &self,
+        q: u32,
+        p: u32,
+        linked: &mut [u32],
+        points: &Points,
+        distance: &D,
+    ) -> bool {
+        let mut theirs = Vec::with_capacity(self.width0);
+        self.read(q, 0, &mut theirs);
+        if theirs.len() >= self.width0 {
+            let by_distance =
+                nearest_first(points.vector(q as usize), theirs.iter(), points, distance);
+            let Some(r) = by_distance
+                .iter()
+                .rev()
+                .find(|r| linked[r.point as usize] > 1)
+            else {
+                return false;
+            };
+            linked[r.point as usize] -= 1;
+            theirs.retain(|&x| x != r.point);
+        }
+        theirs.push(p);
+        self.write(q, 0, &theirs);
+        linked[p as usize] += 1;
+        true
     }
 
     /// The finished graph, checked like a stored one.

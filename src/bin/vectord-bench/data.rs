@@ -190,6 +190,16 @@ pub fn recall(found: &[usize], truth: &[usize], k: usize) -> f64 {
     hits as f64 / want.len().max(1) as f64
 }
 
+/// Mean recall@k of each query's `found` ids against its `truth`.
+pub fn mean_recall(found: &[Vec<usize>], truth: &[Vec<usize>], k: usize) -> f64 {
+    found
+        .iter()
+        .zip(truth)
+        .map(|(f, t)| recall(f, t, k))
+        .sum::<f64>()
+        / found.len().max(1) as f64
+}
+
 /// Writes `set` as a data set directory (`base.fvecs`, `query.fvecs`, and its ground truth
 /// as `groundtruth.cosine.ivecs` under cosine, else `groundtruth.ivecs`) under `dir`, for
 /// tools that read files (hnswlib's bench); returns `dir`.

@@ -421,12 +421,7 @@ impl Server {
         run(0..n * ROUNDS)?;
         let qps1 = (ROUNDS * data.queries.len()) as f64 / started.elapsed().as_secs_f64();
         let qps2 = crate::two_clients(n * ROUNDS, |range| run(range).map(|_| ()))? * per_request;
-        let recall = found
-            .iter()
-            .zip(&data.truth)
-            .map(|(f, t)| crate::data::recall(f, t, k))
-            .sum::<f64>()
-            / found.len().max(1) as f64;
+        let recall = crate::data::mean_recall(&found, &data.truth, k);
         let mut figures = SearchFigures::new(ef, recall, qps1, qps2, &lat);
         if let (Some(a), Some(b)) = (cpu_before, cpu_seconds(self.pid())) {
             let searched = (1 + 2 * ROUNDS) * data.queries.len();

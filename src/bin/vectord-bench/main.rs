@@ -241,12 +241,7 @@ where
     run(0..n)?;
     let qps1 = n as f64 / started.elapsed().as_secs_f64();
     let qps2 = two_clients(n, |range| run(range).map(|_| ()))?;
-    let recall = found
-        .iter()
-        .zip(truth)
-        .map(|(f, t)| data::recall(f, t, K))
-        .sum::<f64>()
-        / n.max(1) as f64;
+    let recall = data::mean_recall(&found, truth, K);
     Ok(SearchFigures::new(ef, recall, qps1, qps2, &lat))
 }
 

@@ -165,12 +165,7 @@ pub fn one_pass(
         }
     }
     let qps = data.queries.len() as f64 / started.elapsed().as_secs_f64();
-    let recall = found
-        .iter()
-        .zip(&data.truth)
-        .map(|(f, t)| crate::data::recall(f, t, k))
-        .sum::<f64>()
-        / found.len().max(1) as f64;
+    let recall = crate::data::mean_recall(&found, &data.truth, k);
     Ok((recall, qps))
 }
 

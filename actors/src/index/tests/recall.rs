@@ -214,7 +214,7 @@ fn int8_codes_with_rescoring_keep_recall_and_survive_a_reload() {
 #[test]
 fn every_point_of_a_built_graph_is_linked_to_and_finds_itself() {
     // The selection heuristic may prune away every link to a point; the build links such
-    // a point back (`insert::link_orphans`), or no search could ever return it.
+    // a point back (`insert::link_unreached`), or no search could ever return it.
     // ef = n: a walk that can reach every point finds each (at ef 128, one search in about
     // 36,000 missed its own point: the approximate search, not the graph).
     let (n, dim) = (1500, 24);
