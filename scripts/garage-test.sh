@@ -86,6 +86,7 @@ garage_pid=$!
 stop() {
   if [ "$keep" = true ]; then
     echo "Garage keeps running: PID $garage_pid, S3 at http://127.0.0.1:$s3_port, directory $dir"
+    echo "  bucket $GARAGE_DEFAULT_BUCKET, region garage, access key $GARAGE_DEFAULT_ACCESS_KEY, secret key $GARAGE_DEFAULT_SECRET_KEY (a throwaway local store)"
     echo "  stop it with: kill $garage_pid && rm -rf $dir"
     return
   fi

@@ -97,16 +97,10 @@ pub fn write_view(path: &Path, id: u64, view: &SegmentView) -> Result<u64, Strin
     for (name, values) in sections_of(view) {
         out.align()?;
         let mut crc = 0u32;
-        let per_chunk = (CHUNK_BYTES / values.width()).max(1);
-        let mut at = 0;
-        while at < values.count() {
-            let to = (at + per_chunk).min(values.count());
-            buf.clear();
-            values.write(at, to, &mut buf);
-            crc = crc32c::crc32c_append(crc, &buf);
-            out.write(&buf)?;
-            at = to;
-        }
+        values.each_chunk(&mut buf, |bytes| {
+            crc = crc32c::crc32c_append(crc, bytes);
+            out.write(bytes)
+        })?;
         sections.push(super::segment::Section {
             name: name.to_string(),
             len: (values.count() * values.width()) as u64,

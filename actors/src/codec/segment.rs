@@ -559,6 +559,25 @@ impl Values<'_> {
         }
     }
 
+    /// Hands the values to `f` as little-endian bytes, `CHUNK_BYTES` or so at a time
+    /// (`buf` holds one chunk).
+    pub(super) fn each_chunk(
+        &self,
+        buf: &mut Vec<u8>,
+        mut f: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let per_chunk = (CHUNK_BYTES / self.width()).max(1);
+        let mut at = 0;
+        while at < self.count() {
+            let to = (at + per_chunk).min(self.count());
+            buf.clear();
+            self.write(at, to, buf);
+            f(buf)?;
+            at = to;
+        }
+        Ok(())
+    }
+
     /// Appends values `from..to` as little-endian bytes.
     pub(super) fn write(&self, from: usize, to: usize, out: &mut Vec<u8>) {
         match self {
@@ -634,15 +653,10 @@ impl SegmentWriter {
         let mut buf = Vec::with_capacity(CHUNK_BYTES);
         for (name, values) in sections_of(&view) {
             let mut crc = 0u32;
-            let per_chunk = (CHUNK_BYTES / values.width()).max(1);
-            let mut at = 0;
-            while at < values.count() {
-                let to = (at + per_chunk).min(values.count());
-                buf.clear();
-                values.write(at, to, &mut buf);
-                crc = crc32c::crc32c_append(crc, &buf);
-                at = to;
-            }
+            values.each_chunk(&mut buf, |bytes| {
+                crc = crc32c::crc32c_append(crc, bytes);
+                Ok(())
+            })?;
             sections.push(Section {
                 name: name.to_string(),
                 len: (values.count() * values.width()) as u64,
