@@ -58,6 +58,12 @@ fn until(api: &Api, what: &str, check: impl Fn(&Api) -> bool) -> Duration {
     started.elapsed()
 }
 
+fn create(api: &Api, name: &str, dim: usize, distance: &str) {
+    let body = json!({"name": name, "dim": dim, "distance": distance});
+    let (s, b) = api.post("/vectors/index", &body);
+    assert_eq!(s, 201, "{b}");
+}
+
 fn flush(api: &Api, name: &str) {
     let (s, b) = api.post(&format!("/vectors/index/{name}/flush"), &json!({}));
     assert_eq!(s, 200, "{b}");
@@ -93,11 +99,7 @@ fn follow(dir: &Path, urls: [&str; 3]) {
     let mut r1 = replica(dir, urls[1], "r1");
     let r2 = replica(dir, urls[2], "r2");
     let data = vectors(5, 300, 8);
-    let (s, _) = p.post(
-        "/vectors/index",
-        &json!({"name": "docs", "dim": 8, "distance": "cosine"}),
-    );
-    assert_eq!(s, 201);
+    create(&p, "docs", 8, "cosine");
     assert_eq!(
         p.post("/vectors/index/docs/add", &add_body("v", &data)).0,
         200
@@ -170,11 +172,7 @@ fn follow(dir: &Path, urls: [&str; 3]) {
 
     // An index deleted and created again: never the old items.
     assert_eq!(p.delete("/vectors/index/docs").0, 204);
-    let (s, _) = p.post(
-        "/vectors/index",
-        &json!({"name": "docs", "dim": 4, "distance": "l2"}),
-    );
-    assert_eq!(s, 201);
+    create(&p, "docs", 4, "l2");
     let fresh = vectors(6, 5, 4);
     assert_eq!(
         p.post("/vectors/index/docs/add", &add_body("n", &fresh)).0,
@@ -188,11 +186,7 @@ fn follow(dir: &Path, urls: [&str; 3]) {
         assert_eq!(r.api().get("/vectors/index/docs/items/v10").0, 404);
     }
     // A deleted index disappears.
-    let (s, _) = p.post(
-        "/vectors/index",
-        &json!({"name": "gone", "dim": 2, "distance": "l2"}),
-    );
-    assert_eq!(s, 201);
+    create(&p, "gone", 2, "l2");
     flush(&p, "gone");
     until(&r2.api(), "index gone created", |a| {
         a.get("/vectors/index/gone").0 == 200
@@ -248,11 +242,7 @@ fn a_replica_started_during_an_ingest_converges_through_new_manifests() {
         ],
     );
     let p = primary.api();
-    let (s, _) = p.post(
-        "/vectors/index",
-        &json!({"name": "live", "dim": 8, "distance": "l2"}),
-    );
-    assert_eq!(s, 201);
+    create(&p, "live", 8, "l2");
     let data = vectors(9, 3000, 8);
     let mut replica_proc = None;
     for (b, chunk) in data.chunks(100).enumerate() {
@@ -295,11 +285,7 @@ fn an_idle_primary_writes_a_manifest_covering_its_sealed_items() {
         ],
     );
     let p = primary.api();
-    let (s, _) = p.post(
-        "/vectors/index",
-        &json!({"name": "idle", "dim": 8, "distance": "l2"}),
-    );
-    assert_eq!(s, 201);
+    create(&p, "idle", 8, "l2");
     assert_eq!(
         p.post(
             "/vectors/index/idle/add",

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::floats::{Floats, MappedFloats};
 use super::segment::{
-    header_of, sections_of, HeadReader, SectionsReader, SegmentArrays, SegmentEnvelope,
-    SegmentHeader, SegmentView, CHUNK_BYTES,
+    check_layout, header_of, sections_of, HeadReader, SectionsReader, SegmentArrays,
+    SegmentEnvelope, SegmentHeader, SegmentView, CHUNK_BYTES,
 };
 
 const MAGIC: &[u8; 8] = b"VDCACHE1";
@@ -136,23 +136,29 @@ impl ObjectToCache {
     }
 
     pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), String> {
-        let header = match &self.envelope {
-            Some(env) => env.segment.clone(),
-            None => {
-                let Some((env, rest)) = self.head.feed(chunk).map_err(|e| e.to_string())? else {
-                    return Ok(());
-                };
-                // The layout is checked as a reload would (names, lengths against points).
-                SectionsReader::without_vectors(env.segment.clone()).map_err(|e| e.to_string())?;
-                self.left = env.segment.sections.first().map_or(0, |s| s.len);
-                let header = env.segment.clone();
-                self.envelope = Some(env);
-                chunk = rest;
-                header
-            }
+        if self.envelope.is_none() {
+            let Some((env, rest)) = self.head.feed(chunk).map_err(|e| e.to_string())? else {
+                return Ok(());
+            };
+            // The layout is checked as a reload would (names, lengths against points).
+            check_layout(&env.segment).map_err(|e| e.to_string())?;
+            self.left = env.segment.sections.first().map_or(0, |s| s.len);
+            self.envelope = Some(env);
+            chunk = rest;
+        }
+        // Taken out while the sections are copied (`close_finished` reads the header).
+        let Some(env) = self.envelope.take() else {
+            return Ok(());
         };
+        let copied = self.copy_sections(&env.segment, chunk);
+        self.envelope = Some(env);
+        copied
+    }
+
+    /// Copies the next payload bytes into their sections, each aligned.
+    fn copy_sections(&mut self, header: &SegmentHeader, mut chunk: &[u8]) -> Result<(), String> {
         while !chunk.is_empty() {
-            self.close_finished(&header)?;
+            self.close_finished(header)?;
             if self.section >= header.sections.len() {
                 return Err(format!(
                     "segment {} is longer than its sections say",

@@ -259,7 +259,7 @@ const MAX_RESERVE: u64 = 64 << 20;
 
 /// Checks a segment header's sections: their names and order, and their lengths against
 /// points, dim and graph width.
-fn check_layout(header: &SegmentHeader) -> Result<(), DecodeError> {
+pub(super) fn check_layout(header: &SegmentHeader) -> Result<(), DecodeError> {
     let names: Vec<&str> = header.sections.iter().map(|s| s.name.as_str()).collect();
     let (documents, codes, _) = optional_sections(header);
     let mut expected: Vec<&str> = PLAIN.to_vec();

@@ -58,7 +58,7 @@ impl CachedPoints {
     /// start-up) and the segment is fetched from storaged after a restart.
     pub fn settle(mut self, id: u64) -> Option<Points> {
         if let Some(temp) = self.temp.take() {
-            let to = temp.with_file_name(format!("seg-{id:016x}.vdc"));
+            let to = segment_path(temp.parent().unwrap_or(Path::new("")), id);
             if let Err(e) = std::fs::rename(&temp, &to) {
                 log::warn!(
                     "cache file {} could not be renamed to {}: {e}",

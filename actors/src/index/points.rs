@@ -95,11 +95,6 @@ impl Points {
         self.vectors.as_slice()
     }
 
-    /// Whether the vectors are mapped from a cache file.
-    pub fn is_mapped(&self) -> bool {
-        matches!(self.vectors, Floats::Mapped(_))
-    }
-
     /// Bytes of the cache file the vectors are mapped from (0 on the heap).
     pub fn mapped_bytes(&self) -> usize {
         self.vectors.mapped_bytes()

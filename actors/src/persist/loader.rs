@@ -4,8 +4,8 @@
 //!
 //! An index loads from its manifest: its sealed segments are streamed straight into their
 //! arrays (nothing is rebuilt; an `on_disk` index maps them from its cache files instead,
-//! and streams into those the objects whose file is missing or damaged), then the log objects after the manifest's covered lsn are
-//! applied in order, stopping at the first gap or damaged object (reported in `/health`;
+//! and streams into those the objects whose file is missing or damaged), then the log
+//! objects after the manifest's covered lsn are applied in order, stopping at the first gap or damaged object (reported in `/health`;
 //! what follows it cannot be applied safely and is left in place). Files of the older
 //! one-object layouts (0.1.0's, with an `hnsw_rs` dump) load too, and are rewritten in the
 //! current layout by the first save.
@@ -33,7 +33,7 @@ use crate::codec::cache_file::{self, ObjectToCache};
 use crate::codec::log::{self as log_object, LogRecord};
 use crate::codec::manifest::ManifestSegment;
 use crate::codec::manifest::{self, parse_log_object, Manifest, KIND_MANIFEST};
-use crate::codec::segment::{HeadReader, SegmentArrays, SegmentEnvelope, SegmentObjectReader};
+use crate::codec::segment::{SegmentArrays, SegmentEnvelope, SegmentObjectReader};
 use crate::codec::{self};
 use crate::index::disk_cache;
 use crate::index::persisted::LoadedSegment;
@@ -282,13 +282,13 @@ async fn load_manifest(
     }
     let cache = engine
         .cache_root
-        .map(|root| crate::index::disk_cache::index_dir(root, name));
+        .map(|root| disk_cache::index_dir(root, name));
     let segments = match cache.filter(|_| m.params.on_disk) {
         Some(dir) => load_segments_cached(store, name, &m, bits, dir).await?,
         None => {
             if let Some(root) = engine.cache_root {
                 // Files of an earlier index of this name that kept its vectors on disk.
-                crate::index::disk_cache::remove_index(root, name);
+                disk_cache::remove_index(root, name);
             }
             load_segments(store, name, &m, bits).await?
         }
@@ -348,15 +348,16 @@ async fn load_segments(
 ) -> Result<Vec<LoadedSegment>, LoadError> {
     let mut segments = Vec::with_capacity(m.segments.len());
     for (entry, tombstone_bits) in m.segments.iter().zip(bits) {
+        let key = segment_key(name, m, entry);
         let mut reader = SegmentObjectReader::default();
-        fetch_segment(store, name, m, entry, |chunk| {
+        let len = fetch_segment(store, &key, |chunk| {
             reader.feed(chunk).map_err(|e| e.to_string())
         })
         .await?;
-        let key = segment_key(name, m, entry);
-        let (_, arrays) = reader
+        let (env, arrays) = reader
             .finish()
             .map_err(|e| LoadError::refused(format!("refused: {key}: {e}")))?;
+        check_segment(&key, name, m, entry, &env, len)?;
         segments.push(LoadedSegment {
             id: entry.id,
             arrays,
@@ -370,40 +371,33 @@ fn segment_key(name: &str, m: &Manifest, entry: &ManifestSegment) -> String {
     format!("{}{}", incarnation_dir(name, &m.incarnation), entry.object)
 }
 
-/// Streams the segment object `entry` into `feed`, and checks that it is the object the
-/// manifest names (length, index, incarnation, id, points); returns its envelope.
+/// Streams the object at `key` into `feed`; answers its length.
 async fn fetch_segment(
     store: &impl Objects,
+    key: &str,
+    feed: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<u64, LoadError> {
+    store.get_stream(key, feed).await.map_err(|e| match e {
+        StoreError::KeyNotFound(_) => LoadError::refused(format!(
+            "refused: the manifest names {key}, which is missing"
+        )),
+        StoreError::Decode { message, .. } => {
+            LoadError::refused(format!("refused: {key}: {message}"))
+        }
+        other => LoadError::reading(key, other),
+    })
+}
+
+/// Checks that the segment object read from `key` (`len` bytes, envelope `env`) is the one
+/// the manifest names: length, index, incarnation, id, points.
+fn check_segment(
+    key: &str,
     name: &str,
     m: &Manifest,
     entry: &ManifestSegment,
-    mut feed: impl FnMut(&[u8]) -> Result<(), String>,
-) -> Result<SegmentEnvelope, LoadError> {
-    let key = segment_key(name, m, entry);
-    let mut head = HeadReader::default();
-    let mut envelope = None;
-    let len = store
-        .get_stream(&key, |chunk| {
-            if envelope.is_none() {
-                if let Some((env, _)) = head.feed(chunk).map_err(|e| e.to_string())? {
-                    envelope = Some(env);
-                }
-            }
-            feed(chunk)
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::KeyNotFound(_) => LoadError::refused(format!(
-                "refused: the manifest names {key}, which is missing"
-            )),
-            StoreError::Decode { message, .. } => {
-                LoadError::refused(format!("refused: {key}: {message}"))
-            }
-            other => LoadError::reading(&key, other),
-        })?;
-    let env = envelope.ok_or_else(|| {
-        LoadError::refused(format!("refused: {key}: the envelope is not complete"))
-    })?;
+    env: &SegmentEnvelope,
+    len: u64,
+) -> Result<(), LoadError> {
     let matches = len == entry.bytes
         && env.index == name
         && env.incarnation == m.incarnation
@@ -415,7 +409,7 @@ async fn fetch_segment(
             env.segment.id, env.index
         )));
     }
-    Ok(env)
+    Ok(())
 }
 
 /// `load_segments` for an `on_disk` index: each segment is mapped from its cache file in
@@ -452,13 +446,16 @@ async fn load_segments_cached(
                 if path.exists() {
                     log::warn!("index {name:?}: {why}; writing it again from storaged");
                 }
+                let key = segment_key(name, m, entry);
                 let temp = disk_cache::temp_path(&dir);
                 let mut to_cache = ObjectToCache::create(&temp).map_err(LoadError::refused)?;
-                let fetch = fetch_segment(store, name, m, entry, |c| to_cache.feed(c)).await;
-                let written = fetch.and_then(|_| to_cache.finish().map_err(LoadError::refused));
-                if let Err(e) = written.and_then(|_| {
+                let fetch = fetch_segment(store, &key, |c| to_cache.feed(c)).await;
+                let written = fetch.and_then(|len| {
+                    let env = to_cache.finish().map_err(LoadError::refused)?;
+                    check_segment(&key, name, m, entry, &env, len)?;
                     std::fs::rename(&temp, &path).map_err(|e| LoadError::refused(e.to_string()))
-                }) {
+                });
+                if let Err(e) = written {
                     let _ = std::fs::remove_file(&temp);
                     return Err(e);
                 }

@@ -230,12 +230,7 @@ impl Server {
 
     /// The index info.
     pub fn info(&self, name: &str) -> Result<Value, String> {
-        let resp = self
-            .agent
-            .get(&format!("{}/vectors/index/{name}", self.url))
-            .call()
-            .map_err(|e| format!("GET index {name}: {e}"))?;
-        resp.into_json().map_err(|e| e.to_string())
+        self.get_json(&format!("/vectors/index/{name}"))
     }
 
     /// Waits until no background job runs and what is left unsealed is below the idle

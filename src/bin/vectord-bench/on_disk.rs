@@ -45,7 +45,7 @@ pub fn on_disk(
     let indexed_s = fill(pair.vectord()?, NAME, data, &spec)?;
     let server = pair.vectord()?;
     let after_ingest = steady_anon(server.pid());
-    let info = server.get_json(&format!("/vectors/index/{NAME}"))?;
+    let info = server.info(NAME)?;
     println!(
         "\n## on_disk + int8: {} ({n} x {}-d, {}), over HTTP, 1 client, k {k}\n",
         data.name,

@@ -51,7 +51,7 @@ pub fn replicas(
     let mut replica = pair.spawn_replica(load.poll_ms, &scratch.join("replica-cache"))?;
     replica.wait_ready(Duration::from_secs(900))?;
     let ready = started.elapsed().as_secs_f64();
-    let info = replica.get_json(&format!("/vectors/index/{NAME}"))?;
+    let info = replica.info(NAME)?;
     println!(
         "replica start to ready (index loaded): {ready:.2} s; count {}, unsealed {}",
         info["count"], info["unsealed_count"]
