@@ -477,6 +477,7 @@ impl VectordConfig {
                 // Leaked once per call (the configuration lives as long as the process).
                 &*Box::leak(PathBuf::from(&self.cache_dir).into_boxed_path())
             }),
+            replica: self.role == Role::Replica,
         }
     }
 

@@ -267,6 +267,21 @@ fn a_replica_started_during_an_ingest_converges_through_new_manifests() {
         )
         .1;
     assert_eq!(answer["results"][0]["id"], "b25-0", "{answer}");
+    // Its reloads for new manifests shared the segments it already held.
+    let text = ureq::get(&format!("{}/metrics", r.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let kept = text
+        .lines()
+        .find_map(|l| l.strip_prefix("vectord_replica_segments_loaded_total{from=\"memory\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        kept >= 1.0,
+        "no segment kept in memory by a reload:\n{text}"
+    );
 }
 
 #[test]

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub index_unsealed: IntGaugeVec,
     pub replica_lag_ms: IntGaugeVec,
     pub replica_applied_lsn: IntGaugeVec,
+    pub replica_load_seconds: Histogram,
+    pub replica_segments_loaded: IntCounterVec,
     pub indexes: IntGauge,
     pub allocator_bytes: IntGaugeVec,
 }
@@ -130,6 +132,17 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     )
     .expect("metric definition");
     r.register(Box::new(request_seconds.clone()))
+        .expect("metric registration");
+    let replica_load_seconds = Histogram::with_opts(
+        HistogramOpts::new(
+            "vectord_replica_load_seconds",
+            "On a read replica: time to load an index for a manifest it had not seen (a new \
+             index, or new segments), before it is swapped in.",
+        )
+        .buckets(SECONDS.to_vec()),
+    )
+    .expect("metric definition");
+    r.register(Box::new(replica_load_seconds.clone()))
         .expect("metric registration");
     let rehydrate_seconds = prometheus::Gauge::new(
         "vectord_rehydrate_seconds",
@@ -268,6 +281,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "vectord_replica_applied_lsn",
             "On a read replica: the last of the primary's log sequence numbers applied, per index.",
             &["index"],
+        ),
+        replica_load_seconds,
+        replica_segments_loaded: counter_vec(
+            &r,
+            "vectord_replica_segments_loaded_total",
+            "On a read replica: sealed segments its loads took from the index it already \
+             served (from=memory) or read from storaged or its cache files (from=store).",
+            &["from"],
         ),
         indexes: gauge(&r, "vectord_indexes", "Indexes loaded."),
         allocator_bytes: gauge_vec(

@@ -7,7 +7,8 @@
 //! - a manifest the replica has not seen (a new index, a new incarnation after a delete and
 //!   re-create, or new segments because the primary wrote a manifest): the index is loaded
 //!   whole, as a start-up does (segments read, not rebuilt; its log replayed), and swapped
-//!   in at once — searches see the old state or the new one, never a mix;
+//!   in at once — searches see the old state or the new one, never a mix. Segments the
+//!   served index already holds (same object) are shared, not read again;
 //! - otherwise, log objects after the last one applied are read in lsn order and applied
 //!   through the index's actor, each as a whole. A gap (an object listed after one that
 //!   is not there yet) is waited for, never skipped; a log object that cannot be read or
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::codec::log as log_object;
 use crate::codec::manifest::{self, parse_log_object};
 use crate::index_actor::ApplyLog;
+use crate::metrics::metrics;
 use crate::persist::layout::{incarnation_dir, manifest_key};
 use crate::persist::loader;
 use crate::registry::Registry;
@@ -80,6 +82,9 @@ struct Tracked {
     incarnation: String,
     /// The first lsn not applied yet.
     next_lsn: u64,
+    /// The segments the served index was loaded with: a reload for a new manifest of the
+    /// same incarnation takes those still in memory instead of reading them again.
+    reuse: loader::Reuse,
 }
 
 /// Follows the store until the process stops (spawned on the HTTP runtime).
@@ -178,7 +183,10 @@ async fn follow_one(
                 "{key} is not a manifest ({e}); a primary rewrites older layouts at its first save"
             )
         })?;
-        let loaded = loader::load(store, name, timeout, registry.engine())
+        let empty = loader::Reuse::default();
+        let reuse = tracked.get(name).map_or(&empty, |t| &t.reuse);
+        let started = Instant::now();
+        let loaded = loader::load_reusing(store, name, timeout, registry.engine(), reuse)
             .await
             .map_err(|f| f.error)?;
         if let Some(w) = &loaded.warning {
@@ -188,10 +196,24 @@ async fn follow_one(
         let next_lsn = loaded.lsn + 1;
         let count = loaded.index.stats().count;
         let fresh = !tracked.contains_key(name);
+        let reuse = loader::Reuse::of(name, &loaded);
+        let (kept, segments) = (loaded.segments_kept, loaded.stored.segments.len());
         registry.swap_in_followed(loaded);
+        let took = started.elapsed();
+        let counters = metrics();
+        counters.replica_load_seconds.observe(took.as_secs_f64());
+        counters
+            .replica_segments_loaded
+            .with_label_values(&["memory"])
+            .inc_by(kept as u64);
+        counters
+            .replica_segments_loaded
+            .with_label_values(&["store"])
+            .inc_by((segments - kept) as u64);
         log::info!(
-            "replica: index {name:?} {} from its manifest: {count} items, applied up to lsn {}",
+            "replica: index {name:?} {} from its manifest in {} ms: {count} items, {kept} of {segments} segments kept in memory, applied up to lsn {}",
             if fresh { "loaded" } else { "reloaded" },
+            took.as_millis(),
             next_lsn - 1
         );
         tracked.insert(
@@ -200,6 +222,7 @@ async fn follow_one(
                 manifest: bytes,
                 incarnation: m.incarnation,
                 next_lsn,
+                reuse,
             },
         );
         return Ok(true);

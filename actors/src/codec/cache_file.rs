@@ -37,6 +37,20 @@ struct Footer {
     format: String,
     version: u32,
     segment: SegmentHeader,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<CacheSource>,
+}
+
+/// The stored segment object a cache file was written from. A segment number alone does
+/// not name one object: an index deleted and created again numbers from 1 anew, and a read
+/// replica's own seals take numbers its primary's segments will have too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSource {
+    /// The object's storage key (the index's incarnation is part of it).
+    pub key: String,
+    /// The object's length in bytes.
+    pub bytes: u64,
 }
 
 /// A cache file being written, section by section.
@@ -69,12 +83,17 @@ impl FileWriter {
     }
 
     /// Writes the footer; returns the file's length.
-    fn finish(mut self, segment: SegmentHeader) -> Result<u64, String> {
+    fn finish(
+        mut self,
+        segment: SegmentHeader,
+        source: Option<CacheSource>,
+    ) -> Result<u64, String> {
         self.align()?;
         let footer = Footer {
             format: FORMAT.into(),
             version: VERSION,
             segment,
+            source,
         };
         let json = serde_json::to_vec(&footer).map_err(|e| format!("encoding the footer: {e}"))?;
         self.write(&json)?;
@@ -89,7 +108,8 @@ impl FileWriter {
     }
 }
 
-/// Writes segment `id`'s arrays to a cache file at `path`; returns its length.
+/// Writes segment `id`'s arrays to a cache file at `path` (a file without a source: the
+/// segment was built here); returns its length.
 pub fn write_view(path: &Path, id: u64, view: &SegmentView) -> Result<u64, String> {
     let mut out = FileWriter::create(path)?;
     let mut sections = Vec::new();
@@ -107,7 +127,7 @@ pub fn write_view(path: &Path, id: u64, view: &SegmentView) -> Result<u64, Strin
             crc32c: crc,
         });
     }
-    out.finish(header_of(view, id, sections))
+    out.finish(header_of(view, id, sections), None)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -193,8 +213,9 @@ impl ObjectToCache {
         Ok(())
     }
 
-    /// The object's envelope, once every section has arrived whole and is written.
-    pub fn finish(mut self) -> Result<SegmentEnvelope, String> {
+    /// The object's envelope, once every section has arrived whole and is written; the
+    /// file's footer names `source`, the object it was streamed from.
+    pub fn finish(mut self, source: CacheSource) -> Result<SegmentEnvelope, String> {
         let Some(env) = self.envelope.take() else {
             return Err(format!(
                 "{} bytes, the envelope is not complete",
@@ -205,7 +226,7 @@ impl ObjectToCache {
         if self.section < env.segment.sections.len() {
             return Err(format!("segment {} is truncated", env.segment.id));
         }
-        self.out.finish(env.segment.clone())?;
+        self.out.finish(env.segment.clone(), Some(source))?;
         Ok(env)
     }
 }
@@ -216,6 +237,8 @@ pub struct Opened {
     pub arrays: SegmentArrays,
     /// The file's length.
     pub bytes: u64,
+    /// The stored object it was written from; none when it was written from a seal.
+    pub source: Option<CacheSource>,
 }
 
 /// Opens a cache file: checks its length and every section's checksum, maps its vectors
@@ -231,7 +254,8 @@ pub fn open(path: &Path) -> Result<Opened, String> {
     let map =
         unsafe { Mmap::map(&file) }.map_err(|e| format!("mapping {}: {e}", path.display()))?;
     let map = Arc::new(map);
-    let (header, offsets) = read_footer(&map).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (footer, offsets) = read_footer(&map).map_err(|e| format!("{}: {e}", path.display()))?;
+    let header = footer.segment;
     let mut reader = SectionsReader::without_vectors(header.clone())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     for &(start, len) in &offsets {
@@ -254,11 +278,12 @@ pub fn open(path: &Path) -> Result<Opened, String> {
         header,
         arrays,
         bytes: map.len() as u64,
+        source: footer.source,
     })
 }
 
-/// The footer's header, and where each section is in the file; checks the file's length.
-fn read_footer(map: &[u8]) -> Result<(SegmentHeader, Vec<(usize, usize)>), String> {
+/// The footer, and where each section is in the file; checks the file's length.
+fn read_footer(map: &[u8]) -> Result<(Footer, Vec<(usize, usize)>), String> {
     let total = map.len();
     if total < 16 || &map[total - 8..] != MAGIC {
         return Err("not a vectord cache file".into());
@@ -290,7 +315,7 @@ fn read_footer(map: &[u8]) -> Result<(SegmentHeader, Vec<(usize, usize)>), Strin
             "the sections end at byte {expected}, the footer starts at {footer_start}"
         ));
     }
-    Ok((footer.segment, offsets))
+    Ok((footer, offsets))
 }
 
 #[cfg(test)]
@@ -332,14 +357,27 @@ mod tests {
         for chunk in object.chunks(5) {
             to_cache.feed(chunk).unwrap();
         }
-        let env = to_cache.finish().unwrap();
+        let source = CacheSource {
+            key: "_vectors/idx/00000000000000aa/seg-7".into(),
+            bytes: object.len() as u64,
+        };
+        let env = to_cache.finish(source.clone()).unwrap();
         assert_eq!(env.segment.id, 7);
         let direct = dir.path().join("direct.vdc");
         write_view(&direct, 7, &src.view()).unwrap();
-        assert_eq!(
+        // The same sections at the same places; only the footer's source differs.
+        let (streamed, written) = (
             std::fs::read(&path).unwrap(),
-            std::fs::read(&direct).unwrap()
+            std::fs::read(&direct).unwrap(),
         );
+        let (s_footer, s_offsets) = read_footer(&streamed).unwrap();
+        let (d_footer, d_offsets) = read_footer(&written).unwrap();
+        assert_eq!(s_offsets, d_offsets);
+        assert_eq!(s_footer.segment, d_footer.segment);
+        let sections_end = s_offsets.last().map_or(0, |&(at, len)| at + len);
+        assert_eq!(streamed[..sections_end], written[..sections_end]);
+        assert_eq!(open(&path).unwrap().source, Some(source));
+        assert_eq!(open(&direct).unwrap().source, None);
         // And the object itself still decodes to the same arrays.
         let mut reader = SegmentObjectReader::default();
         reader.feed(&object).unwrap();
@@ -373,6 +411,10 @@ mod tests {
         object[last] ^= 1;
         let mut to_cache = ObjectToCache::create(&dir.path().join("x.vdc")).unwrap();
         let fed = to_cache.feed(&object);
-        assert!(fed.is_err() || to_cache.finish().is_err());
+        let source = CacheSource {
+            key: "k".into(),
+            bytes: 0,
+        };
+        assert!(fed.is_err() || to_cache.finish(source).is_err());
     }
 }

@@ -37,7 +37,7 @@ pub struct SegmentEnvelope {
 }
 
 /// What the envelope says about one segment.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentHeader {
     /// The segment's number within its index.

@@ -195,6 +195,13 @@ impl Index {
         Some(job)
     }
 
+    /// Whether `next_job` would find work (a frozen segment to seal, segments to merge or
+    /// compact, fields to index) that no running job holds.
+    pub(super) fn work_due(&self) -> bool {
+        let s = self.read();
+        self.pick_seal(&s).is_some() || self.pick_merge(&s).is_some()
+    }
+
     fn pick_seal(&self, s: &State) -> Option<Pick> {
         let frozen: Vec<usize> = (0..s.segments.len())
             .filter(|&i| s.segments[i].graph.is_none() && !s.segments[i].busy.load(Relaxed))

@@ -81,6 +81,10 @@ pub struct EngineConfig {
     /// per index; none: their vectors stay on the heap. A `&'static` (the configuration
     /// lives as long as the process) keeps this configuration `Copy`.
     pub cache_root: Option<&'static std::path::Path>,
+    /// This process is a read replica. Its own seals take segment numbers that its
+    /// primary's segments will have too, so a load maps only the cache files written from
+    /// the stored objects it names (a primary's own seals are the segments it stores).
+    pub replica: bool,
 }
 
 impl Default for EngineConfig {
@@ -93,6 +97,7 @@ impl Default for EngineConfig {
             max_segment_points: 2_000_000,
             limits: Limits::default(),
             cache_root: None,
+            replica: false,
         }
     }
 }
@@ -341,9 +346,10 @@ impl Index {
         *stats = s.stats();
     }
 
-    /// Whether background jobs (seals, merges, compactions) are under way.
+    /// Whether background jobs (seals, merges, compactions) are under way or due. Due
+    /// counts too: between one job's install and the next one's start, no job runs.
     pub fn indexing(&self) -> bool {
-        self.jobs.load(Ordering::Relaxed) > 0
+        self.jobs.load(Ordering::Relaxed) > 0 || self.work_due()
     }
 
     /// Every segment, oldest first, the growing one last.

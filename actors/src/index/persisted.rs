@@ -6,7 +6,7 @@
 //! start-up and sealed again in the background.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::bitset::BitSet;
 use super::codes::Codes;
@@ -106,11 +106,70 @@ fn bits_of(deleted: &BitSet, points: usize) -> Vec<u8> {
     out
 }
 
-/// A stored segment, decoded, with its tombstones from the manifest.
+/// A stored segment, with its tombstones from the manifest.
 pub struct LoadedSegment {
     pub id: u64,
-    pub arrays: SegmentArrays,
+    pub content: SegmentContent,
     pub tombstone_bits: Vec<u8>,
+}
+
+/// Where a loaded segment's points, graph, field indexes and codes come from.
+pub enum SegmentContent {
+    /// Decoded from its object or its cache file.
+    Stored(Box<SegmentArrays>),
+    /// Shared with an index already in memory that loaded the same object (a replica
+    /// loading its primary's next manifest): nothing is read again.
+    Held(HeldSegment),
+}
+
+/// A stored segment's parts as an index in memory holds them. They never change once
+/// sealed (deletes are tombstones, kept apart), so two indexes may share them.
+#[derive(Clone)]
+pub struct HeldSegment {
+    points: Arc<Points>,
+    graph: Arc<FlatGraph>,
+    fields: Arc<FieldIndexes>,
+    codes: Option<Arc<Codes>>,
+}
+
+impl HeldSegment {
+    pub fn points(&self) -> usize {
+        self.points.len()
+    }
+
+    /// A reference that does not keep the segment alive: once the index that holds it
+    /// merges it away, its memory is freed and `upgrade` answers none.
+    pub fn downgrade(&self) -> WeakSegment {
+        WeakSegment {
+            points: Arc::downgrade(&self.points),
+            graph: Arc::downgrade(&self.graph),
+            fields: Arc::downgrade(&self.fields),
+            codes: self.codes.as_ref().map(Arc::downgrade),
+        }
+    }
+}
+
+/// A `HeldSegment` that may have been freed since.
+pub struct WeakSegment {
+    points: Weak<Points>,
+    graph: Weak<FlatGraph>,
+    fields: Weak<FieldIndexes>,
+    codes: Option<Weak<Codes>>,
+}
+
+impl WeakSegment {
+    pub fn upgrade(&self) -> Option<HeldSegment> {
+        let codes = match &self.codes {
+            Some(weak) => Some(weak.upgrade()?),
+            None => None,
+        };
+        Some(HeldSegment {
+            points: self.points.upgrade()?,
+            graph: self.graph.upgrade()?,
+            fields: self.fields.upgrade()?,
+            codes,
+        })
+    }
 }
 
 impl Index {
@@ -132,6 +191,19 @@ impl Index {
                 })
             })
             .collect()
+    }
+
+    /// The parts of sealed segment `id`, to share with another index loaded from the same
+    /// stored object.
+    pub fn held_segment(&self, id: u64) -> Option<HeldSegment> {
+        let s = self.read();
+        let seg = &s.segments[s.position(id)?];
+        Some(HeldSegment {
+            points: seg.points.clone(),
+            graph: seg.graph.clone()?,
+            fields: seg.fields.clone(),
+            codes: seg.codes.clone(),
+        })
     }
 
     /// The last log sequence number whose changes the sealed segments hold: every point
@@ -198,9 +270,18 @@ impl Index {
         let mut next_id = 1;
         for seg in segments {
             let id = seg.id;
-            let (points, graph, field_indexes, codes) =
-                arrays_to_segment(seg.arrays, &params).map_err(|e| format!("segment {id}: {e}"))?;
-            let n = points.len();
+            let held = match seg.content {
+                SegmentContent::Stored(arrays) => arrays_to_segment(*arrays, &params)
+                    .map(|(points, graph, fields, codes)| HeldSegment {
+                        points: Arc::new(points),
+                        graph: Arc::new(graph),
+                        fields: Arc::new(fields),
+                        codes: codes.map(Arc::new),
+                    })
+                    .map_err(|e| format!("segment {id}: {e}"))?,
+                SegmentContent::Held(held) => held,
+            };
+            let n = held.points.len();
             if seg.tombstone_bits.len() != n.div_ceil(8) {
                 return Err(format!("segment {id}: tombstones do not fit {n} points"));
             }
@@ -218,15 +299,15 @@ impl Index {
             next_id = next_id.max(id + 1);
             restored.push(Segment {
                 id,
-                points: Arc::new(points),
-                graph: Some(Arc::new(graph)),
+                points: held.points,
+                graph: Some(held.graph),
                 deleted,
                 deleted_count,
                 busy: AtomicBool::new(false),
                 first_lsn: None,
                 filters: Default::default(),
-                fields: Arc::new(field_indexes),
-                codes: codes.map(Arc::new),
+                fields: held.fields,
+                codes: held.codes,
             });
         }
         let state = State {

@@ -4,9 +4,11 @@
 //!
 //! An index loads from its manifest: its sealed segments are streamed straight into their
 //! arrays (nothing is rebuilt; an `on_disk` index maps them from its cache files instead,
-//! and streams into those the objects whose file is missing or damaged), then the log
-//! objects after the manifest's covered lsn are applied in order, stopping at the first gap or damaged object (reported in `/health`;
-//! what follows it cannot be applied safely and is left in place). Files of the older
+//! and streams into those the objects whose file is missing, damaged or written from
+//! another object; a replica's reload takes the segments its index already holds), then
+//! the log objects after the manifest's covered lsn are applied in order, stopping at the
+//! first gap or damaged object (reported in `/health`; what follows it cannot be applied
+//! safely and is left in place). Files of the older
 //! one-object layouts (0.1.0's, with an `hnsw_rs` dump) load too, and are rewritten in the
 //! current layout by the first save.
 //!
@@ -19,7 +21,7 @@
 //! of earlier incarnations and of deleted indexes.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,14 +31,14 @@ use super::layout::{
 };
 use super::objects::Objects;
 use super::save::{Stored, StoredLog, StoredManifest};
-use crate::codec::cache_file::{self, ObjectToCache};
+use crate::codec::cache_file::{self, CacheSource, ObjectToCache};
 use crate::codec::log::{self as log_object, LogRecord};
 use crate::codec::manifest::ManifestSegment;
 use crate::codec::manifest::{self, parse_log_object, Manifest, KIND_MANIFEST};
 use crate::codec::segment::{SegmentArrays, SegmentEnvelope, SegmentObjectReader};
 use crate::codec::{self};
 use crate::index::disk_cache;
-use crate::index::persisted::LoadedSegment;
+use crate::index::persisted::{HeldSegment, LoadedSegment, SegmentContent, WeakSegment};
 use crate::index::{EngineConfig, Index};
 use crate::params::check_name;
 use crate::storaged_client::{ObjectInfo, StoreError};
@@ -55,6 +57,8 @@ pub struct Loaded {
     /// An earlier incarnation whose objects stay untouched by this start's cleanup (the
     /// one whose log was cut short: its objects are left for an operator to look at).
     pub keep_incarnation: Option<String>,
+    /// Segments taken from memory (`load_reusing`) instead of being read.
+    pub segments_kept: usize,
 }
 
 /// A persisted index that could not be loaded; its file is left in place.
@@ -133,6 +137,41 @@ pub fn stored_names(objects: &[ObjectInfo]) -> Vec<String> {
         .collect()
 }
 
+/// Segments already in memory that a load may take instead of reading their objects: a
+/// replica's index, while the replica loads its primary's next manifest. They are held
+/// weakly: a segment the index merged away since is read again.
+#[derive(Default)]
+pub struct Reuse {
+    /// By the key of the object each was loaded from: that object's length, the segment.
+    segments: HashMap<String, (u64, WeakSegment)>,
+}
+
+impl Reuse {
+    /// The segments `loaded` (index `name`) holds of the objects it was loaded from.
+    pub fn of(name: &str, loaded: &Loaded) -> Reuse {
+        let dir = incarnation_dir(name, &loaded.stored.incarnation);
+        let segments = loaded
+            .stored
+            .segments
+            .iter()
+            .filter_map(|(&id, &bytes)| {
+                let held = loaded.index.held_segment(id)?;
+                let key = format!("{dir}{}", manifest::segment_object(id));
+                Some((key, (bytes, held.downgrade())))
+            })
+            .collect();
+        Reuse { segments }
+    }
+
+    /// The segment loaded from the object at `key`, if it is still in memory and is the
+    /// object `entry` names (same length and points).
+    fn get(&self, key: &str, entry: &ManifestSegment) -> Option<HeldSegment> {
+        let (bytes, weak) = self.segments.get(key)?;
+        weak.upgrade()
+            .filter(|held| *bytes == entry.bytes && held.points() == entry.points)
+    }
+}
+
 /// Loads index `name` within `timeout`.
 pub async fn load(
     store: &impl Objects,
@@ -140,7 +179,19 @@ pub async fn load(
     timeout: Duration,
     engine: EngineConfig,
 ) -> Result<Loaded, LoadFailure> {
-    let result = match tokio::time::timeout(timeout, load_one(store, name, engine)).await {
+    load_reusing(store, name, timeout, engine, &Reuse::default()).await
+}
+
+/// `load`, taking from `reuse` the segments it holds instead of reading them.
+pub async fn load_reusing(
+    store: &impl Objects,
+    name: &str,
+    timeout: Duration,
+    engine: EngineConfig,
+    reuse: &Reuse,
+) -> Result<Loaded, LoadFailure> {
+    let loading = load_one(store, name, engine, reuse);
+    let result = match tokio::time::timeout(timeout, loading).await {
         Ok(result) => result,
         Err(_) => Err(LoadError {
             message: format!("timed out after {} s", timeout.as_secs()),
@@ -203,6 +254,7 @@ async fn load_one(
     store: &impl Objects,
     name: &str,
     engine: EngineConfig,
+    reuse: &Reuse,
 ) -> Result<Loaded, LoadError> {
     check_name(name).map_err(|e| LoadError::refused(e.to_string()))?;
     let key = manifest_key(name);
@@ -215,7 +267,7 @@ async fn load_one(
         .map(|h| h.kind)
         .map_err(|e| LoadError::refused(format!("refused: {e}")))?;
     if kind.as_deref() == Some(KIND_MANIFEST) {
-        return load_manifest(store, name, &bytes, engine).await;
+        return load_manifest(store, name, &bytes, engine, reuse).await;
     }
     load_single_object(name, bytes, engine).await
 }
@@ -262,6 +314,7 @@ fn as_new_incarnation(
         dirty: true,
         warning,
         keep_incarnation,
+        segments_kept: 0,
     }
 }
 
@@ -271,6 +324,7 @@ async fn load_manifest(
     name: &str,
     bytes: &[u8],
     engine: EngineConfig,
+    reuse: &Reuse,
 ) -> Result<Loaded, LoadError> {
     let (m, bits) =
         manifest::decode(bytes).map_err(|e| LoadError::refused(format!("refused: {e}")))?;
@@ -284,15 +338,22 @@ async fn load_manifest(
         .cache_root
         .map(|root| disk_cache::index_dir(root, name));
     let segments = match cache.filter(|_| m.params.on_disk) {
-        Some(dir) => load_segments_cached(store, name, &m, bits, dir).await?,
+        Some(dir) => {
+            let found = Found { name, m: &m, reuse };
+            load_segments_cached(store, &found, bits, dir, !engine.replica).await?
+        }
         None => {
             if let Some(root) = engine.cache_root {
                 // Files of an earlier index of this name that kept its vectors on disk.
                 disk_cache::remove_index(root, name);
             }
-            load_segments(store, name, &m, bits).await?
+            load_segments(store, name, &m, bits, reuse).await?
         }
     };
+    let segments_kept = segments
+        .iter()
+        .filter(|s| matches!(s.content, SegmentContent::Held(_)))
+        .count();
     let (params, fields) = (m.params.clone(), m.fields.clone());
     let index = blocking(move || Index::from_storage(params, engine, fields, segments))
         .await
@@ -311,11 +372,9 @@ async fn load_manifest(
         // New changes must never take the lsns of the log objects that could not be
         // applied: the index goes on as a new incarnation, and the old one is left as it
         // is for now.
-        return Ok(as_new_incarnation(
-            index,
-            replayed.warning,
-            Some(m.incarnation.clone()),
-        ));
+        let mut loaded = as_new_incarnation(index, replayed.warning, Some(m.incarnation.clone()));
+        loaded.segments_kept = segments_kept;
+        return Ok(loaded);
     }
     let stored = Stored {
         incarnation: m.incarnation.clone(),
@@ -335,6 +394,7 @@ async fn load_manifest(
         dirty: false,
         warning: None,
         keep_incarnation: None,
+        segments_kept,
     })
 }
 
@@ -345,10 +405,19 @@ async fn load_segments(
     name: &str,
     m: &Manifest,
     bits: Vec<Vec<u8>>,
+    reuse: &Reuse,
 ) -> Result<Vec<LoadedSegment>, LoadError> {
     let mut segments = Vec::with_capacity(m.segments.len());
     for (entry, tombstone_bits) in m.segments.iter().zip(bits) {
         let key = segment_key(name, m, entry);
+        if let Some(held) = reuse.get(&key, entry) {
+            segments.push(LoadedSegment {
+                id: entry.id,
+                content: SegmentContent::Held(held),
+                tombstone_bits,
+            });
+            continue;
+        }
         let mut reader = SegmentObjectReader::default();
         let len = fetch_segment(store, &key, |chunk| {
             reader.feed(chunk).map_err(|e| e.to_string())
@@ -360,7 +429,7 @@ async fn load_segments(
         check_segment(&key, name, m, entry, &env, len)?;
         segments.push(LoadedSegment {
             id: entry.id,
-            arrays,
+            content: SegmentContent::Stored(Box::new(arrays)),
             tombstone_bits,
         });
     }
@@ -412,16 +481,26 @@ fn check_segment(
     Ok(())
 }
 
-/// `load_segments` for an `on_disk` index: each segment is mapped from its cache file in
-/// `dir`; a file that is missing or fails its checks is written again from storaged
-/// first. Files the manifest does not name are removed.
+/// Where a load finds one index's segments: its name, its manifest, and the segments
+/// already in memory.
+struct Found<'a> {
+    name: &'a str,
+    m: &'a Manifest,
+    reuse: &'a Reuse,
+}
+
+/// `load_segments` for an `on_disk` index: each segment is taken from memory (`reuse`) or
+/// mapped from its cache file in `dir`. A file that is missing, fails its checks, or was
+/// written from another object (or, unless `trust_own`, from a seal of this process) is
+/// written again from storaged first. Files the manifest does not name are removed.
 async fn load_segments_cached(
     store: &impl Objects,
-    name: &str,
-    m: &Manifest,
+    found: &Found<'_>,
     bits: Vec<Vec<u8>>,
     dir: PathBuf,
+    trust_own: bool,
 ) -> Result<Vec<LoadedSegment>, LoadError> {
+    let (name, m) = (found.name, found.m);
     let named: HashSet<u64> = m.segments.iter().map(|s| s.id).collect();
     let removed = disk_cache::collect(&dir, &named);
     if removed > 0 {
@@ -434,53 +513,92 @@ async fn load_segments_cached(
         ))
     })?;
     let mut segments = Vec::with_capacity(m.segments.len());
-    let (mut mapped, mut fetched) = (0, 0);
+    let (mut kept, mut mapped, mut fetched) = (0, 0, 0);
     for (entry, tombstone_bits) in m.segments.iter().zip(bits) {
+        let source = CacheSource {
+            key: segment_key(name, m, entry),
+            bytes: entry.bytes,
+        };
+        if let Some(held) = found.reuse.get(&source.key, entry) {
+            kept += 1;
+            segments.push(LoadedSegment {
+                id: entry.id,
+                content: SegmentContent::Held(held),
+                tombstone_bits,
+            });
+            continue;
+        }
         let path = disk_cache::segment_path(&dir, entry.id);
-        let arrays = match open_cache(path.clone(), entry.points, m.params.dim).await {
-            Ok(arrays) => {
-                mapped += 1;
-                arrays
-            }
+        let usable = match open_cache(path.clone(), entry.points, m.params.dim).await {
+            Ok((arrays, from)) if from.as_ref().map_or(trust_own, |f| *f == source) => Some(arrays),
+            // A file of another object under this segment's number: replaced quietly.
+            Ok(_) => None,
             Err(why) => {
                 if path.exists() {
                     log::warn!("index {name:?}: {why}; writing it again from storaged");
                 }
-                let key = segment_key(name, m, entry);
-                let temp = disk_cache::temp_path(&dir);
-                let mut to_cache = ObjectToCache::create(&temp).map_err(LoadError::refused)?;
-                let fetch = fetch_segment(store, &key, |c| to_cache.feed(c)).await;
-                let written = fetch.and_then(|len| {
-                    let env = to_cache.finish().map_err(LoadError::refused)?;
-                    check_segment(&key, name, m, entry, &env, len)?;
-                    std::fs::rename(&temp, &path).map_err(|e| LoadError::refused(e.to_string()))
-                });
-                if let Err(e) = written {
-                    let _ = std::fs::remove_file(&temp);
-                    return Err(e);
-                }
+                None
+            }
+        };
+        let arrays = match usable {
+            Some(arrays) => {
+                mapped += 1;
+                arrays
+            }
+            None => {
+                fetch_into_cache(store, found, entry, &source, (&dir, &path)).await?;
                 fetched += 1;
-                open_cache(path, entry.points, m.params.dim)
+                let (arrays, _) = open_cache(path, entry.points, m.params.dim)
                     .await
-                    .map_err(|e| LoadError::refused(format!("refused: {e}")))?
+                    .map_err(|e| LoadError::refused(format!("refused: {e}")))?;
+                arrays
             }
         };
         segments.push(LoadedSegment {
             id: entry.id,
-            arrays,
+            content: SegmentContent::Stored(Box::new(arrays)),
             tombstone_bits,
         });
     }
     log::info!(
-        "index {name:?}: {mapped} segments mapped from cache files, {fetched} fetched from storaged into {}",
+        "index {name:?}: {mapped} segments mapped from cache files, {fetched} fetched from storaged into {}, {kept} kept in memory",
         dir.display()
     );
     Ok(segments)
 }
 
-/// A segment's cache file, opened (checked, vectors mapped) off the async threads; it must
-/// hold `points` points of dim `dim`.
-async fn open_cache(path: PathBuf, points: usize, dim: usize) -> Result<SegmentArrays, String> {
+/// Streams the object `source` names into a new cache file at `path` (through a temporary
+/// file in `dir`), checking on the way that it is the object `entry` names.
+async fn fetch_into_cache(
+    store: &impl Objects,
+    found: &Found<'_>,
+    entry: &ManifestSegment,
+    source: &CacheSource,
+    (dir, path): (&Path, &Path),
+) -> Result<(), LoadError> {
+    let temp = disk_cache::temp_path(dir);
+    let mut to_cache = ObjectToCache::create(&temp).map_err(LoadError::refused)?;
+    let fetch = fetch_segment(store, &source.key, |c| to_cache.feed(c)).await;
+    let written = fetch.and_then(|len| {
+        let env = to_cache
+            .finish(source.clone())
+            .map_err(LoadError::refused)?;
+        check_segment(&source.key, found.name, found.m, entry, &env, len)?;
+        std::fs::rename(&temp, path).map_err(|e| LoadError::refused(e.to_string()))
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+/// A segment's cache file, opened (checked, vectors mapped) off the async threads, with
+/// the object it was written from; it must hold `points` points of dim `dim`.
+async fn open_cache(
+    path: PathBuf,
+    points: usize,
+    dim: usize,
+) -> Result<(SegmentArrays, Option<CacheSource>), String> {
     blocking(move || {
         let opened = cache_file::open(&path)?;
         if opened.header.points != points || opened.header.dim != dim {
@@ -491,11 +609,10 @@ async fn open_cache(path: PathBuf, points: usize, dim: usize) -> Result<SegmentA
                 opened.header.dim
             ));
         }
-        Ok(opened.arrays)
+        Ok((opened.arrays, opened.source))
     })
     .await
 }
-
 /// What the replay of the log applied.
 struct Replayed {
     applied: Vec<StoredLog>,

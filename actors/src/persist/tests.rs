@@ -31,6 +31,11 @@ struct Written {
 
 impl Written {
     fn new() -> Written {
+        Written::with_cache(None)
+    }
+
+    /// An index whose seals write their cache files under `root` (`on_disk`) when given.
+    fn with_cache(root: Option<&'static std::path::Path>) -> Written {
         let params = IndexParams {
             name: NAME.into(),
             dim: DIM,
@@ -39,11 +44,12 @@ impl Written {
             ef_construction: 64,
             ef_search: 32,
             quantization: None,
-            on_disk: false,
+            on_disk: root.is_some(),
         };
         let engine = EngineConfig {
             seal_points: 50,
             max_unsealed_points: 1_000_000,
+            cache_root: root,
             ..EngineConfig::default()
         };
         Written {
@@ -507,6 +513,168 @@ async fn orphans_are_collected_and_what_a_manifest_needs_is_kept() {
         "a failed index's objects are left alone"
     );
     assert_eq!(after.len(), before.len() - orphans.len());
+}
+
+#[actix_rt::test]
+async fn a_reload_takes_the_segments_still_in_memory_and_reads_only_the_new_ones() {
+    let (store, mut w, mut stored) = (MemoryObjects::default(), Written::new(), new_stored());
+    for first in [0, 50] {
+        w.add("a", first, 50);
+        w.seal();
+    }
+    save(&store, &mut w, &mut stored, true).await.unwrap();
+    let first = load(&store, &w)
+        .await
+        .unwrap_or_else(|f| panic!("{}", f.error));
+    let reuse = loader::Reuse::of(NAME, &first);
+    let first_objects: Vec<String> = store
+        .keys()
+        .into_iter()
+        .filter(|k| k.contains("/seg-"))
+        .collect();
+    assert!(first_objects.len() >= 2, "{first_objects:?}");
+    // The primary goes on: more items, a delete, a new manifest with a new segment.
+    w.add("b", 0, 30);
+    w.delete("a3");
+    w.seal();
+    save(&store, &mut w, &mut stored, true).await.unwrap();
+    // None of the first manifest's objects can be read any more: what the second manifest
+    // still names must come from memory.
+    for key in &first_objects {
+        store.objects.lock().unwrap().remove(key);
+    }
+    let second = loader::load_reusing(
+        &store,
+        NAME,
+        std::time::Duration::from_secs(10),
+        *w.index.config(),
+        &reuse,
+    )
+    .await
+    .unwrap_or_else(|f| panic!("{}", f.error));
+    let still_named = first
+        .stored
+        .segments
+        .keys()
+        .filter(|id| stored.segments.contains_key(id))
+        .count();
+    assert!(still_named >= 1);
+    assert_eq!(second.segments_kept, still_named);
+    let back = Written {
+        index: second.index,
+        seq: 0,
+        lsn: second.lsn,
+        log: LogBatch::default(),
+    };
+    assert_eq!(back.ids(), w.ids(), "the tombstones are the new manifest's");
+    assert!(back.index.get("a3").is_none());
+    assert_eq!(back.index.get("a10"), w.index.get("a10"));
+    // Held weakly: once no index holds them (the first, and the second that shares
+    // them), they are gone, and the objects are needed again.
+    drop(first);
+    drop(back);
+    let failure = loader::load_reusing(
+        &store,
+        NAME,
+        std::time::Duration::from_secs(10),
+        *w.index.config(),
+        &reuse,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(failure.error.contains("missing"), "{}", failure.error);
+}
+
+#[actix_rt::test]
+async fn a_replica_maps_only_cache_files_written_from_the_objects_its_manifest_names() {
+    use crate::codec::cache_file;
+    use crate::index::disk_cache;
+    let dir = tempfile::tempdir().unwrap();
+    let root: &'static std::path::Path = Box::leak(dir.path().to_path_buf().into_boxed_path());
+    let mut w = Written::with_cache(Some(root));
+    for first in [0, 50] {
+        w.add("a", first, 50);
+        w.seal();
+    }
+    let store = MemoryObjects::default();
+    let mut stored = new_stored();
+    save(&store, &mut w, &mut stored, true).await.unwrap();
+    let files = disk_cache::index_dir(root, NAME);
+    let source_of = |id: u64| {
+        cache_file::open(&disk_cache::segment_path(&files, id))
+            .unwrap()
+            .source
+    };
+    let ids: Vec<u64> = stored.segments.keys().copied().collect();
+    assert!(
+        ids.iter().all(|&id| source_of(id).is_none()),
+        "spilled at seal"
+    );
+    // The primary trusts the files of its own seals: mapped as they are.
+    let primary = load(&store, &w)
+        .await
+        .unwrap_or_else(|f| panic!("{}", f.error));
+    assert_eq!(primary.index.stats().count, 100);
+    assert!(ids.iter().all(|&id| source_of(id).is_none()));
+    drop(primary);
+    // A replica does not (its own seals take the same numbers): it writes each again from
+    // its object, and the file names that object.
+    let replica = EngineConfig {
+        replica: true,
+        ..*w.index.config()
+    };
+    let dir_key = incarnation_dir(NAME, &stored.incarnation);
+    let loaded = loader::load(&store, NAME, std::time::Duration::from_secs(10), replica)
+        .await
+        .unwrap_or_else(|f| panic!("{}", f.error));
+    assert_eq!(loaded.index.stats().count, 100);
+    drop(loaded);
+    for &id in &ids {
+        let source = source_of(id).expect("written from its object");
+        assert_eq!(source.key, format!("{dir_key}{}", segment_object(id)));
+        assert_eq!(source.bytes, stored.segments[&id]);
+    }
+    // Another object's file under a segment's number (same number of points) is replaced,
+    // by a replica and a primary alike.
+    let sizes: Vec<(u64, usize)> = w
+        .index
+        .sealed_segments()
+        .iter()
+        .map(|s| (s.id, s.points))
+        .collect();
+    let (a, b) = sizes
+        .iter()
+        .flat_map(|x| sizes.iter().map(move |y| (x, y)))
+        .find(|(x, y)| x.0 != y.0 && x.1 == y.1)
+        .map(|(x, y)| (x.0, y.0))
+        .expect("two segments of the same size");
+    std::fs::copy(
+        disk_cache::segment_path(&files, a),
+        disk_cache::segment_path(&files, b),
+    )
+    .unwrap();
+    for engine in [replica, *w.index.config()] {
+        let loaded = loader::load(&store, NAME, std::time::Duration::from_secs(10), engine)
+            .await
+            .unwrap_or_else(|f| panic!("{}", f.error));
+        let back = Written {
+            index: loaded.index,
+            seq: 0,
+            lsn: loaded.lsn,
+            log: LogBatch::default(),
+        };
+        assert_eq!(back.ids(), w.ids());
+        assert_eq!(
+            source_of(b).unwrap().key,
+            format!("{dir_key}{}", segment_object(b))
+        );
+        std::fs::copy(
+            disk_cache::segment_path(&files, a),
+            disk_cache::segment_path(&files, b),
+        )
+        .unwrap();
+    }
 }
 
 async fn load(store: &MemoryObjects, w: &Written) -> Result<loader::Loaded, loader::LoadFailure> {

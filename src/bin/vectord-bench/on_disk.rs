@@ -53,10 +53,11 @@ pub fn on_disk(
         data.metric.as_str()
     );
     println!(
-        "ingest to fully indexed: {indexed_s:.1} s ({:.0} vectors/s); info: memory_bytes_estimate {}, disk_bytes {}",
+        "ingest to fully indexed: {indexed_s:.1} s ({:.0} vectors/s); info: memory_bytes_estimate {}, disk_bytes {}, sealed_segments {}",
         n as f64 / indexed_s,
         info["memory_bytes_estimate"],
-        info["disk_bytes"]
+        info["disk_bytes"],
+        info["sealed_segments"]
     );
     print_anon("after the ingest", after_ingest, n, floor);
     search_rows(server, data, efs, k)?;

@@ -7,7 +7,9 @@
 //! - replica lag under a steady write load (`--write-rate` vectors/s for
 //!   `--write-seconds`, in batches every 100 ms): for each batch, the time from the
 //!   primary's acknowledgement to the batch's last item answering on the replica, p50 /
-//!   p99 / max, against the bound `save_max_delay_ms + 2 × poll`.
+//!   p99 / max, against the bound `save_max_delay_ms + 2 × poll`;
+//! - then the replica's load for the primary's next manifest (its idle seal and checkpoint
+//!   after the load stops): how long it took and how many segments it kept in memory.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -67,7 +69,47 @@ pub fn replicas(
         let (recall, qps) = one_pass(server, NAME, data, 64, k)?;
         println!("| {who} | {recall:.3} | {qps:.0} |");
     }
-    lag_under_load(primary, &replica, data.dim, load)
+    lag_under_load(primary, &replica, data.dim, load)?;
+    next_manifest_load(&replica)
+}
+
+/// Waits for the replica's next load (the primary's manifest naming the segment its idle
+/// seal made of the written items) and prints what it cost, from the replica's metrics.
+fn next_manifest_load(replica: &Server) -> Result<(), String> {
+    let loads = |text: &str| {
+        let value = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (
+            value("vectord_replica_load_seconds_count "),
+            value("vectord_replica_load_seconds_sum "),
+            value("vectord_replica_segments_loaded_total{from=\"memory\"} "),
+            value("vectord_replica_segments_loaded_total{from=\"store\"} "),
+        )
+    };
+    let before = loads(&replica.metrics()?);
+    let started = Instant::now();
+    let after = loop {
+        let now = loads(&replica.metrics()?);
+        if now.0 > before.0 {
+            break now;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            return Err("the replica loaded no new manifest within 300 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!(
+        "replica load for the primary's next manifest: {:.0} ms, {} segments kept in memory, {} read (found {:.1} s after the load stopped)",
+        (after.1 - before.1) * 1000.0,
+        after.2 - before.2,
+        after.3 - before.3,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Writes at a steady rate on the primary while a prober finds each batch on the replica.
