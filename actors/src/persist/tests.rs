@@ -543,15 +543,9 @@ async fn a_reload_takes_the_segments_still_in_memory_and_reads_only_the_new_ones
     for key in &first_objects {
         store.objects.lock().unwrap().remove(key);
     }
-    let second = loader::load_reusing(
-        &store,
-        NAME,
-        std::time::Duration::from_secs(10),
-        *w.index.config(),
-        &reuse,
-    )
-    .await
-    .unwrap_or_else(|f| panic!("{}", f.error));
+    let second = load_reusing(&store, &w, &reuse)
+        .await
+        .unwrap_or_else(|f| panic!("{}", f.error));
     let still_named = first
         .stored
         .segments
@@ -573,16 +567,7 @@ async fn a_reload_takes_the_segments_still_in_memory_and_reads_only_the_new_ones
     // them), they are gone, and the objects are needed again.
     drop(first);
     drop(back);
-    let failure = loader::load_reusing(
-        &store,
-        NAME,
-        std::time::Duration::from_secs(10),
-        *w.index.config(),
-        &reuse,
-    )
-    .await
-    .err()
-    .unwrap();
+    let failure = load_reusing(&store, &w, &reuse).await.err().unwrap();
     assert!(failure.error.contains("missing"), "{}", failure.error);
 }
 
@@ -675,6 +660,15 @@ async fn a_replica_maps_only_cache_files_written_from_the_objects_its_manifest_n
         )
         .unwrap();
     }
+}
+
+async fn load_reusing(
+    store: &MemoryObjects,
+    w: &Written,
+    reuse: &loader::Reuse,
+) -> Result<loader::Loaded, loader::LoadFailure> {
+    let limit = std::time::Duration::from_secs(10);
+    loader::load_reusing(store, NAME, limit, *w.index.config(), reuse).await
 }
 
 async fn load(store: &MemoryObjects, w: &Written) -> Result<loader::Loaded, loader::LoadFailure> {
