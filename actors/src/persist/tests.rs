@@ -60,6 +60,16 @@ impl Written {
         }
     }
 
+    /// An index as loaded, for checking what it holds.
+    fn loaded(loaded: loader::Loaded) -> Written {
+        Written {
+            index: loaded.index,
+            seq: 0,
+            lsn: loaded.lsn,
+            log: LogBatch::default(),
+        }
+    }
+
     /// Adds items `{prefix}{first}..` in one batch.
     fn add(&mut self, prefix: &str, first: usize, count: usize) {
         let vectors = seeded_vectors(first as u64 + 7, count, DIM);
@@ -378,12 +388,7 @@ async fn a_saved_index_loads_with_every_item_from_its_segments_and_its_log() {
         "the actor goes on after the last lsn stored"
     );
     assert_eq!(loaded.stored.logs, stored.logs);
-    let back = Written {
-        index: loaded.index,
-        seq: 0,
-        lsn: loaded.lsn,
-        log: LogBatch::default(),
-    };
+    let back = Written::loaded(loaded);
     assert_eq!(back.ids(), w.ids());
     assert_eq!(back.ids().len(), 120 - 1 + 30);
     let a10 = back.index.get("a10").unwrap();
@@ -554,12 +559,7 @@ async fn a_reload_takes_the_segments_still_in_memory_and_reads_only_the_new_ones
         .count();
     assert!(still_named >= 1);
     assert_eq!(second.segments_kept, still_named);
-    let back = Written {
-        index: second.index,
-        seq: 0,
-        lsn: second.lsn,
-        log: LogBatch::default(),
-    };
+    let back = Written::loaded(second);
     assert_eq!(back.ids(), w.ids(), "the tombstones are the new manifest's");
     assert!(back.index.get("a3").is_none());
     assert_eq!(back.index.get("a10"), w.index.get("a10"));
@@ -643,12 +643,7 @@ async fn a_replica_maps_only_cache_files_written_from_the_objects_its_manifest_n
         let loaded = loader::load(&store, NAME, std::time::Duration::from_secs(10), engine)
             .await
             .unwrap_or_else(|f| panic!("{}", f.error));
-        let back = Written {
-            index: loaded.index,
-            seq: 0,
-            lsn: loaded.lsn,
-            log: LogBatch::default(),
-        };
+        let back = Written::loaded(loaded);
         assert_eq!(back.ids(), w.ids());
         assert_eq!(
             source_of(b).unwrap().key,
