@@ -209,7 +209,7 @@ async fn follow_one(
         counters
             .replica_segments_loaded
             .with_label_values(&["store"])
-            .inc_by((segments - kept) as u64);
+            .inc_by(segments.saturating_sub(kept) as u64);
         log::info!(
             "replica: index {name:?} {} from its manifest in {} ms: {count} items, {kept} of {segments} segments kept in memory, applied up to lsn {}",
             if fresh { "loaded" } else { "reloaded" },

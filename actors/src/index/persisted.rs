@@ -28,24 +28,22 @@ pub struct SealedSegment {
     pub tombstones: usize,
     /// Tombstone bits, `ceil(points / 8)` bytes, bit p of byte p / 8.
     pub tombstone_bits: Vec<u8>,
-    data: Arc<Points>,
-    graph: Arc<FlatGraph>,
-    fields: Arc<FieldIndexes>,
-    codes: Option<Arc<Codes>>,
+    parts: HeldSegment,
 }
 
 impl SealedSegment {
     /// The segment's arrays, ready to stream (metadata encoded as JSON now).
     pub fn source(&self) -> Arc<dyn SegmentSource> {
+        let parts = &self.parts;
         let (metadata_bytes, metadata_ends) =
-            super::one_object::encode_metadata(self.data.metadata_slice());
+            super::one_object::encode_metadata(parts.points.metadata_slice());
         Arc::new(StoredArrays {
-            points: self.data.clone(),
-            graph: self.graph.clone(),
+            points: parts.points.clone(),
+            graph: parts.graph.clone(),
             metadata_bytes,
             metadata_ends,
-            fields: self.fields.encode(),
-            codes: self.codes.clone(),
+            fields: parts.fields.encode(),
+            codes: parts.codes.clone(),
         })
     }
 }
@@ -149,6 +147,16 @@ impl HeldSegment {
     }
 }
 
+/// A sealed segment's parts, shared; none while it has no graph (frozen, not sealed yet).
+fn held(seg: &Segment) -> Option<HeldSegment> {
+    Some(HeldSegment {
+        points: seg.points.clone(),
+        graph: seg.graph.clone()?,
+        fields: seg.fields.clone(),
+        codes: seg.codes.clone(),
+    })
+}
+
 /// A `HeldSegment` that may have been freed since.
 pub struct WeakSegment {
     points: Weak<Points>,
@@ -184,10 +192,7 @@ impl Index {
                     points: seg.points.len(),
                     tombstones: seg.deleted_count,
                     tombstone_bits: bits_of(&seg.deleted, seg.points.len()),
-                    data: seg.points.clone(),
-                    graph: seg.graph.clone()?,
-                    fields: seg.fields.clone(),
-                    codes: seg.codes.clone(),
+                    parts: held(seg)?,
                 })
             })
             .collect()
@@ -197,13 +202,7 @@ impl Index {
     /// stored object.
     pub fn held_segment(&self, id: u64) -> Option<HeldSegment> {
         let s = self.read();
-        let seg = &s.segments[s.position(id)?];
-        Some(HeldSegment {
-            points: seg.points.clone(),
-            graph: seg.graph.clone()?,
-            fields: seg.fields.clone(),
-            codes: seg.codes.clone(),
-        })
+        held(&s.segments[s.position(id)?])
     }
 
     /// The last log sequence number whose changes the sealed segments hold: every point

@@ -613,6 +613,7 @@ async fn open_cache(
     })
     .await
 }
+
 /// What the replay of the log applied.
 struct Replayed {
     applied: Vec<StoredLog>,
