@@ -72,6 +72,38 @@ fn a_merge_keeps_every_item_and_compaction_drops_tombstones() {
 }
 
 #[test]
+fn near_the_ceiling_a_merge_takes_as_many_of_a_tier_as_fit() {
+    // four sealed segments of 1000 in one tier (factor 4): all four would pass the
+    // ceiling, so the smallest that fit are merged, and nothing grows past it; then the
+    // tier holds fewer than four and waits for more (before, none of the four merged)
+    for (ceiling, want) in [(3000, vec![1000, 3000]), (2500, vec![1000, 1000, 2000])] {
+        let p = params(Metric::L2, 8);
+        let data = random_vectors(8, 4000, 8);
+        let config = EngineConfig {
+            max_segment_points: ceiling,
+            ..small(1000)
+        };
+        let index = Index::new(p.clone(), config);
+        seal_each(&index, &data, 1000);
+        assert_eq!(index.segments().iter().filter(|s| s.sealed).count(), 4);
+        settle(&index);
+        let mut sizes: Vec<usize> = index
+            .segments()
+            .iter()
+            .filter(|s| s.sealed)
+            .map(|s| s.points)
+            .collect();
+        sizes.sort_unstable();
+        assert_eq!(sizes, want, "ceiling {ceiling}");
+        assert_eq!(index.stats().count, 4000);
+        for i in (0..4000).step_by(173) {
+            let hit = &index.search(&data[i], 1, 64, None)[0];
+            assert_eq!((hit.id.clone(), hit.distance), (i.to_string(), 0.0));
+        }
+    }
+}
+
+#[test]
 fn a_merge_links_points_into_the_largest_graph_and_keeps_recall() {
     let (dim, k, ef) = (32, 10, 128);
     let data = random_vectors(11, 5000, dim);
@@ -180,12 +212,7 @@ fn writes_while_a_merge_links_points_are_kept() {
         ..small(1000)
     };
     let index = Index::new(p.clone(), config);
-    for (b, chunk) in data.chunks(1000).enumerate() {
-        index.add(items_from(b * 1000, chunk, "", &p), 0).unwrap();
-        let job = index.next_job(JobKind::Seal).unwrap();
-        let built = index.build(job).unwrap();
-        index.install(built);
-    }
+    seal_each(&index, &data, 1000);
     let job = index
         .next_job(JobKind::Merge)
         .expect("two sealed segments of one tier");
@@ -315,4 +342,16 @@ fn searches_and_writes_go_on_during_seals_and_merges() {
     let all = index.search(&[0.0; 8], 1000, 2000, None);
     let unique: std::collections::HashSet<&String> = all.iter().map(|h| &h.id).collect();
     assert_eq!(unique.len(), all.len());
+}
+
+/// Adds `data` in chunks of `size`, sealing each chunk into a segment of its own (the
+/// actor would coalesce chunks that wait together).
+fn seal_each(index: &Index, data: &[Vec<f32>], size: usize) {
+    let p = index.params().clone();
+    for (b, chunk) in data.chunks(size).enumerate() {
+        index.add(items_from(b * size, chunk, "", &p), 0).unwrap();
+        let job = index.next_job(JobKind::Seal).unwrap();
+        let built = index.build(job).unwrap();
+        index.install(built);
+    }
 }
